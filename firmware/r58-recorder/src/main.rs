@@ -1,1 +1,45 @@
-fn main() {}
+use std::process::ExitCode;
+
+use r58_recorder::run::{run, Options};
+
+const USAGE: &str = "usage: r58-recorder [--config FILE] [--check-config] [--version]\n\
+  --config FILE    main config file (default: $R58_CONFIG or /etc/r58/r58.toml; conf.d/ beside it)\n\
+  --check-config   load and validate the configuration, then exit";
+
+fn main() -> ExitCode {
+    let mut opts = Options::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => match args.next() {
+                Some(p) => opts.config = Some(p.into()),
+                None => return usage_error("--config needs a file"),
+            },
+            "--check-config" => opts.check_config = true,
+            "--version" => {
+                println!("r58-recorder {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage_error(&format!("unknown argument {other:?}")),
+        }
+    }
+    r58_log::init("r58-recorder");
+    match run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain = r58_log::error_chain(&e);
+            tracing::error!(error = %chain, "r58-recorder failed");
+            eprintln!("r58-recorder: {chain}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("r58-recorder: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,64 @@
+//! The recorder's HTTP API (axum). Read endpoints are open on the box's network; control
+//! endpoints need `Authorization: Bearer <api.token>`. See docs/recorder-api.md.
+
+mod error;
+mod metrics;
+mod recordings;
+mod status;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::services::ServeDir;
+
+pub use error::ApiError;
+
+use crate::service::Recorder;
+
+pub type AppState = Arc<Recorder>;
+
+pub fn router(recorder: Arc<Recorder>) -> Router {
+    let control = Router::new()
+        .route("/api/recordings/start", post(recordings::start))
+        .route("/api/recordings/stop", post(recordings::stop))
+        .route_layer(middleware::from_fn_with_state(recorder.clone(), require_token));
+    let hls_dir = recorder.cfg.hls.dir.clone();
+    Router::new()
+        .route("/healthz", get(status::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/status", get(status::status))
+        .route("/api/inputs", get(status::inputs))
+        .route("/api/recordings", get(recordings::list))
+        .route("/api/recordings/:session", get(recordings::get))
+        .route("/api/recordings/:session/files/:input/:file", get(recordings::download))
+        .merge(control)
+        .nest_service("/hls", ServeDir::new(hls_dir))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(recorder)
+}
+
+async fn require_token(State(rec): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    let expected = &rec.cfg.api.token;
+    if expected.is_empty() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "control_disabled", "no api.token is configured on this box"));
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(next.run(req).await),
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong bearer token")),
+        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token")),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

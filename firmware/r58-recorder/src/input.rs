@@ -1,0 +1,344 @@
+//! One input: its source (restartable, see `source`), its single encode, and the fan-out
+//! of encoded buffers to recording, HLS and RTSP.
+//!
+//! Encode pipeline: `appsrc` (frames from the source, mapped to this pipeline's running
+//! time) → `compositor` over a still "no signal" slate → encoder → `h264parse` → `appsink`.
+//! The slate is hidden (pad alpha 1.0 on the live picture) while frames arrive and shown
+//! when they stop, so the output never stops: recording and streams continue through a
+//! signal loss and resume without a restart.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use r58_config::{EncoderConfig, InputConfig, WatchdogConfig};
+
+use crate::encoder;
+use crate::error::RecorderError;
+use crate::fanout::{Fanout, Stream};
+use crate::stats::{lock, mono_ms, SourceFormat, Stats};
+
+const MIX_LATENCY_NS: u64 = 100_000_000;
+
+pub struct Input {
+    pub id: String,
+    pub cfg: InputConfig,
+    pub video_encoder: String,
+    pub audio_encoder: Option<String>,
+    pub stats: Arc<Stats>,
+    pub fanout: Arc<Fanout>,
+    pipeline: gst::Pipeline,
+    vin: gst_app::AppSrc,
+    ain: Option<gst_app::AppSrc>,
+    live_pad: gst::Pad,
+    vout: gst_app::AppSink,
+    /// Source-to-encode timestamp offset (ns) for the current source run.
+    clock_map: Mutex<Option<i64>>,
+    caps_in: Mutex<(Option<gst::Caps>, Option<gst::Caps>)>,
+    last_keyframe_request_ms: AtomicU64,
+    signal_timeout_ms: u64,
+    stop: Arc<AtomicBool>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The gst-launch description of the encode pipeline (also used by the benchmark baseline).
+pub fn describe_encode(cfg: &InputConfig, venc: &str, aenc: Option<&str>) -> String {
+    let (w, h, f) = (cfg.width, cfg.height, cfg.fps);
+    let fmt = encoder::raw_format(venc);
+    let mut d = format!(
+        "appsrc name=vin is-live=true format=time min-latency=0 max-latency=1000000000 max-buffers=4 leaky-type=downstream ! mix.sink_1 \
+         videotestsrc pattern=black num-buffers=1 ! video/x-raw,format=I420,width={w},height={h} \
+         ! textoverlay name=slate font-desc=\"Sans Bold 40\" halignment=center valignment=center \
+         ! imagefreeze is-live=true ! video/x-raw,framerate=1/1 ! mix.sink_0 \
+         compositor name=mix background=black latency={MIX_LATENCY_NS} \
+         ! video/x-raw,format={fmt},width={w},height={h},framerate={f}/1,pixel-aspect-ratio=1/1 \
+         ! queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 \
+         ! {venc} name=venc ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! appsink name=vout sync=false max-buffers=60 drop=true"
+    );
+    if let Some(aenc) = aenc {
+        d.push_str(&format!(
+            " appsrc name=ain is-live=true format=time min-latency=0 max-latency=1000000000 max-buffers=50 leaky-type=downstream \
+             ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=2 ! amix.sink_0 \
+             audiotestsrc is-live=true wave=silence samplesperbuffer=960 \
+             ! audio/x-raw,format=S16LE,rate=48000,channels=2 ! amix.sink_1 \
+             audiomixer name=amix latency={MIX_LATENCY_NS} ! audioconvert ! {aenc} name=aenc \
+             ! aacparse ! audio/mpeg,mpegversion=4,stream-format=adts \
+             ! appsink name=aout sync=false max-buffers=100 drop=true"
+        ));
+    }
+    d
+}
+
+fn wire_err(input: &str, what: &str) -> RecorderError {
+    RecorderError::PipelineWire { input: input.to_string(), stage: "encode", what: what.to_string() }
+}
+
+impl Input {
+    /// Builds the encode pipeline and starts it and the source supervisor.
+    pub fn start(
+        id: &str,
+        cfg: &InputConfig,
+        enc: &EncoderConfig,
+        wd: &WatchdogConfig,
+    ) -> Result<Arc<Self>, RecorderError> {
+        let venc = encoder::pick_video(enc)?;
+        let aenc = if cfg.audio { Some(encoder::pick_audio()?) } else { None };
+        let desc = describe_encode(cfg, &venc, aenc.as_deref());
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(|source| RecorderError::PipelineBuild { input: id.into(), stage: "encode", source })?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| wire_err(id, "not a pipeline"))?;
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let by = |n: &str| pipeline.by_name(n).ok_or_else(|| wire_err(id, n));
+        encoder::configure_video(&by("venc")?, &venc, enc, cfg.fps);
+        if aenc.is_some() {
+            encoder::configure_audio(&by("aenc")?, enc);
+        }
+        by("slate")?.set_property("text", format!("NO SIGNAL\n{id}"));
+        let mix = by("mix")?;
+        let live_pad = mix.static_pad("sink_1").ok_or_else(|| wire_err(id, "compositor sink_1"))?;
+        for pad in mix.sink_pads() {
+            pad.set_property("width", cfg.width as i32);
+            pad.set_property("height", cfg.height as i32);
+        }
+        live_pad.set_property("alpha", 0.0f64);
+        let appsrc = |n: &str| by(n)?.downcast::<gst_app::AppSrc>().map_err(|_| wire_err(id, n));
+        let vin = appsrc("vin")?;
+        let ain = if aenc.is_some() { Some(appsrc("ain")?) } else { None };
+        let vout = by("vout")?.downcast::<gst_app::AppSink>().map_err(|_| wire_err(id, "vout"))?;
+        let aout = if aenc.is_some() {
+            Some(by("aout")?.downcast::<gst_app::AppSink>().map_err(|_| wire_err(id, "aout"))?)
+        } else {
+            None
+        };
+
+        let input = Arc::new(Self {
+            id: id.to_string(),
+            cfg: cfg.clone(),
+            video_encoder: venc,
+            audio_encoder: aenc,
+            stats: Arc::new(Stats::default()),
+            fanout: Arc::new(Fanout::new(id)),
+            pipeline,
+            vin,
+            ain,
+            live_pad,
+            vout: vout.clone(),
+            clock_map: Mutex::new(None),
+            caps_in: Mutex::new((None, None)),
+            last_keyframe_request_ms: AtomicU64::new(0),
+            signal_timeout_ms: u64::from(wd.signal_timeout_ms),
+            stop: Arc::new(AtomicBool::new(false)),
+            supervisor: Mutex::new(None),
+        });
+        input.connect_output(&vout, Stream::Video);
+        if let Some(aout) = &aout {
+            input.connect_output(aout, Stream::Audio);
+        }
+        input.pipeline.set_state(gst::State::Playing).map_err(|source| RecorderError::PipelineStart {
+            input: id.into(),
+            stage: "encode",
+            source,
+        })?;
+        input.spawn_bus_loop();
+
+        let weak = Arc::downgrade(&input);
+        let stop = input.stop.clone();
+        let scfg = cfg.clone();
+        let stall = Duration::from_millis((u64::from(wd.signal_timeout_ms) * 5).max(5000));
+        let handle = std::thread::Builder::new()
+            .name(format!("src-{id}"))
+            .spawn(move || crate::source::supervise(weak, scfg, stop, stall))
+            .map_err(|e| wire_err(id, &format!("spawning source thread: {e}")))?;
+        *lock(&input.supervisor) = Some(handle);
+        Ok(input)
+    }
+
+    fn connect_output(self: &Arc<Self>, sink: &gst_app::AppSink, stream: Stream) {
+        let weak = Arc::downgrade(self);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(input) = weak.upgrade() else { return Err(gst::FlowError::Flushing) };
+                    input.on_encoded(stream, &sample);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+
+    fn on_encoded(&self, stream: Stream, sample: &gst::Sample) {
+        if stream == Stream::Video {
+            if let Some(buf) = sample.buffer() {
+                self.stats.encoded_frames.fetch_add(1, Ordering::Relaxed);
+                self.stats.encoded_bytes.fetch_add(buf.size() as u64, Ordering::Relaxed);
+                self.stats.last_encoded_ms.store(mono_ms(), Ordering::Relaxed);
+                if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                    self.stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let outcome = self.fanout.push(stream, sample, self.pipeline.current_running_time());
+        if outcome.waiting_for_keyframe {
+            self.request_keyframe();
+        }
+    }
+
+    /// Asks the encoder for an IDR now (at most every 500 ms), so a new consumer starts fast.
+    pub fn request_keyframe(&self) {
+        let now = mono_ms();
+        let last = self.last_keyframe_request_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 500 {
+            return;
+        }
+        self.last_keyframe_request_ms.store(now, Ordering::Relaxed);
+        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        if let Some(pad) = self.vout.static_pad("sink") {
+            pad.push_event(event);
+        }
+    }
+
+    /// A frame or audio buffer from the source pipeline.
+    pub fn push_raw(&self, stream: Stream, sample: &gst::Sample) {
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else { return };
+        let Some(now) = self.pipeline.current_running_time() else { return };
+        let src = match stream {
+            Stream::Video => &self.vin,
+            Stream::Audio => match &self.ain {
+                Some(a) => a,
+                None => return,
+            },
+        };
+        let now_ns = now.nseconds() as i64;
+        let pts_ns = buffer.pts().map(|t| t.nseconds() as i64);
+        let mapped = {
+            let mut map = lock(&self.clock_map);
+            let off = *map.get_or_insert_with(|| now_ns - pts_ns.unwrap_or(now_ns));
+            let mut t = pts_ns.map_or(now_ns, |p| p + off);
+            // A source that stalled and then bursts: re-anchor rather than be late forever.
+            if (t - now_ns).abs() > 1_000_000_000 {
+                *map = Some(now_ns - pts_ns.unwrap_or(now_ns));
+                t = now_ns;
+            }
+            t.max(0) as u64
+        };
+        {
+            let mut last = lock(&self.caps_in);
+            let slot = if stream == Stream::Video { &mut last.0 } else { &mut last.1 };
+            if slot.as_ref() != Some(&caps) {
+                src.set_caps(Some(&caps));
+                *slot = Some(caps.clone());
+                if stream == Stream::Video {
+                    self.note_source_format(&caps);
+                }
+            }
+        }
+        let mut out = buffer.copy();
+        {
+            let out = out.make_mut();
+            out.set_pts(gst::ClockTime::from_nseconds(mapped));
+            out.set_dts(gst::ClockTime::NONE);
+        }
+        if stream == Stream::Video {
+            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            self.stats.last_frame_ms.store(mono_ms(), Ordering::Relaxed);
+        }
+        if src.push_buffer(out).is_err() {
+            self.stats.dropped_in.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn note_source_format(&self, caps: &gst::Caps) {
+        let Some(s) = caps.structure(0) else { return };
+        let fps = s.get::<gst::Fraction>("framerate").map(|f| f.numer() as f64 / f.denom().max(1) as f64);
+        *lock(&self.stats.source_format) = Some(SourceFormat {
+            width: s.get("width").unwrap_or(0),
+            height: s.get("height").unwrap_or(0),
+            fps: fps.unwrap_or(0.0),
+            format: s.get::<String>("format").unwrap_or_default(),
+        });
+    }
+
+    /// Called by the source supervisor when a new source run starts.
+    pub fn source_restarted(&self) {
+        *lock(&self.clock_map) = None;
+    }
+
+    /// Shows or hides the slate from how long ago the last frame came; updates rates.
+    pub fn tick(&self) {
+        self.stats.sample_rates();
+        let live = self.stats.frame_age_ms().is_some_and(|a| a <= self.signal_timeout_ms);
+        let was = self.stats.signal.swap(live, Ordering::Relaxed);
+        if was != live {
+            self.live_pad.set_property("alpha", if live { 1.0f64 } else { 0.0 });
+            if live {
+                tracing::info!(input = %self.id, "signal present");
+            } else {
+                tracing::warn!(input = %self.id, "signal lost: showing the slate");
+            }
+        }
+    }
+
+    /// Ok while the encode produces frames; the reason otherwise (feeds the watchdog).
+    pub fn health(&self, stall: Duration) -> Result<(), String> {
+        if let Some(reason) = lock(&self.stats.fatal).clone() {
+            return Err(format!("input {}: {reason}", self.id));
+        }
+        match self.stats.encoded_age_ms() {
+            Some(age) if age <= stall.as_millis() as u64 => Ok(()),
+            Some(age) => Err(format!("input {}: no encoded frame for {age} ms", self.id)),
+            None => Err(format!("input {}: no encoded frame yet", self.id)),
+        }
+    }
+
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
+    fn spawn_bus_loop(self: &Arc<Self>) {
+        let Some(bus) = self.pipeline.bus() else { return };
+        let weak = Arc::downgrade(self);
+        let id = self.id.clone();
+        let stop = self.stop.clone();
+        let _ = std::thread::Builder::new().name(format!("enc-bus-{id}")).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
+                use gst::MessageView;
+                let Some(input) = weak.upgrade() else { break };
+                match msg.view() {
+                    MessageView::Error(e) => {
+                        let reason = format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default());
+                        tracing::error!(input = %id, %reason, "encode pipeline failed");
+                        *lock(&input.stats.fatal) = Some(reason);
+                    }
+                    MessageView::Warning(w) => tracing::warn!(
+                        input = %id,
+                        element = %msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                        warning = %w.error(),
+                        debug = ?w.debug(),
+                        "encode pipeline"
+                    ),
+                    MessageView::Eos(_) => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    /// Stops the source and the encode pipeline (consumers are stopped before this).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = lock(&self.supervisor).take() {
+            let _ = h.join();
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

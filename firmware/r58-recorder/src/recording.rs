@@ -1,0 +1,170 @@
+//! The recording of one input in one session: a pipeline of its own fed by the input's
+//! fan-out, `splitmuxsink` with `mpegtsmux` cutting segments on key frames. Its own bus
+//! loop turns segment open/close messages into manifest updates and turns a write error
+//! (disk full) into a clean stop of this recording only.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::Utc;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::error::RecorderError;
+use crate::input::Input;
+use crate::manifest::segment_name;
+use crate::stats::lock;
+
+/// What the bus loop reports to the session.
+#[derive(Debug)]
+pub enum RecEvent {
+    Opened { input: String, file: PathBuf, running_ns: u64 },
+    Closed { input: String, file: PathBuf, running_ns: u64 },
+    Failed { input: String, reason: String, disk_full: bool },
+}
+
+/// Where the bus loop delivers its events (called on the bus thread).
+pub type EventSink = Arc<dyn Fn(RecEvent) + Send + Sync>;
+
+pub struct Recording {
+    pub input: Arc<Input>,
+    pipeline: gst::Pipeline,
+    vsrc: gst_app::AppSrc,
+    asrc: Option<gst_app::AppSrc>,
+    consumer: u64,
+    /// The segment being written, for the 1 Hz fsync.
+    pub current: Arc<Mutex<Option<PathBuf>>>,
+    bus_thread: Option<JoinHandle<()>>,
+}
+
+pub fn describe(segment_ns: u64, audio: bool) -> String {
+    let mut d = format!(
+        "appsrc name=v is-live=true format=time max-bytes=33554432 ! h264parse ! queue max-size-time=0 max-size-bytes=0 \
+         ! splitmuxsink name=mux muxer-factory=mpegtsmux max-size-time={segment_ns} async-finalize=false"
+    );
+    if audio {
+        d.push_str(" appsrc name=a is-live=true format=time max-bytes=4194304 ! aacparse ! queue max-size-time=0 max-size-bytes=0 ! mux.audio_0");
+    }
+    d
+}
+
+impl Recording {
+    pub fn start(
+        input: &Arc<Input>,
+        dir: &Path,
+        segment_seconds: u32,
+        events: EventSink,
+    ) -> Result<Self, RecorderError> {
+        let id = input.id.clone();
+        let werr = |what: &str| RecorderError::PipelineWire { input: id.clone(), stage: "recording", what: what.into() };
+        std::fs::create_dir_all(dir).map_err(|source| RecorderError::CreateDir { path: dir.to_path_buf(), source })?;
+        let audio = input.audio_encoder.is_some();
+        let pipeline = gst::parse::launch(&describe(u64::from(segment_seconds) * 1_000_000_000, audio))
+            .map_err(|source| RecorderError::PipelineBuild { input: id.clone(), stage: "recording", source })?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| werr("not a pipeline"))?;
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let mux = pipeline.by_name("mux").ok_or_else(|| werr("mux"))?;
+        // Unbuffered: every muxed buffer reaches the kernel at once, so `kill -9` loses
+        // nothing that was muxed; the 1 Hz fsync bounds what a power cut loses.
+        let filesink = gst::ElementFactory::make("filesink")
+            .property_from_str("buffer-mode", "unbuffered")
+            .build()
+            .map_err(|_| RecorderError::ElementMissing { factory: "filesink".into() })?;
+        mux.set_property("sink", &filesink);
+        let seg_dir = dir.to_path_buf();
+        mux.connect("format-location-full", false, move |_| {
+            Some(seg_dir.join(segment_name(Utc::now())).to_string_lossy().to_string().to_value())
+        });
+        let appsrc = |n: &str| {
+            pipeline.by_name(n).and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).ok_or_else(|| werr(n))
+        };
+        let vsrc = appsrc("v")?;
+        let asrc = if audio { Some(appsrc("a")?) } else { None };
+        let bus = pipeline.bus().ok_or_else(|| werr("bus"))?;
+        pipeline.set_state(gst::State::Playing).map_err(|source| RecorderError::PipelineStart {
+            input: id.clone(),
+            stage: "recording",
+            source,
+        })?;
+        let current = Arc::new(Mutex::new(None));
+        let bus_thread = spawn_bus_loop(bus, id.clone(), current.clone(), events);
+        let consumer = input.fanout.attach(&format!("recording:{id}"), &vsrc, asrc.as_ref());
+        input.request_keyframe();
+        Ok(Self { input: input.clone(), pipeline, vsrc, asrc, consumer, current, bus_thread: Some(bus_thread) })
+    }
+
+    /// Ends the recording: EOS through the muxer so the last segment is complete, then NULL.
+    pub fn stop(mut self) {
+        self.input.fanout.detach(self.consumer);
+        let _ = self.vsrc.end_of_stream();
+        if let Some(a) = &self.asrc {
+            let _ = a.end_of_stream();
+        }
+        if let Some(h) = self.bus_thread.take() {
+            // The bus loop ends at EOS or error; bounded so a wedged muxer cannot hang us.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !h.is_finished() {
+                tracing::warn!(input = %self.input.id, "recording did not finish within 5 s; forcing stop");
+            }
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    pub fn current_file(&self) -> Option<PathBuf> {
+        lock(&self.current).clone()
+    }
+}
+
+fn spawn_bus_loop(
+    bus: gst::Bus,
+    input: String,
+    current: Arc<Mutex<Option<PathBuf>>>,
+    events: EventSink,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        use gst::MessageView;
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(3600)) {
+            match msg.view() {
+                MessageView::Element(e) => {
+                    let Some(s) = e.structure() else { continue };
+                    let file = s.get::<String>("location").map(PathBuf::from);
+                    let rt = s.get::<gst::ClockTime>("running-time").map(|t| t.nseconds()).unwrap_or(0);
+                    match (s.name().as_str(), file) {
+                        ("splitmuxsink-fragment-opened", Ok(file)) => {
+                            *lock(&current) = Some(file.clone());
+                            events(RecEvent::Opened { input: input.clone(), file, running_ns: rt });
+                        }
+                        ("splitmuxsink-fragment-closed", Ok(file)) => {
+                            let _ = r58_fs::sync_file(&file);
+                            events(RecEvent::Closed { input: input.clone(), file, running_ns: rt });
+                        }
+                        _ => {}
+                    }
+                }
+                MessageView::Error(e) => {
+                    let disk_full = e.error().matches(gst::ResourceError::NoSpaceLeft);
+                    let reason = if disk_full {
+                        "disk_full".to_string()
+                    } else {
+                        format!("write_error: {}", e.error())
+                    };
+                    tracing::error!(%input, %reason, "recording failed");
+                    if let Some(file) = lock(&current).clone() {
+                        events(RecEvent::Closed { input: input.clone(), file, running_ns: 0 });
+                    }
+                    events(RecEvent::Failed { input: input.clone(), reason, disk_full });
+                    break;
+                }
+                MessageView::Eos(_) => break,
+                _ => {}
+            }
+        }
+    })
+}

@@ -1,0 +1,88 @@
+//! The service's life: load config, start, READY, serve, stop on SIGTERM.
+
+use std::time::Duration;
+
+use r58_systemd::{notify_or_log, Notify};
+
+use crate::error::RecorderError;
+use crate::service::Recorder;
+
+/// Command-line options (everything else comes from the config files).
+#[derive(Debug, Default)]
+pub struct Options {
+    pub config: Option<std::path::PathBuf>,
+    pub check_config: bool,
+}
+
+pub fn run(opts: Options) -> Result<(), RecorderError> {
+    let paths = match opts.config {
+        Some(main) => r58_config::ConfigPaths { main, required: true },
+        None => r58_config::ConfigPaths::from_env(),
+    };
+    let loaded = r58_config::load_from::<r58_config::R58Config>(&paths)?;
+    if opts.check_config {
+        println!("config ok: {}", loaded.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        return Ok(());
+    }
+    let cfg = loaded.config;
+    tracing::info!(files = ?loaded.files, inputs = cfg.inputs.len(), "configuration loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RecorderError::Serve)?;
+    runtime.block_on(serve(cfg))
+}
+
+async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
+    let addr = cfg.api.listen;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| RecorderError::BindApi { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| RecorderError::BindApi { addr, source })?;
+    let recorder = tokio::task::spawn_blocking(move || Recorder::start(cfg))
+        .await
+        .map_err(|e| RecorderError::Serve(std::io::Error::other(e)))??;
+    let rec = recorder.clone();
+    tokio::task::spawn_blocking(move || rec.wait_ready(Duration::from_secs(30)))
+        .await
+        .map_err(|e| RecorderError::Serve(std::io::Error::other(e)))??;
+    let resume = recorder.resume.clone();
+    if !resume.is_empty() {
+        let rec = recorder.clone();
+        let result = tokio::task::spawn_blocking(move || rec.start_recording(Some(&resume))).await;
+        match result {
+            Ok(Ok((session, inputs))) => tracing::warn!(%session, ?inputs, "resumed recording after restart"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not resume recording"),
+            Err(e) => tracing::error!(error = %e, "could not resume recording"),
+        }
+    }
+    let app = crate::api::router(recorder.clone());
+    tracing::info!(api = %bound, rtsp_port = ?recorder.rtsp_port, "recorder ready");
+    notify_or_log(&[Notify::Ready, Notify::Status(format!("{} inputs, API on {bound}", recorder.inputs.len()))]);
+    let health = recorder.clone();
+    r58_systemd::spawn_watchdog(move || health.health());
+
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(RecorderError::Serve)?;
+
+    notify_or_log(&[Notify::Stopping, Notify::Status("finishing recordings".into())]);
+    tracing::info!("stopping: finishing open segments");
+    let rec = recorder.clone();
+    let _ = tokio::task::spawn_blocking(move || rec.shutdown()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

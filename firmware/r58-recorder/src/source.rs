@@ -1,0 +1,209 @@
+//! The capture side of an input: a pipeline of its own that ends in `appsink`s, restarted
+//! with capped exponential backoff when it fails, ends or stalls. Its frames go to the
+//! input's encode pipeline; while it is down the encode shows the "no signal" slate.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use r58_config::{InputConfig, InputKind};
+
+use crate::fanout::Stream;
+use crate::input::Input;
+use crate::stats::{lock, SourceState};
+
+const AUDIO_CAPS: &str = "audio/x-raw,rate=48000,channels=2";
+
+/// The gst-launch description of the source pipeline for `cfg`.
+pub fn describe(cfg: &InputConfig) -> String {
+    let (w, h, f) = (cfg.width, cfg.height, cfg.fps);
+    let vsink = "appsink name=vsink sync=false max-buffers=2 drop=true";
+    let asink = "appsink name=asink sync=false max-buffers=20 drop=true";
+    match cfg.kind {
+        InputKind::Test => {
+            let mut d = format!(
+                "videotestsrc name=vsrc is-live=true ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1 \
+                 ! clockoverlay halignment=right valignment=top shaded-background=true \
+                 time-format=\"%Y-%m-%d %H:%M:%S\" ! {vsink}"
+            );
+            if cfg.audio {
+                d.push_str(&format!(" audiotestsrc is-live=true wave=ticks ! {AUDIO_CAPS} ! {asink}"));
+            }
+            d
+        }
+        InputKind::V4l2 => format!("v4l2src name=vsrc ! video/x-raw ! {vsink}"),
+        InputKind::Rtsp | InputKind::Srt => {
+            let mut d = format!("uridecodebin name=dec videoconvert name=vconv ! {vsink}");
+            if cfg.audio {
+                d.push_str(&format!(" audioconvert name=aconv ! audioresample ! {AUDIO_CAPS} ! {asink}"));
+            }
+            d
+        }
+    }
+}
+
+fn build(cfg: &InputConfig, input: &Weak<Input>) -> Result<gst::Pipeline, String> {
+    let pipeline = gst::parse::launch(&describe(cfg))
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+    match cfg.kind {
+        InputKind::Test => {
+            if let Some(src) = pipeline.by_name("vsrc") {
+                src.set_property_from_str("pattern", &cfg.pattern);
+            }
+        }
+        InputKind::V4l2 => {
+            if let (Some(src), Some(dev)) = (pipeline.by_name("vsrc"), &cfg.device) {
+                src.set_property("device", dev.to_string_lossy().as_ref());
+            }
+        }
+        InputKind::Rtsp | InputKind::Srt => wire_uridecodebin(&pipeline, cfg)?,
+    }
+    for (name, stream) in [("vsink", Stream::Video), ("asink", Stream::Audio)] {
+        let Some(sink) = pipeline.by_name(name).and_then(|e| e.downcast::<gst_app::AppSink>().ok()) else {
+            continue;
+        };
+        let input = input.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    match input.upgrade() {
+                        Some(input) => {
+                            input.push_raw(stream, &sample);
+                            Ok(gst::FlowSuccess::Ok)
+                        }
+                        None => Err(gst::FlowError::Flushing),
+                    }
+                })
+                .build(),
+        );
+    }
+    Ok(pipeline)
+}
+
+fn wire_uridecodebin(pipeline: &gst::Pipeline, cfg: &InputConfig) -> Result<(), String> {
+    let dec = pipeline.by_name("dec").ok_or("no uridecodebin")?;
+    dec.set_property("uri", cfg.url.clone().unwrap_or_default());
+    let latency = cfg.latency_ms;
+    dec.connect("source-setup", false, move |args| {
+        if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
+            if src.find_property("latency").is_some() {
+                match src.property_type("latency") {
+                    Some(t) if t == glib::Type::U32 => src.set_property("latency", latency),
+                    Some(t) if t == glib::Type::I32 => src.set_property("latency", latency as i32),
+                    _ => {}
+                }
+            }
+            if src.find_property("protocols").is_some() {
+                src.set_property_from_str("protocols", "tcp");
+            }
+        }
+        None
+    });
+    let weak = pipeline.downgrade();
+    dec.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else { return };
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+        let media = caps.as_ref().and_then(|c| c.structure(0)).map(|s| s.name().to_string()).unwrap_or_default();
+        let target = if media.starts_with("video/") {
+            "vconv"
+        } else if media.starts_with("audio/") {
+            "aconv"
+        } else {
+            return;
+        };
+        if let Some(sink) = pipeline.by_name(target).and_then(|e| e.static_pad("sink")) {
+            if !sink.is_linked() {
+                if let Err(e) = pad.link(&sink) {
+                    tracing::warn!(error = ?e, media, "linking decoded pad failed");
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs the source pipeline of `input` until `stop` is set, restarting it on failure.
+pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, stall: Duration) {
+    let max_backoff = Duration::from_secs(u64::from(cfg.reconnect_max_seconds));
+    let mut backoff = Duration::from_millis(500);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(strong) = input.upgrade() else { return };
+        let id = strong.id.clone();
+        let stats = strong.stats.clone();
+        drop(strong);
+        *lock(&stats.source_state) = SourceState::Starting;
+        let started = Instant::now();
+        let reason = match build(&cfg, &input) {
+            Ok(pipeline) => {
+                if let Some(i) = input.upgrade() {
+                    i.source_restarted();
+                }
+                let reason = run(&pipeline, &stats, &stop, stall);
+                let _ = pipeline.set_state(gst::State::Null);
+                reason
+            }
+            Err(e) => format!("building source pipeline: {e}"),
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(500);
+        }
+        let jitter = Duration::from_millis(u64::from(started.elapsed().subsec_millis() % 250));
+        let wait = (backoff + jitter).min(max_backoff);
+        tracing::warn!(input = %id, %reason, retry_in_ms = wait.as_millis() as u64, "source down");
+        *lock(&stats.source_state) = SourceState::Retrying { reason, retry_in_ms: wait.as_millis() as u64 };
+        stats.source_restarts.fetch_add(1, Ordering::Relaxed);
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+/// Plays the pipeline and watches its bus; returns why it ended.
+fn run(pipeline: &gst::Pipeline, stats: &crate::stats::Stats, stop: &AtomicBool, stall: Duration) -> String {
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        return format!("starting source pipeline: {e}");
+    }
+    let Some(bus) = pipeline.bus() else { return "pipeline has no bus".into() };
+    let started = Instant::now();
+    let mut playing = false;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return "stopping".into();
+        }
+        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+            use gst::MessageView;
+            match msg.view() {
+                MessageView::Error(e) => {
+                    return format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default())
+                }
+                MessageView::Eos(_) => return "end of stream".into(),
+                MessageView::Warning(w) => tracing::debug!(warning = %w.error(), "source warning"),
+                _ => {}
+            }
+        }
+        // Frames flowing since this run started?
+        let age = stats.frame_age_ms().map(Duration::from_millis);
+        let fresh = age.is_some_and(|a| a < started.elapsed());
+        if fresh && !playing {
+            playing = true;
+            *lock(&stats.source_state) = SourceState::Playing;
+        }
+        let silent_for = if fresh { age.unwrap_or_default() } else { started.elapsed() };
+        if silent_for > stall {
+            return format!("no frames for {} ms", silent_for.as_millis());
+        }
+    }
+}
