@@ -91,6 +91,7 @@ impl Fanout {
         let mut outcome = PushOutcome::default();
         let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else { return outcome };
         let is_key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
         let mut consumers = self.lock();
         consumers.retain_mut(|c| {
             let src = match stream {
@@ -135,8 +136,14 @@ impl Fanout {
             let mut out = buffer.copy();
             {
                 let out = out.make_mut();
+                // Timestamps become running time first: encoders shift them and their segment
+                // (x264enc by 1000 h), and only running time means the same in both pipelines.
                 let shift = |t: Option<gst::ClockTime>| {
-                    t.map(|t| gst::ClockTime::from_nseconds((t.nseconds() as i64 + c.offset.unwrap_or(0)).max(0) as u64))
+                    let rt = match segment.as_ref() {
+                        Some(seg) => seg.to_running_time(t?)?,
+                        None => t?,
+                    };
+                    Some(gst::ClockTime::from_nseconds((rt.nseconds() as i64 + c.offset.unwrap_or(0)).max(0) as u64))
                 };
                 out.set_pts(shift(buffer.pts()));
                 out.set_dts(shift(buffer.dts()));

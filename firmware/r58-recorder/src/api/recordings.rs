@@ -33,7 +33,11 @@ fn parse_selection(body: &axum::body::Bytes) -> Result<Selection, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Selection::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad_request(format!("body field `{path}`: {}", e.into_inner()))
+    })
 }
 
 pub async fn start(State(rec): State<AppState>, body: axum::body::Bytes) -> Result<Json<Started>, ApiError> {

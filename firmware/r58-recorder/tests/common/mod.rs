@@ -1,0 +1,236 @@
+//! Test harness: starts the real `r58-recorder` binary on free loopback ports in a temp
+//! folder, and checks media with the real ffmpeg/ffprobe.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Recorder {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub api: u16,
+    pub rtsp: u16,
+    pub log: PathBuf,
+    config: PathBuf,
+}
+
+/// A config for `dir` with small, fast test inputs; `extra` is appended verbatim.
+pub fn config(dir: &Path, api: u16, rtsp: u16, extra: &str) -> String {
+    format!(
+        "[api]\nlisten = \"127.0.0.1:{api}\"\ntoken = \"{TOKEN}\"\n\
+         [recorder]\ndata_dir = \"{data}\"\nsegment_seconds = 2\n\
+         [storage]\nmin_free_mib = 1\ncheck_interval_seconds = 1\n\
+         [encoder]\nx264_preset = \"ultrafast\"\nbitrate_kbps = 1000\n\
+         [hls]\ndir = \"{hls}\"\nsegment_seconds = 1\n\
+         [rtsp]\naddress = \"127.0.0.1\"\nport = {rtsp}\n{extra}",
+        data = dir.join("data").display(),
+        hls = dir.join("hls").display(),
+    )
+}
+
+pub const ONE_TEST_INPUT: &str =
+    "[inputs.cam1]\nkind = \"test\"\npattern = \"ball\"\nwidth = 320\nheight = 240\nfps = 30\n";
+
+impl Recorder {
+    pub fn start(dir: &Path, extra: &str) -> Self {
+        let (api, rtsp) = (free_port(), free_port());
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("r58.toml");
+        std::fs::write(&config, config_text(dir, api, rtsp, extra)).unwrap();
+        let mut r = Self { child: None, dir: dir.to_path_buf(), api, rtsp, log: dir.join("recorder.log"), config };
+        r.spawn();
+        r
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_r58-recorder"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn r58-recorder");
+        self.child = Some(child);
+        self.wait_healthy(Duration::from_secs(30));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api)
+    }
+
+    pub fn rtsp_url(&self, input: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{input}", self.rtsp)
+    }
+
+    pub fn wait_healthy(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("recorder exited with {status}: {}", self.log_text());
+            }
+            if let Ok(r) = http_get(&self.url("/healthz")) {
+                if r.0 == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "recorder not healthy in time: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = http_get(&self.url("/api/status")).unwrap();
+        assert_eq!(code, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let (code, text) = http_post(&self.url(path), body, token).unwrap();
+        (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("recorder did not stop on SIGTERM: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+fn config_text(dir: &Path, api: u16, rtsp: u16, extra: &str) -> String {
+    config(dir, api, rtsp, extra)
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+pub fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
+    let r = client().get(url).send()?;
+    Ok((r.status().as_u16(), r.text()?))
+}
+
+pub fn http_get_range(url: &str, range: &str) -> (u16, Vec<u8>) {
+    let r = client().get(url).header("Range", range).send().unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+pub fn http_post(url: &str, body: &str, token: Option<&str>) -> Result<(u16, String), reqwest::Error> {
+    let mut req = client().post(url).header("Content-Type", "application/json").body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send()?;
+    Ok((r.status().as_u16(), r.text()?))
+}
+
+/// Decodes a whole media file or URL with ffmpeg; Err with ffmpeg's complaint otherwise.
+pub fn decode(input: &str, extra: &[&str]) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-xerror"])
+        .args(extra)
+        .args(["-i", input, "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{input}: {err}"))
+    }
+}
+
+/// Duration in seconds of the video stream, as ffprobe counts it.
+pub fn duration(file: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0)
+}
+
+pub fn manifest(data: &Path, session: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(data.join("recordings").join(session).join("manifest.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Segment files of an input in a session, sorted.
+pub fn segment_files(data: &Path, session: &str, input: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data.join("recordings").join(session).join(input))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "ts")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Plays a stream with ffmpeg for `seconds` and returns how many video frames it decoded.
+/// (A client joining a live stream may see a few frames before the next IDR: no -xerror.)
+pub fn play_frames(url: &str, extra: &[&str], seconds: u32) -> Result<u64, String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
+        .args(extra)
+        .args(["-i", url, "-t", &seconds.to_string(), "-map", "0:v", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    if !out.status.success() {
+        return Err(format!("{url}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(stdout.lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).last().unwrap_or(0))
+}
