@@ -107,6 +107,8 @@ impl Input {
         for pad in mix.sink_pads() {
             pad.set_property("width", cfg.width as i32);
             pad.set_property("height", cfg.height as i32);
+            // Pads get their z-order in creation order: pin the live picture above the slate.
+            pad.set_property("zorder", if pad == live_pad { 1u32 } else { 0u32 });
         }
         live_pad.set_property("alpha", 0.0f64);
         let appsrc = |n: &str| by(n)?.downcast::<gst_app::AppSrc>().map_err(|_| wire_err(id, n));

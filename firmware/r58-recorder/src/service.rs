@@ -68,7 +68,6 @@ impl Recorder {
         let stop = self.stop.clone();
         let _ = std::thread::Builder::new().name("monitor".into()).spawn(move || {
             let mut last_sync = Instant::now();
-            let mut last_guard: Option<Instant> = None;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 let Some(rec) = weak.upgrade() else { break };
@@ -79,9 +78,20 @@ impl Recorder {
                     rec.sessions.sync_open_segments();
                     last_sync = Instant::now();
                 }
-                if last_guard.map_or(true, |t| t.elapsed() >= storage::interval(&rec.cfg.storage)) {
-                    storage::enforce(&rec.sessions, &rec.cfg.storage);
-                    last_guard = Some(Instant::now());
+            }
+        });
+        // The guard has a thread of its own: stopping a recording may take seconds (EOS).
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let _ = std::thread::Builder::new().name("storage-guard".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(rec) = weak.upgrade() else { break };
+                storage::enforce(&rec.sessions, &rec.cfg.storage);
+                let interval = storage::interval(&rec.cfg.storage);
+                drop(rec);
+                let until = Instant::now() + interval;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
         });
@@ -130,7 +140,7 @@ impl Recorder {
 
     pub fn start_recording(&self, ids: Option<&[String]>) -> Result<(String, Vec<String>), RecorderError> {
         let inputs = self.select(ids)?;
-        storage::check_can_record(self.sessions.root(), &self.cfg.storage)?;
+        storage::check_can_record(&self.sessions, &self.cfg.storage)?;
         self.sessions.start(&inputs)
     }
 

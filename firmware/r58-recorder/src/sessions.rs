@@ -179,7 +179,12 @@ impl Sessions {
                 .filter(|k| ids.map_or(true, |ids| ids.iter().any(|i| i == *k)))
                 .cloned()
                 .collect();
-            chosen.into_iter().filter_map(|id| active.recordings.remove(&id).map(|r| (id, r))).collect()
+            let taken: Vec<(String, Recording)> =
+                chosen.into_iter().filter_map(|id| active.recordings.remove(&id).map(|r| (id, r))).collect();
+            for (id, _) in &taken {
+                inner.last_stop.insert(id.clone(), reason.to_string());
+            }
+            taken
         };
         // Outside the lock: the bus loops record the last segments while the EOS drains.
         let stopped: Vec<String> = taken

@@ -22,8 +22,13 @@ pub fn free_mib(path: &Path) -> Result<u64, RecorderError> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64 / MIB)
 }
 
-/// Refuses to start recording below the floor.
-pub fn check_can_record(root: &Path, cfg: &StorageConfig) -> Result<(), RecorderError> {
+/// Makes room for a recording that is about to start (oldest finished sessions first),
+/// and refuses to start below the floor.
+pub fn check_can_record(sessions: &Sessions, cfg: &StorageConfig) -> Result<(), RecorderError> {
+    let root = sessions.root();
+    if free_mib(root)? < cfg.min_free_mib {
+        prune_for_space(sessions, cfg);
+    }
     let free = free_mib(root)?;
     if free < cfg.min_free_mib {
         return Err(RecorderError::DiskFull { path: root.to_path_buf(), free_mib: free, floor_mib: cfg.min_free_mib });
@@ -31,20 +36,25 @@ pub fn check_can_record(root: &Path, cfg: &StorageConfig) -> Result<(), Recorder
     Ok(())
 }
 
-/// One pass of the guard. Returns the sessions it removed.
-pub fn enforce(sessions: &Sessions, cfg: &StorageConfig) -> Vec<String> {
-    let root = sessions.root();
+fn finished_sessions(sessions: &Sessions) -> Vec<(std::path::PathBuf, Option<Manifest>)> {
     let active = sessions.active_session();
-    let mut removed = Vec::new();
-    let finished: Vec<(std::path::PathBuf, Option<Manifest>)> = session_dirs(root)
+    session_dirs(sessions.root())
         .into_iter()
         .filter(|d| active.as_deref() != d.file_name().and_then(|n| n.to_str()))
         .map(|d| {
             let m = Manifest::read(&d).ok().flatten();
             (d, m)
         })
-        .collect();
+        .collect()
+}
+
+/// One pass of the guard: sessions past the maximum age go; while recording, the oldest
+/// finished sessions go until the floor is met (when nothing records, low space hurts
+/// nobody, so the latest recordings stay). Returns the sessions it removed.
+pub fn enforce(sessions: &Sessions, cfg: &StorageConfig) -> Vec<String> {
+    let mut removed = Vec::new();
     if cfg.max_age_days > 0 {
+        let finished = finished_sessions(sessions);
         let max_age = chrono::Duration::days(i64::from(cfg.max_age_days));
         for (dir, m) in &finished {
             let ended = m.as_ref().and_then(|m| m.ended_at.or(Some(m.started_at)));
@@ -53,6 +63,16 @@ pub fn enforce(sessions: &Sessions, cfg: &StorageConfig) -> Vec<String> {
             }
         }
     }
+    if sessions.any_recording() {
+        removed.extend(prune_for_space(sessions, cfg));
+    }
+    removed
+}
+
+fn prune_for_space(sessions: &Sessions, cfg: &StorageConfig) -> Vec<String> {
+    let root = sessions.root();
+    let mut removed = Vec::new();
+    let finished = finished_sessions(sessions);
     let mut free = match free_mib(root) {
         Ok(f) => f,
         Err(e) => {

@@ -35,7 +35,7 @@ fn rtsp_is_playable_by_a_real_client_and_shares_one_encode() {
 #[test]
 fn hls_playlist_is_served_and_its_segments_decode() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Recorder::start(dir.path(), ONE_TEST_INPUT);
+    let r = Recorder::start(dir.path(), &ONE_TEST_INPUT.replace("ball", "white"));
     let playlist = wait_for(Duration::from_secs(15), "HLS playlist", || {
         let (code, body) = http_get(&r.url("/hls/cam1/index.m3u8")).ok()?;
         (code == 200 && body.matches(".ts").count() >= 2).then_some(body)
@@ -44,6 +44,11 @@ fn hls_playlist_is_served_and_its_segments_decode() {
     for seg in playlist.lines().filter(|l| l.ends_with(".ts")) {
         decode(&r.url(&format!("/hls/cam1/{seg}")), &[]).unwrap();
     }
+    // The live picture (a white test pattern), not the "no signal" slate.
+    // (The stream's very first frames show the slate until the source's first frame.)
+    let last = playlist.lines().filter(|l| l.ends_with(".ts")).last().unwrap();
+    let luma = mean_luma(&r.url(&format!("/hls/cam1/{last}")), &[]);
+    assert!(luma > 180.0, "mean luma {luma}: slate instead of the input?");
 }
 
 #[test]
@@ -70,7 +75,7 @@ fn status_and_metrics_report_the_input() {
 #[test]
 fn rtsp_input_shows_slate_when_camera_goes_and_recovers_when_it_returns() {
     let cam_dir = tempfile::tempdir().unwrap();
-    let mut camera = Recorder::start(cam_dir.path(), ONE_TEST_INPUT);
+    let mut camera = Recorder::start(cam_dir.path(), &ONE_TEST_INPUT.replace("ball", "white"));
     let dir = tempfile::tempdir().unwrap();
     let input = format!(
         "[watchdog]\nsignal_timeout_ms = 500\n[inputs.ipcam]\nkind = \"rtsp\"\nurl = \"{}\"\nwidth = 320\nheight = 240\n\
@@ -90,8 +95,13 @@ fn rtsp_input_shows_slate_when_camera_goes_and_recovers_when_it_returns() {
     assert!(f2 > f1 + 15, "encode stalled during signal loss: {f1} -> {f2}");
     let frames = play_frames(&r.rtsp_url("ipcam"), &["-rtsp_transport", "tcp"], 2).unwrap();
     assert!(frames >= 30, "slate not streamed: {frames} frames");
+    // The slate is black with white text; the camera's picture (white) is gone.
+    let luma = mean_luma(&r.rtsp_url("ipcam"), &["-rtsp_transport", "tcp"]);
+    assert!(luma < 80.0, "expected the slate, mean luma {luma}");
 
     camera.spawn();
     wait_for(Duration::from_secs(20), "signal back", || signal(&r).then_some(()));
+    let luma = mean_luma(&r.rtsp_url("ipcam"), &["-rtsp_transport", "tcp"]);
+    assert!(luma > 180.0, "expected the camera's white picture, mean luma {luma}");
     assert!(r.status()["inputs"]["ipcam"]["source_restarts"].as_u64().unwrap() >= 1);
 }

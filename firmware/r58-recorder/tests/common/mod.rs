@@ -44,7 +44,10 @@ impl Recorder {
         let (api, rtsp) = (free_port(), free_port());
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("r58.toml");
-        std::fs::write(&config, config_text(dir, api, rtsp, extra)).unwrap();
+        std::fs::write(&config, config_text(dir, api, rtsp, "")).unwrap();
+        // Test-specific settings go in a drop-in, layered over the base file as on the box.
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::write(dir.join("conf.d/50-test.toml"), extra).unwrap();
         let mut r = Self { child: None, dir: dir.to_path_buf(), api, rtsp, log: dir.join("recorder.log"), config };
         r.spawn();
         r
@@ -233,4 +236,16 @@ pub fn play_frames(url: &str, extra: &[&str], seconds: u32) -> Result<u64, Strin
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     Ok(stdout.lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).last().unwrap_or(0))
+}
+
+/// Mean luma (0-255) of the first video frame of a file or stream, scaled to 16x16.
+pub fn mean_luma(input: &str, extra: &[&str]) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(extra)
+        .args(["-i", input, "-frames:v", "1", "-vf", "scale=16:16", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(!out.stdout.is_empty(), "no frame from {input}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.iter().map(|&b| f64::from(b)).sum::<f64>() / out.stdout.len() as f64
 }

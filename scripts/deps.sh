@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing the R58 firmware needs on Debian 12.
+# Idempotent: installs only what is missing. Sourced by scripts/run and scripts/test.
+set -euo pipefail
+
+R58_DEBIAN_PACKAGES=(
+  build-essential pkg-config curl ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  libgstrtspserver-1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-rtsp gstreamer1.0-nice
+  ffmpeg
+)
+
+r58_missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+r58_install_packages() {
+  local missing
+  mapfile -t missing < <(r58_missing_packages "$@")
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+r58_ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    # Debian 12's own cargo (1.63) is too old for the workspace; rustup brings a current one.
+    echo "deps: installing the Rust toolchain with rustup" >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+}
+
+r58_deps() {
+  r58_install_packages "${R58_DEBIAN_PACKAGES[@]}" "$@"
+  r58_ensure_rust
+}
