@@ -109,3 +109,13 @@ fn syntax_error_names_the_file() {
     assert!(matches!(err, ConfigError::Parse { .. }));
     assert!(err.to_string().contains("r58.toml"));
 }
+
+#[test]
+fn the_images_default_file_is_accepted_and_matches_the_built_in_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rootfs-overlay/etc/r58/r58.toml");
+    let cfg: R58Config = load_from(&ConfigPaths { main: path, required: true }).unwrap().config;
+    let mut expected = R58Config::default();
+    expected.inputs = cfg.inputs.clone();
+    assert_eq!(cfg, expected, "a default documented in r58.toml differs from the built-in one");
+    assert_eq!(cfg.inputs["hdmi"].kind, InputKind::V4l2);
+}

@@ -2,10 +2,10 @@
 //! of encoded buffers to recording, HLS and RTSP.
 //!
 //! Encode pipeline: `appsrc` (frames from the source, mapped to this pipeline's running
-//! time) → `compositor` over a still "no signal" slate → encoder → `h264parse` → `appsink`.
-//! The slate is hidden (pad alpha 1.0 on the live picture) while frames arrive and shown
-//! when they stop, so the output never stops: recording and streams continue through a
-//! signal loss and resume without a restart.
+//! time) → convert/scale (passthrough when the source already fits) → encoder →
+//! `h264parse` → `appsink`. While no source frame arrives, a slate thread pushes the
+//! "no signal" still instead (see `slate`), so the output never stops: recording and
+//! streams continue through a signal loss and resume without a restart.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use crate::error::RecorderError;
 use crate::fanout::{Fanout, Stream};
 use crate::stats::{lock, mono_ms, SourceFormat, Stats};
 
+/// Extra latency of the audio mixer, so that jittery source audio still makes the deadline.
 const MIX_LATENCY_NS: u64 = 100_000_000;
 
 pub struct Input {
@@ -35,7 +36,9 @@ pub struct Input {
     pipeline: gst::Pipeline,
     vin: gst_app::AppSrc,
     ain: Option<gst_app::AppSrc>,
-    live_pad: gst::Pad,
+    slate: gst::Sample,
+    /// Last timestamp pushed into `vin`: source and slate frames never go backwards.
+    last_video_pts: Mutex<Option<u64>>,
     vout: gst_app::AppSink,
     /// Source-to-encode timestamp offset (ns) for the current source run.
     clock_map: Mutex<Option<i64>>,
@@ -47,18 +50,16 @@ pub struct Input {
 }
 
 /// The gst-launch description of the encode pipeline (also used by the benchmark baseline).
-pub fn describe_encode(cfg: &InputConfig, venc: &str, aenc: Option<&str>) -> String {
+pub fn describe_encode(cfg: &InputConfig, enc: &EncoderConfig, venc: &str, aenc: Option<&str>) -> String {
     let (w, h, f) = (cfg.width, cfg.height, cfg.fps);
+    let profile = enc.profile.as_str();
     let fmt = encoder::raw_format(venc);
     let mut d = format!(
-        "appsrc name=vin is-live=true format=time min-latency=0 max-latency=1000000000 max-buffers=4 leaky-type=downstream ! mix.sink_1 \
-         videotestsrc pattern=black num-buffers=1 ! video/x-raw,format=I420,width={w},height={h} \
-         ! textoverlay name=slate font-desc=\"Sans Bold 40\" halignment=center valignment=center \
-         ! imagefreeze is-live=true ! video/x-raw,framerate=1/1 ! mix.sink_0 \
-         compositor name=mix background=black latency={MIX_LATENCY_NS} \
-         ! video/x-raw,format={fmt},width={w},height={h},framerate={f}/1,pixel-aspect-ratio=1/1 \
+        "appsrc name=vin is-live=true format=time min-latency=0 max-latency=1000000000 max-buffers=4 leaky-type=downstream \
+         ! videoconvert ! videoscale ! videorate drop-only=true max-rate={f} \
+         ! video/x-raw,format={fmt},width={w},height={h},pixel-aspect-ratio=1/1 \
          ! queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 \
-         ! {venc} name=venc ! h264parse config-interval=-1 \
+         ! {venc} name=venc ! video/x-h264,profile={profile} ! h264parse config-interval=-1 \
          ! video/x-h264,stream-format=byte-stream,alignment=au \
          ! appsink name=vout sync=false max-buffers=60 drop=true"
     );
@@ -90,7 +91,7 @@ impl Input {
     ) -> Result<Arc<Self>, RecorderError> {
         let venc = encoder::pick_video(enc)?;
         let aenc = if cfg.audio { Some(encoder::pick_audio()?) } else { None };
-        let desc = describe_encode(cfg, &venc, aenc.as_deref());
+        let desc = describe_encode(cfg, enc, &venc, aenc.as_deref());
         let pipeline = gst::parse::launch(&desc)
             .map_err(|source| RecorderError::PipelineBuild { input: id.into(), stage: "encode", source })?
             .downcast::<gst::Pipeline>()
@@ -101,16 +102,7 @@ impl Input {
         if aenc.is_some() {
             encoder::configure_audio(&by("aenc")?, enc);
         }
-        by("slate")?.set_property("text", format!("NO SIGNAL\n{id}"));
-        let mix = by("mix")?;
-        let live_pad = mix.static_pad("sink_1").ok_or_else(|| wire_err(id, "compositor sink_1"))?;
-        for pad in mix.sink_pads() {
-            pad.set_property("width", cfg.width as i32);
-            pad.set_property("height", cfg.height as i32);
-            // Pads get their z-order in creation order: pin the live picture above the slate.
-            pad.set_property("zorder", if pad == live_pad { 1u32 } else { 0u32 });
-        }
-        live_pad.set_property("alpha", 0.0f64);
+        let slate = crate::slate::render(id, encoder::raw_format(&venc), cfg.width, cfg.height, cfg.fps)?;
         let appsrc = |n: &str| by(n)?.downcast::<gst_app::AppSrc>().map_err(|_| wire_err(id, n));
         let vin = appsrc("vin")?;
         let ain = if aenc.is_some() { Some(appsrc("ain")?) } else { None };
@@ -131,7 +123,8 @@ impl Input {
             pipeline,
             vin,
             ain,
-            live_pad,
+            slate,
+            last_video_pts: Mutex::new(None),
             vout: vout.clone(),
             clock_map: Mutex::new(None),
             caps_in: Mutex::new((None, None)),
@@ -160,6 +153,13 @@ impl Input {
             .spawn(move || crate::source::supervise(weak, scfg, stop, stall))
             .map_err(|e| wire_err(id, &format!("spawning source thread: {e}")))?;
         *lock(&input.supervisor) = Some(handle);
+        let weak = Arc::downgrade(&input);
+        let stop = input.stop.clone();
+        let period = Duration::from_nanos(1_000_000_000 / u64::from(cfg.fps.max(1)));
+        std::thread::Builder::new()
+            .name(format!("slate-{id}"))
+            .spawn(move || slate_pump(weak, stop, period))
+            .map_err(|e| wire_err(id, &format!("spawning slate thread: {e}")))?;
         Ok(input)
     }
 
@@ -252,10 +252,53 @@ impl Input {
         if stream == Stream::Video {
             self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
             self.stats.last_frame_ms.store(mono_ms(), Ordering::Relaxed);
+            if !self.advance_video_pts(mapped) {
+                return;
+            }
         }
         if src.push_buffer(out).is_err() {
             self.stats.dropped_in.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Claims `pts` for the next video frame; false if it would go backwards.
+    fn advance_video_pts(&self, pts: u64) -> bool {
+        let mut last = lock(&self.last_video_pts);
+        if last.is_some_and(|l| pts <= l) {
+            return false;
+        }
+        *last = Some(pts);
+        true
+    }
+
+    /// Pushes one slate frame stamped now, unless the source delivers.
+    fn push_slate(&self) {
+        if self.stats.signal.load(Ordering::Relaxed) {
+            return;
+        }
+        let (Some(now), Some(buffer), Some(caps)) =
+            (self.pipeline.current_running_time(), self.slate.buffer(), self.slate.caps_owned())
+        else {
+            return;
+        };
+        if !self.advance_video_pts(now.nseconds()) {
+            return;
+        }
+        {
+            let mut last = lock(&self.caps_in);
+            if last.0.as_ref() != Some(&caps) {
+                self.vin.set_caps(Some(&caps));
+                last.0 = Some(caps);
+            }
+        }
+        let mut out = buffer.copy();
+        {
+            let out = out.make_mut();
+            out.set_pts(now);
+            out.set_dts(gst::ClockTime::NONE);
+            out.set_duration(gst::ClockTime::NONE);
+        }
+        let _ = self.vin.push_buffer(out);
     }
 
     fn note_source_format(&self, caps: &gst::Caps) {
@@ -274,13 +317,12 @@ impl Input {
         *lock(&self.clock_map) = None;
     }
 
-    /// Shows or hides the slate from how long ago the last frame came; updates rates.
+    /// Decides from how long ago the last frame came whether the slate shows; updates rates.
     pub fn tick(&self) {
         self.stats.sample_rates();
         let live = self.stats.frame_age_ms().is_some_and(|a| a <= self.signal_timeout_ms);
         let was = self.stats.signal.swap(live, Ordering::Relaxed);
         if was != live {
-            self.live_pad.set_property("alpha", if live { 1.0f64 } else { 0.0 });
             if live {
                 tracing::info!(input = %self.id, "signal present");
             } else {
@@ -342,5 +384,22 @@ impl Input {
             let _ = h.join();
         }
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Pushes slate frames at the output frame rate while the input has no signal.
+fn slate_pump(input: std::sync::Weak<Input>, stop: Arc<AtomicBool>, period: Duration) {
+    let mut next = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let Some(i) = input.upgrade() else { break };
+        i.push_slate();
+        drop(i);
+        next += period;
+        let now = std::time::Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
     }
 }

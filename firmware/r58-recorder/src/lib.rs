@@ -13,6 +13,7 @@ pub mod recording;
 pub mod rtsp;
 pub mod service;
 pub mod sessions;
+pub mod slate;
 pub mod source;
 pub mod stats;
 pub mod storage;

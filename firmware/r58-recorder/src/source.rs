@@ -35,7 +35,15 @@ pub fn describe(cfg: &InputConfig) -> String {
             }
             d
         }
-        InputKind::V4l2 => format!("v4l2src name=vsrc ! video/x-raw ! {vsink}"),
+        // v4l2src queries and applies the DV timings of HDMI receivers (hdmirx) and
+        // renegotiates when the source changes resolution.
+        InputKind::V4l2 => {
+            let mut d = format!("v4l2src name=vsrc ! video/x-raw ! {vsink}");
+            if cfg.audio && cfg.audio_device.is_some() {
+                d.push_str(&format!(" alsasrc name=asrc ! audioconvert ! audioresample ! {AUDIO_CAPS} ! {asink}"));
+            }
+            d
+        }
         InputKind::Rtsp | InputKind::Srt => {
             let mut d = format!("uridecodebin name=dec videoconvert name=vconv ! {vsink}");
             if cfg.audio {
@@ -61,6 +69,9 @@ fn build(cfg: &InputConfig, input: &Weak<Input>) -> Result<gst::Pipeline, String
         InputKind::V4l2 => {
             if let (Some(src), Some(dev)) = (pipeline.by_name("vsrc"), &cfg.device) {
                 src.set_property("device", dev.to_string_lossy().as_ref());
+            }
+            if let (Some(src), Some(dev)) = (pipeline.by_name("asrc"), &cfg.audio_device) {
+                src.set_property("device", dev.as_str());
             }
         }
         InputKind::Rtsp | InputKind::Srt => wire_uridecodebin(&pipeline, cfg)?,

@@ -26,6 +26,9 @@ pub struct InputConfig {
     pub enabled: bool,
     /// Device node for `v4l2` (a stable name from the udev rules, e.g. `/dev/r58-hdmi0`).
     pub device: Option<PathBuf>,
+    /// ALSA device of a `v4l2` input's audio (e.g. `hw:CARD=rockchiphdmiin`). Without it a
+    /// `v4l2` input with `audio = true` carries silence.
+    pub audio_device: Option<String>,
     /// Source URL for `rtsp` and `srt`.
     pub url: Option<String>,
     /// `videotestsrc` pattern for `test` inputs (e.g. `smpte`, `ball`, `snow`).
@@ -48,6 +51,7 @@ impl Default for InputConfig {
             kind: InputKind::Test,
             enabled: true,
             device: None,
+            audio_device: None,
             url: None,
             pattern: "smpte".into(),
             width: 1920,
