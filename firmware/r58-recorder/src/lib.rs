@@ -17,6 +17,7 @@ pub mod slate;
 pub mod source;
 pub mod stats;
 pub mod storage;
+pub mod turn;
 pub mod run;
 
 pub use error::RecorderError;

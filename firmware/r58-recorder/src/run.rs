@@ -56,13 +56,17 @@ async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
             Err(e) => tracing::error!(error = %e, "could not resume recording"),
         }
     }
+    let _ = recorder.turn.set(crate::turn::start(&recorder.cfg.turn));
     let app = crate::api::router(recorder.clone());
     tracing::info!(api = %bound, rtsp_port = ?recorder.rtsp_port, "recorder ready");
     notify_or_log(&[Notify::Ready, Notify::Status(format!("{} inputs, API on {bound}", recorder.inputs.len()))]);
     let health = recorder.clone();
     r58_systemd::spawn_watchdog(move || health.health());
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(RecorderError::Serve)?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(RecorderError::Serve)?;
 
     notify_or_log(&[Notify::Stopping, Notify::Status("finishing recordings".into())]);
     tracing::info!("stopping: finishing open segments");

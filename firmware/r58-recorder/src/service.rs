@@ -27,6 +27,8 @@ pub struct Recorder {
     stop: Arc<AtomicBool>,
     /// Inputs that were recording when the service last stopped, to resume once ready.
     pub resume: Vec<String>,
+    /// The TURN credential endpoint, set once the async runtime runs.
+    pub turn: std::sync::OnceLock<crate::turn::TurnEndpoint>,
 }
 
 impl Recorder {
@@ -58,6 +60,7 @@ impl Recorder {
             started: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             resume,
+            turn: std::sync::OnceLock::new(),
         });
         recorder.spawn_monitor();
         Ok(recorder)

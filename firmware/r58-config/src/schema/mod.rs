@@ -2,9 +2,11 @@
 
 mod inputs;
 mod recorder;
+mod turn;
 
 pub use inputs::*;
 pub use recorder::*;
+pub use turn::*;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +28,7 @@ pub struct R58Config {
     pub rtsp: RtspConfig,
     pub hls: HlsConfig,
     pub watchdog: WatchdogConfig,
+    pub turn: TurnConfig,
     /// Inputs by id. The id names the RTSP path, the HLS folder and the recording folder.
     pub inputs: BTreeMap<String, InputConfig>,
 }
@@ -39,6 +42,7 @@ impl Validate for R58Config {
         out.extend(prefixed("encoder", self.encoder.validate()));
         out.extend(prefixed("hls", self.hls.validate()));
         out.extend(prefixed("watchdog", self.watchdog.validate()));
+        out.extend(prefixed("turn", self.turn.validate()));
         for (id, input) in &self.inputs {
             if let Err(reason) = check_input_id(id) {
                 out.push((format!("inputs.{id}"), reason));

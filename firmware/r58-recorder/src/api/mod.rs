@@ -33,6 +33,7 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/status", get(status::status))
         .route("/api/inputs", get(status::inputs))
+        .route("/api/turn-credentials", get(crate::turn::credentials))
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/:session", get(recordings::get))
         .route("/api/recordings/:session/files/:input/:file", get(recordings::download))

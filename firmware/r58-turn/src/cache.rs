@@ -1,0 +1,173 @@
+//! The cache in front of the providers: single flight, background refresh, stale-but-valid.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::ice::{drop_port_53, Credentials};
+use crate::provider::{ProviderError, TurnProvider};
+
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    /// Lifetime asked of providers.
+    pub ttl: Duration,
+    /// Each provider call gives up after this long; the next provider is tried.
+    pub timeout: Duration,
+    /// Cached credentials are handed out until this long before they expire.
+    pub safety_margin: Duration,
+    /// Keep `:53` URLs (dropped by default).
+    pub allow_port_53: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TurnError {
+    #[error("no TURN provider is configured")]
+    NoProviders,
+    #[error("every TURN provider failed and no valid credentials are cached: {}", .reasons.join("; "))]
+    Unavailable { reasons: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    creds: Credentials,
+    fetched_at: DateTime<Utc>,
+}
+
+pub struct TurnService {
+    providers: Vec<Box<dyn TurnProvider>>,
+    settings: TurnSettings,
+    cache: RwLock<Option<Cached>>,
+    /// Held by whoever fetches: concurrent requests wait for that one fetch.
+    flight: tokio::sync::Mutex<()>,
+    upstream_calls: AtomicU64,
+}
+
+impl TurnService {
+    pub fn new(providers: Vec<Box<dyn TurnProvider>>, settings: TurnSettings) -> Arc<Self> {
+        Arc::new(Self {
+            providers,
+            settings,
+            cache: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(()),
+            upstream_calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Provider calls made so far (for metrics and tests).
+    pub fn upstream_calls(&self) -> u64 {
+        self.upstream_calls.load(Ordering::Relaxed)
+    }
+
+    fn cached(&self) -> Option<Cached> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Cached credentials that are still good to hand out (before the safety margin).
+    fn fresh(&self) -> Option<Credentials> {
+        let c = self.cached()?;
+        let margin = chrono::Duration::from_std(self.settings.safety_margin).unwrap_or_default();
+        (Utc::now() < c.creds.expires_at - margin).then_some(c.creds)
+    }
+
+    /// Credentials for a browser: from the cache, or fetched once for all waiting callers.
+    pub async fn get(&self) -> Result<Credentials, TurnError> {
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        let _flight = self.flight.lock().await;
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        match self.fetch_all().await {
+            Ok(c) => Ok(c),
+            Err(e) => match self.cached().filter(|c| Utc::now() < c.creds.expires_at) {
+                Some(stale) => {
+                    tracing::warn!(expires_at = %stale.creds.expires_at, "serving cached TURN credentials: providers failed");
+                    Ok(stale.creds)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Tries each provider in order; caches and returns the first success.
+    async fn fetch_all(&self) -> Result<Credentials, TurnError> {
+        if self.providers.is_empty() {
+            return Err(TurnError::NoProviders);
+        }
+        let mut reasons = Vec::new();
+        for p in &self.providers {
+            self.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            let result = match tokio::time::timeout(self.settings.timeout, p.fetch(self.settings.ttl)).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
+            };
+            match result.map(|c| self.clean(c)) {
+                Ok(creds) if !creds.ice_servers.is_empty() && creds.expires_at > Utc::now() => {
+                    tracing::info!(provider = p.name(), expires_at = %creds.expires_at, "TURN credentials fetched");
+                    *self.cache.write().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Cached { creds: creds.clone(), fetched_at: Utc::now() });
+                    return Ok(creds);
+                }
+                Ok(_) => {
+                    tracing::warn!(provider = p.name(), "TURN provider gave no usable servers");
+                    reasons.push(format!("{}: no usable ICE servers", p.name()));
+                }
+                Err(e) => {
+                    tracing::warn!(provider = p.name(), reason = %e, "TURN provider failed");
+                    reasons.push(format!("{}: {e}", p.name()));
+                }
+            }
+        }
+        Err(TurnError::Unavailable { reasons })
+    }
+
+    fn clean(&self, mut c: Credentials) -> Credentials {
+        if !self.settings.allow_port_53 {
+            c.ice_servers = drop_port_53(c.ice_servers);
+        }
+        c
+    }
+
+    /// When the background refresh should next run: at 80 % of the cached lifetime.
+    fn next_refresh(&self) -> Option<DateTime<Utc>> {
+        let c = self.cached()?;
+        let life = c.creds.expires_at - c.fetched_at;
+        Some(c.fetched_at + life * 4 / 5)
+    }
+
+    /// Refreshes in the background at ~80 % of the TTL, retrying failures with capped
+    /// backoff. Holds only a weak reference: it ends with the service.
+    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(2);
+            loop {
+                let wait = {
+                    let Some(s) = weak.upgrade() else { return };
+                    match s.next_refresh() {
+                        Some(at) => (at - Utc::now()).to_std().unwrap_or_default(),
+                        None => Duration::ZERO,
+                    }
+                };
+                tokio::time::sleep(wait).await;
+                let Some(s) = weak.upgrade() else { return };
+                let ok = {
+                    let _flight = s.flight.lock().await;
+                    // A request may have refreshed meanwhile.
+                    let due = s.next_refresh().map_or(true, |at| Utc::now() >= at);
+                    !due || s.fetch_all().await.is_ok()
+                };
+                drop(s);
+                if ok {
+                    backoff = Duration::from_secs(2);
+                } else {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        })
+    }
+}
