@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use r58_config::{TurnConfig, TurnSource};
 use r58_turn::{CloudflareProvider, FleetProvider, RateLimiter, TurnError, TurnProvider, TurnService, TurnSettings};
 
@@ -92,8 +91,10 @@ pub async fn credentials(State(rec): State<AppState>, ConnectInfo(peer): Connect
         return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry in a few seconds")
             .into_response();
     }
-    match turn.service.get().await {
-        Ok(creds) => ([(header::CACHE_CONTROL, "no-store")], Json(creds)).into_response(),
+    match turn.service.get_json().await {
+        Ok(json) => {
+            ([(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
         Err(e @ (TurnError::NoProviders | TurnError::Unavailable { .. })) => {
             let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "turn_unavailable", e.to_string()).into_response();
             resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));

@@ -29,16 +29,18 @@ pub enum TurnError {
     Unavailable { reasons: Vec<String> },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Cached {
     creds: Credentials,
+    /// The JSON answer, serialized once per fetch: the hot path only clones a handle.
+    json: bytes::Bytes,
     fetched_at: DateTime<Utc>,
 }
 
 pub struct TurnService {
     providers: Vec<Box<dyn TurnProvider>>,
     settings: TurnSettings,
-    cache: RwLock<Option<Cached>>,
+    cache: RwLock<Option<Arc<Cached>>>,
     /// Held by whoever fetches: concurrent requests wait for that one fetch.
     flight: tokio::sync::Mutex<()>,
     upstream_calls: AtomicU64,
@@ -60,19 +62,28 @@ impl TurnService {
         self.upstream_calls.load(Ordering::Relaxed)
     }
 
-    fn cached(&self) -> Option<Cached> {
+    fn cached(&self) -> Option<Arc<Cached>> {
         self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Cached credentials that are still good to hand out (before the safety margin).
-    fn fresh(&self) -> Option<Credentials> {
+    fn fresh(&self) -> Option<Arc<Cached>> {
         let c = self.cached()?;
         let margin = chrono::Duration::from_std(self.settings.safety_margin).unwrap_or_default();
-        (Utc::now() < c.creds.expires_at - margin).then_some(c.creds)
+        (Utc::now() < c.creds.expires_at - margin).then_some(c)
     }
 
     /// Credentials for a browser: from the cache, or fetched once for all waiting callers.
     pub async fn get(&self) -> Result<Credentials, TurnError> {
+        self.get_cached().await.map(|c| c.creds.clone())
+    }
+
+    /// The same as [`TurnService::get`], as the JSON document to send.
+    pub async fn get_json(&self) -> Result<bytes::Bytes, TurnError> {
+        self.get_cached().await.map(|c| c.json.clone())
+    }
+
+    async fn get_cached(&self) -> Result<Arc<Cached>, TurnError> {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
@@ -85,7 +96,7 @@ impl TurnService {
             Err(e) => match self.cached().filter(|c| Utc::now() < c.creds.expires_at) {
                 Some(stale) => {
                     tracing::warn!(expires_at = %stale.creds.expires_at, "serving cached TURN credentials: providers failed");
-                    Ok(stale.creds)
+                    Ok(stale)
                 }
                 None => Err(e),
             },
@@ -93,7 +104,7 @@ impl TurnService {
     }
 
     /// Tries each provider in order; caches and returns the first success.
-    async fn fetch_all(&self) -> Result<Credentials, TurnError> {
+    async fn fetch_all(&self) -> Result<Arc<Cached>, TurnError> {
         if self.providers.is_empty() {
             return Err(TurnError::NoProviders);
         }
@@ -107,9 +118,16 @@ impl TurnService {
             match result.map(|c| self.clean(c)) {
                 Ok(creds) if !creds.ice_servers.is_empty() && creds.expires_at > Utc::now() => {
                     tracing::info!(provider = p.name(), expires_at = %creds.expires_at, "TURN credentials fetched");
-                    *self.cache.write().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Cached { creds: creds.clone(), fetched_at: Utc::now() });
-                    return Ok(creds);
+                    let json = match serde_json::to_vec(&creds) {
+                        Ok(v) => bytes::Bytes::from(v),
+                        Err(e) => {
+                            reasons.push(format!("{}: encoding: {e}", p.name()));
+                            continue;
+                        }
+                    };
+                    let cached = Arc::new(Cached { creds, json, fetched_at: Utc::now() });
+                    *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
+                    return Ok(cached);
                 }
                 Ok(_) => {
                     tracing::warn!(provider = p.name(), "TURN provider gave no usable servers");
