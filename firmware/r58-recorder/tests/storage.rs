@@ -72,6 +72,23 @@ fn disk_full_removes_oldest_sessions_then_stops_cleanly_with_a_reason() {
     assert_eq!((code, body["error"].as_str()), (507, Some("disk_full")), "{body}");
 }
 
+#[test]
+fn sessions_past_the_maximum_age_are_removed_and_recent_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let recordings = dir.path().join("data/recordings");
+    for (id, ended) in [("20200101T000000Z", "2020-01-01T00:01:00Z"), ("20990101T000000Z", "2099-01-01T00:01:00Z")] {
+        std::fs::create_dir_all(recordings.join(id)).unwrap();
+        std::fs::write(
+            recordings.join(id).join("manifest.json"),
+            format!(r#"{{"session":"{id}","container":"mpegts","started_at":"{ended}","ended_at":"{ended}","end_reason":"stopped","inputs":{{}}}}"#),
+        )
+        .unwrap();
+    }
+    let _r = Recorder::start(dir.path(), &format!("{ONE_TEST_INPUT}[storage]\nmax_age_days = 30\n"));
+    wait_for(Duration::from_secs(10), "old session removed", || (!recordings.join("20200101T000000Z").exists()).then_some(()));
+    assert!(recordings.join("20990101T000000Z").exists());
+}
+
 fn nix_is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
 }
