@@ -49,20 +49,47 @@ pub fn load<T: DeserializeOwned + Validate>() -> Result<Loaded<T>, ConfigError> 
 
 /// Loads built-in defaults, then the main file, then `conf.d/*.toml` sorted by name.
 pub fn load_from<T: DeserializeOwned + Validate>(paths: &ConfigPaths) -> Result<Loaded<T>, ConfigError> {
+    load_replacing(paths, None)
+}
+
+/// Like [`load_from`], with the drop-in `conf.d/<name>` taken from `layer` instead of the
+/// disk (added if absent): checks a layer before it is written (the agent's remote config).
+pub fn load_with_drop_in<T: DeserializeOwned + Validate>(
+    paths: &ConfigPaths,
+    name: &str,
+    layer: &Table,
+) -> Result<Loaded<T>, ConfigError> {
+    load_replacing(paths, Some((paths.conf_d().join(name), layer)))
+}
+
+fn load_replacing<T: DeserializeOwned + Validate>(
+    paths: &ConfigPaths,
+    replacement: Option<(PathBuf, &Table)>,
+) -> Result<Loaded<T>, ConfigError> {
     let mut files = Vec::new();
     match std::fs::metadata(&paths.main) {
         Ok(_) => files.push(paths.main.clone()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !paths.required => {}
         Err(source) => return Err(ConfigError::Read { path: paths.main.clone(), source }),
     }
-    files.extend(drop_in_files(&paths.conf_d())?);
+    let mut drop_ins = drop_in_files(&paths.conf_d())?;
+    if let Some((path, _)) = &replacement {
+        if !drop_ins.contains(path) {
+            drop_ins.push(path.clone());
+            drop_ins.sort();
+        }
+    }
+    files.extend(drop_ins);
 
     let mut merged = Table::new();
     let mut origins = BTreeMap::new();
     // Deserialize after every layer so that an error is blamed on the file that caused it.
     let mut config: T = deserialize(&merged, DEFAULTS)?;
     for file in &files {
-        let layer = read_layer(file)?;
+        let layer = match &replacement {
+            Some((path, table)) if path == file => (*table).clone(),
+            _ => read_layer(file)?,
+        };
         let name = file.display().to_string();
         merge(&mut merged, layer, &name, "", &mut origins);
         config = deserialize(&merged, &name)?;

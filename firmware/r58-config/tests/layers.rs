@@ -119,3 +119,19 @@ fn the_images_default_file_is_accepted_and_matches_the_built_in_defaults() {
     assert_eq!(cfg, expected, "a default documented in r58.toml differs from the built-in one");
     assert_eq!(cfg.inputs["hdmi"].kind, InputKind::V4l2);
 }
+
+#[test]
+fn a_drop_in_can_be_checked_before_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "r58.toml", "[encoder]\nbitrate_kbps = 4000\n");
+    write(dir.path(), "conf.d/60-site.toml", "[encoder]\ngop_seconds = 2\n");
+    let paths = ConfigPaths { main: dir.path().join("r58.toml"), required: true };
+    let layer: r58_config::Table = "[encoder]\nbitrate_kbps = 5000\ngop_seconds = 5\n".parse().unwrap();
+    let cfg: R58Config = r58_config::load_with_drop_in(&paths, "50-remote.toml", &layer).unwrap().config;
+    assert_eq!(cfg.encoder.bitrate_kbps, 5000);
+    assert_eq!(cfg.encoder.gop_seconds, 2, "a later drop-in still wins over the remote layer");
+    let bad: r58_config::Table = "[encoder]\nbitrate_kbps = 1\n".parse().unwrap();
+    let err = r58_config::load_with_drop_in::<R58Config>(&paths, "50-remote.toml", &bad).unwrap_err().to_string();
+    assert!(err.contains("50-remote.toml") && err.contains("encoder.bitrate_kbps"), "{err}");
+    assert!(!dir.path().join("conf.d/50-remote.toml").exists(), "nothing written");
+}

@@ -1,9 +1,11 @@
 //! The configuration schema shared by every service. Each section lives in its own file.
 
+mod agent;
 mod inputs;
 mod recorder;
 mod turn;
 
+pub use agent::*;
 pub use inputs::*;
 pub use recorder::*;
 pub use turn::*;
@@ -29,6 +31,7 @@ pub struct R58Config {
     pub hls: HlsConfig,
     pub watchdog: WatchdogConfig,
     pub turn: TurnConfig,
+    pub agent: AgentConfig,
     /// Inputs by id. The id names the RTSP path, the HLS folder and the recording folder.
     pub inputs: BTreeMap<String, InputConfig>,
 }
@@ -43,6 +46,7 @@ impl Validate for R58Config {
         out.extend(prefixed("hls", self.hls.validate()));
         out.extend(prefixed("watchdog", self.watchdog.validate()));
         out.extend(prefixed("turn", self.turn.validate()));
+        out.extend(prefixed("agent", self.agent.validate()));
         for (id, input) in &self.inputs {
             if let Err(reason) = check_input_id(id) {
                 out.push((format!("inputs.{id}"), reason));

@@ -1,0 +1,475 @@
+//! The agent's event loop: one task owns the MQTT connection, the offline queue and the
+//! timers; commands run in tasks of their own and report back through a bounded channel.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r58_config::{ConfigPaths, R58Config};
+use r58_proto::{self as proto, CmdState, Inbound, State, Status, Telemetry, TwinDesired, TwinReported};
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, QoS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::commands::{self, Ctx, Refusal};
+use crate::error::AgentError;
+use crate::ids::SeenIds;
+use crate::link::{backoff, Link};
+use crate::queue::{DiskQueue, Queued};
+use crate::system::System;
+use crate::telemetry::{self, CpuSampler};
+use crate::twin;
+
+const WINDOW: usize = 32;
+
+/// Messages from command tasks to the loop.
+enum ToLoop {
+    Status(proto::CmdStatus),
+    SetStatus(Status, oneshot::Sender<()>),
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Persisted {
+    session: u64,
+    telemetry_seq: u64,
+    twin_version: Option<u64>,
+    twin_applied: BTreeMap<String, Value>,
+}
+
+pub struct Agent {
+    cfg: R58Config,
+    paths: ConfigPaths,
+    system: Arc<dyn System>,
+    http: reqwest::Client,
+    queue: DiskQueue,
+    seen: SeenIds,
+    state_file: PathBuf,
+    persisted: Persisted,
+    link: Link,
+    status: Status,
+    started: Instant,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Monotonic ms of the last loop turn, for the watchdog.
+    pub heartbeat: Arc<AtomicU64>,
+    ready_sent: bool,
+}
+
+struct Conn {
+    client: AsyncClient,
+    events: EventLoop,
+    /// For each publish in order: the queue seq it carries, if any.
+    expect: VecDeque<Option<u64>>,
+    pkids: HashMap<u16, u64>,
+    in_flight: VecDeque<u64>,
+}
+
+fn now_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64 + 1
+}
+
+impl Agent {
+    pub fn new(cfg: R58Config, paths: ConfigPaths, system: Arc<dyn System>) -> Result<Self, AgentError> {
+        if cfg.agent.device_id.is_empty() {
+            return Err(AgentError::NoDeviceId);
+        }
+        let dir = cfg.agent.state_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| AgentError::StateDir { path: dir.clone(), source })?;
+        let queue = DiskQueue::open(&dir.join("queue"), cfg.agent.queue_max_messages as usize)?;
+        let seen = SeenIds::open(&dir.join("command-ids.json"));
+        let state_file = dir.join("agent-state.json");
+        let persisted: Persisted = r58_fs::read_json(&state_file).ok().flatten().unwrap_or_default();
+        let tls = if crate::mqtt::parse_broker(&cfg.agent.broker)?.2 {
+            Some(Arc::new(crate::mqtt::tls_config(&cfg.agent)?))
+        } else {
+            None
+        };
+        Ok(Self {
+            cfg,
+            paths,
+            system,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+            queue,
+            seen,
+            state_file,
+            persisted,
+            link: Link::Connecting { attempt: 0 },
+            status: Status::Online,
+            started: Instant::now(),
+            tls,
+            heartbeat: Arc::new(AtomicU64::new(1)),
+            ready_sent: false,
+        })
+    }
+
+    fn id(&self) -> &str {
+        &self.cfg.agent.device_id
+    }
+
+    fn save(&self) {
+        if let Err(e) = r58_fs::write_json_atomic(&self.state_file, &self.persisted) {
+            tracing::error!(error = %e, "persisting agent state");
+        }
+    }
+
+    fn set_link(&mut self, next: Link) {
+        if self.link != next {
+            tracing::info!(from = self.link.name(), to = next.name(), state = ?next, "link");
+            self.link = next;
+        }
+    }
+
+    fn state_doc(&self, status: Status) -> Vec<u8> {
+        let doc = State {
+            status,
+            firmware_version: env!("CARGO_PKG_VERSION").into(),
+            booted_slot: std::env::var("R58_BOOTED_SLOT").ok(),
+            ip_addresses: telemetry::ip_addresses(),
+            uptime_s: telemetry::uptime_s(),
+            session: self.persisted.session,
+            ts: chrono::Utc::now(),
+        };
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    fn enqueue(&mut self, topic: String, payload: &impl Serialize) {
+        let payload = serde_json::to_string(payload).unwrap_or_default();
+        if let Err(e) = self.queue.push(&Queued { topic, payload, retain: false }) {
+            tracing::error!(error = %e, "offline queue write failed");
+        }
+    }
+
+    fn sample_telemetry(&mut self, cpu: &mut CpuSampler, recorder: Value) {
+        let data_dir = self.cfg.recorder.data_dir.clone();
+        let system = telemetry::system(cpu, &data_dir, self.queue.len(), self.queue.dropped());
+        for (stream, data) in [("system", system), ("network", telemetry::network()), ("recorder", recorder)] {
+            self.persisted.telemetry_seq += 1;
+            let t = Telemetry { seq: self.persisted.telemetry_seq, ts: chrono::Utc::now(), data };
+            let topic = proto::telemetry(self.id(), stream);
+            self.enqueue(topic, &t);
+        }
+        self.save();
+    }
+
+    fn connect(&mut self) -> Result<Conn, AgentError> {
+        self.persisted.session += 1;
+        self.save();
+        let will = self.state_doc(Status::Lost);
+        let opts = crate::mqtt::options(&self.cfg.agent, self.tls.as_ref(), will)?;
+        let (client, events) = AsyncClient::new(opts, 256);
+        Ok(Conn { client, events, expect: VecDeque::new(), pkids: HashMap::new(), in_flight: VecDeque::new() })
+    }
+
+    async fn publish(&self, conn: &mut Conn, topic: String, payload: Vec<u8>, retain: bool, seq: Option<u64>) -> bool {
+        match conn.client.publish(topic, QoS::AtLeastOnce, retain, payload).await {
+            Ok(()) => {
+                conn.expect.push_back(seq);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "publish request failed");
+                false
+            }
+        }
+    }
+
+    /// Sends queued messages in order, up to WINDOW unacknowledged.
+    async fn drain(&mut self, conn: &mut Conn) {
+        if self.link != Link::Online || conn.in_flight.len() >= WINDOW {
+            return;
+        }
+        let after = conn.in_flight.back().copied();
+        let batch = self.queue.peek(after, WINDOW - conn.in_flight.len());
+        for (seq, msg) in batch {
+            if !self.publish(conn, msg.topic, msg.payload.into_bytes(), msg.retain, Some(seq)).await {
+                break;
+            }
+            conn.in_flight.push_back(seq);
+        }
+    }
+
+    async fn on_connected(&mut self, conn: &mut Conn) {
+        self.set_link(Link::Online);
+        let id = self.id().to_string();
+        let _ = conn.client.subscribe(proto::cmd_filter(&id), QoS::AtLeastOnce).await;
+        let _ = conn.client.subscribe(proto::twin_desired(&id), QoS::AtLeastOnce).await;
+        let doc = self.state_doc(self.status);
+        self.publish(conn, proto::state(&id), doc, true, None).await;
+        if !self.ready_sent {
+            r58_systemd::notify_or_log(&[r58_systemd::Notify::Ready, r58_systemd::Notify::Status("online".into())]);
+            self.ready_sent = true;
+        } else {
+            r58_systemd::notify_or_log(&[r58_systemd::Notify::Status("online".into())]);
+        }
+        self.drain(conn).await;
+    }
+
+    async fn on_publish(&mut self, conn: &mut Conn, topic: &str, payload: &[u8], tx: &mpsc::Sender<ToLoop>) {
+        let id = self.id().to_string();
+        match proto::parse_inbound(&id, topic) {
+            Some(Inbound::Command(name)) => self.on_command(&name, payload, tx),
+            Some(Inbound::TwinDesired) => self.on_twin(conn, payload).await,
+            Some(Inbound::Jobs(_)) => tracing::debug!(topic, "OTA jobs are not handled by this agent version"),
+            None => tracing::warn!(topic, "message on an unexpected topic ignored"),
+        }
+    }
+
+    fn on_command(&mut self, name: &str, payload: &[u8], tx: &mpsc::Sender<ToLoop>) {
+        let cmd = match commands::parse(name, payload) {
+            Ok(c) => c,
+            Err(Refusal::Rejected { id, reason }) => {
+                tracing::warn!(command = name, %id, %reason, "command rejected");
+                let st = commands::status(&id, name, CmdState::Rejected, 0, Some(reason), None);
+                self.enqueue(proto::cmd_status(self.id()), &st);
+                return;
+            }
+            Err(Refusal::Unanswerable(reason)) => {
+                tracing::error!(command = name, %reason, "command ignored: no id to answer to");
+                return;
+            }
+        };
+        if self.seen.contains(&cmd.id) {
+            tracing::info!(command = name, id = %cmd.id, "duplicate command id: not executed again");
+            return;
+        }
+        if let Err(e) = self.seen.insert(&cmd.id) {
+            tracing::error!(error = %e, "cannot record command id: refusing to run it");
+            let st = commands::status(&cmd.id, name, CmdState::Failed, 0, Some(format!("state write failed: {e}")), None);
+            self.enqueue(proto::cmd_status(self.id()), &st);
+            return;
+        }
+        let st = commands::status(&cmd.id, name, CmdState::Accepted, 0, None, None);
+        self.enqueue(proto::cmd_status(self.id()), &st);
+        let ctx = Ctx { cfg: self.cfg.clone(), system: self.system.clone(), http: self.http.clone() };
+        let tx = tx.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            if commands::is_long(&name) {
+                let _ = tx.send(ToLoop::Status(commands::status(&cmd.id, &name, CmdState::InProgress, 10, None, None))).await;
+            }
+            let tx2 = tx.clone();
+            let before_reboot = || async move {
+                let (done, wait) = oneshot::channel();
+                if tx2.send(ToLoop::SetStatus(Status::Rebooting, done)).await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+                }
+            };
+            let st = match commands::execute(&ctx, &name, &cmd, before_reboot).await {
+                Ok(result) => commands::status(&cmd.id, &name, CmdState::Succeeded, 100, None, Some(result)),
+                Err(reason) => commands::status(&cmd.id, &name, CmdState::Failed, 100, Some(reason), None),
+            };
+            let _ = tx.send(ToLoop::Status(st)).await;
+        });
+    }
+
+    async fn on_twin(&mut self, conn: &mut Conn, payload: &[u8]) {
+        let desired: TwinDesired = match serde_json::from_slice(payload) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "twin/desired is not a desired document; ignored");
+                return;
+            }
+        };
+        let reported = if self.persisted.twin_version == Some(desired.version) {
+            TwinReported {
+                version: desired.version,
+                applied: self.persisted.twin_applied.clone(),
+                errors: BTreeMap::new(),
+                ts: chrono::Utc::now(),
+            }
+        } else {
+            let paths = self.paths.clone();
+            let previous = self.persisted.twin_applied.clone();
+            let d = desired.clone();
+            let outcome = match tokio::task::spawn_blocking(move || twin::apply(&paths, &d, &previous)).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "twin apply panicked");
+                    return;
+                }
+            };
+            if let Some(cfg) = outcome.config {
+                tracing::info!(version = desired.version, "desired config applied");
+                self.cfg.agent.telemetry_interval_seconds = cfg.agent.telemetry_interval_seconds;
+                self.cfg.encoder = cfg.encoder;
+                self.persisted.twin_version = Some(desired.version);
+                self.persisted.twin_applied = outcome.reported.applied.clone();
+                self.save();
+                if outcome.restart_recorder {
+                    if let Err(e) = self.system.restart_unit("r58-recorder.service").await {
+                        tracing::error!(error = %e, "restarting the recorder for new config");
+                    }
+                }
+            } else {
+                tracing::warn!(version = desired.version, errors = ?outcome.reported.errors, "desired config refused");
+            }
+            outcome.reported
+        };
+        let body = serde_json::to_vec(&reported).unwrap_or_default();
+        let topic = proto::twin_reported(self.id());
+        self.publish(conn, topic, body, true, None).await;
+    }
+
+    fn on_outgoing_publish(&mut self, conn: &mut Conn, pkid: u16) {
+        if let Some(Some(seq)) = conn.expect.pop_front() {
+            conn.pkids.insert(pkid, seq);
+        }
+    }
+
+    fn on_puback(&mut self, conn: &mut Conn, pkid: u16) {
+        if let Some(seq) = conn.pkids.remove(&pkid) {
+            self.queue.ack(seq);
+            conn.in_flight.retain(|s| *s != seq);
+        }
+    }
+
+    /// Runs until `shutdown` resolves. Never returns an error for connectivity: it retries.
+    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let (tx, mut rx) = mpsc::channel::<ToLoop>(256);
+        let mut cpu = CpuSampler::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut next_telemetry = Instant::now();
+        let ready_deadline = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.ready_timeout_seconds));
+        let mut attempt: u32 = 0;
+        let mut conn: Option<Conn> = None;
+        let mut backoff_until: Option<Instant> = None;
+        let mut pending_status: Vec<oneshot::Sender<()>> = Vec::new();
+        loop {
+            self.heartbeat.store(now_ms(self.started), Ordering::Relaxed);
+            if conn.is_none() && backoff_until.map_or(true, |t| Instant::now() >= t) {
+                self.set_link(Link::Connecting { attempt });
+                match self.connect() {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot prepare the connection");
+                        attempt += 1;
+                    }
+                }
+                backoff_until = None;
+            }
+            let poll = async {
+                match conn.as_mut() {
+                    Some(c) => c.events.poll().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                ev = poll => match ev {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        attempt = 0;
+                        if let Some(mut c) = conn.take() {
+                            self.on_connected(&mut c).await;
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        if let Some(mut c) = conn.take() {
+                            self.on_publish(&mut c, &p.topic, &p.payload, &tx).await;
+                            self.drain(&mut c).await;
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::PubAck(a))) => {
+                        if let Some(mut c) = conn.take() {
+                            self.on_puback(&mut c, a.pkid);
+                            for done in pending_status.drain(..) {
+                                let _ = done.send(());
+                            }
+                            self.drain(&mut c).await;
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                        if let Some(mut c) = conn.take() {
+                            self.on_outgoing_publish(&mut c, pkid);
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let wait = backoff(attempt, Duration::from_secs(u64::from(self.cfg.agent.reconnect_max_seconds)), now_ms(self.started) * 7919);
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "broker connection lost or refused");
+                        self.set_link(Link::Backoff { attempt, wait });
+                        r58_systemd::notify_or_log(&[r58_systemd::Notify::Status(format!("offline: {e}"))]);
+                        attempt += 1;
+                        conn = None;
+                        backoff_until = Some(Instant::now() + wait);
+                    }
+                },
+                msg = rx.recv() => match msg {
+                    Some(ToLoop::Status(st)) => {
+                        self.enqueue(proto::cmd_status(self.id()), &st);
+                        if let Some(mut c) = conn.take() {
+                            self.drain(&mut c).await;
+                            conn = Some(c);
+                        }
+                    }
+                    Some(ToLoop::SetStatus(status, done)) => {
+                        self.status = status;
+                        match conn.take() {
+                            Some(mut c) if self.link == Link::Online => {
+                                let doc = self.state_doc(status);
+                                let topic = proto::state(self.id());
+                                self.publish(&mut c, topic, doc, true, None).await;
+                                pending_status.push(done);
+                                conn = Some(c);
+                            }
+                            other => {
+                                conn = other;
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    None => {}
+                },
+                _ = tick.tick() => {
+                    if Instant::now() >= next_telemetry {
+                        next_telemetry = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.telemetry_interval_seconds));
+                        let recorder = telemetry::recorder(&self.http, &self.cfg.agent.recorder_api).await;
+                        self.sample_telemetry(&mut cpu, recorder);
+                        if let Some(mut c) = conn.take() {
+                            self.drain(&mut c).await;
+                            conn = Some(c);
+                        }
+                    }
+                    if !self.ready_sent && Instant::now() >= ready_deadline {
+                        tracing::warn!("broker not reached yet: READY anyway, running offline");
+                        r58_systemd::notify_or_log(&[r58_systemd::Notify::Ready, r58_systemd::Notify::Status("offline".into())]);
+                        self.ready_sent = true;
+                    }
+                }
+            }
+        }
+        self.shutdown(conn).await;
+    }
+
+    async fn shutdown(&mut self, conn: Option<Conn>) {
+        self.set_link(Link::Stopping);
+        r58_systemd::notify_or_log(&[r58_systemd::Notify::Stopping]);
+        let Some(mut c) = conn else { return };
+        let doc = self.state_doc(Status::Offline);
+        let topic = proto::state(self.id());
+        self.publish(&mut c, topic, doc, true, None).await;
+        // Wait for the broker to take it (bounded), then say goodbye without the will.
+        let deadline = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                ev = c.events.poll() => match ev {
+                    Ok(Event::Incoming(Incoming::PubAck(_))) => break,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = c.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while c.events.poll().await.is_ok() {}
+        })
+        .await;
+    }
+}

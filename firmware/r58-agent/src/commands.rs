@@ -1,0 +1,149 @@
+//! Remote commands (`cmd/{name}`): validation, at-most-once, expiry, and the commands
+//! themselves. Each produces `cmd/status` documents: accepted → in_progress → succeeded |
+//! failed, or rejected with the reason.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use r58_config::R58Config;
+use r58_proto::{CmdState, CmdStatus, Command};
+use serde_json::{json, Value};
+
+use crate::system::System;
+
+pub const NAMES: &[&str] = &["ping", "record.start", "record.stop", "service.restart", "reboot", "logs.tail", "config.get"];
+
+pub fn status(id: &str, name: &str, state: CmdState, progress: u8, message: Option<String>, result: Option<Value>) -> CmdStatus {
+    CmdStatus { id: id.into(), name: name.into(), state, progress, message, result, ts: Utc::now() }
+}
+
+/// Why a command is refused before it runs (with the id when one could be read).
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// Rejected with a status: the id is known.
+    Rejected { id: String, reason: String },
+    /// No id to answer to: only logged.
+    Unanswerable(String),
+}
+
+/// Parses a command payload for `name`, checks the name and the expiry.
+pub fn parse(name: &str, payload: &[u8]) -> Result<Command, Refusal> {
+    let value: Value = serde_json::from_slice(payload).map_err(|e| Refusal::Unanswerable(format!("not JSON: {e}")))?;
+    let id = match value.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() && id.len() <= 128 => id.to_string(),
+        _ => return Err(Refusal::Unanswerable("no usable \"id\"".into())),
+    };
+    let cmd: Command =
+        serde_json::from_value(value).map_err(|e| Refusal::Rejected { id: id.clone(), reason: format!("malformed: {e}") })?;
+    if !NAMES.contains(&name) {
+        return Err(Refusal::Rejected { id, reason: format!("unknown command {name:?}") });
+    }
+    if let Some(exp) = cmd.expires_at {
+        if exp <= Utc::now() {
+            return Err(Refusal::Rejected { id, reason: format!("expired at {exp}") });
+        }
+    }
+    Ok(cmd)
+}
+
+pub struct Ctx {
+    pub cfg: R58Config,
+    pub system: Arc<dyn System>,
+    pub http: reqwest::Client,
+}
+
+fn redacted(cfg: &R58Config) -> Value {
+    let mut v = serde_json::to_value(cfg).unwrap_or(Value::Null);
+    if !cfg.api.token.is_empty() {
+        v["api"]["token"] = json!("<redacted>");
+    }
+    v
+}
+
+async fn recorder(ctx: &Ctx, path: &str, args: &Value) -> Result<Value, String> {
+    let url = format!("{}{path}", ctx.cfg.agent.recorder_api.trim_end_matches('/'));
+    let body = match args.get("inputs") {
+        Some(inputs) => json!({ "inputs": inputs }),
+        None => json!({}),
+    };
+    let resp = ctx
+        .http
+        .post(&url)
+        .bearer_auth(&ctx.cfg.api.token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("recorder unreachable: {e}"))?;
+    let code = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if code.is_success() {
+        Ok(v)
+    } else {
+        Err(format!("recorder answered {code}: {}", v["reason"].as_str().unwrap_or("")))
+    }
+}
+
+/// Runs a parsed command. `before_reboot` is awaited before a reboot (it publishes
+/// `rebooting`).
+pub async fn execute<F, Fut>(ctx: &Ctx, name: &str, cmd: &Command, before_reboot: F) -> Result<Value, String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    match name {
+        "ping" => Ok(json!({ "pong": true, "ts": Utc::now() })),
+        "record.start" => recorder(ctx, "/api/recordings/start", &cmd.args).await,
+        "record.stop" => recorder(ctx, "/api/recordings/stop", &cmd.args).await,
+        "service.restart" => {
+            let unit = cmd.args.get("unit").and_then(Value::as_str).unwrap_or("r58-recorder.service");
+            if !ctx.cfg.agent.restartable_units.iter().any(|u| u == unit) {
+                return Err(format!("unit {unit:?} is not in agent.restartable_units"));
+            }
+            ctx.system.restart_unit(unit).await.map(|_| json!({ "restarted": unit }))
+        }
+        "reboot" => {
+            before_reboot().await;
+            ctx.system.reboot().await.map(|_| json!({ "rebooting": true }))
+        }
+        "logs.tail" => {
+            let unit = cmd.args.get("unit").and_then(Value::as_str).unwrap_or("r58-recorder.service");
+            let lines = cmd.args.get("lines").and_then(Value::as_u64).unwrap_or(100).clamp(1, 1000) as u32;
+            if !unit.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
+                return Err(format!("bad unit name {unit:?}"));
+            }
+            ctx.system.journal_tail(unit, lines).await.map(|l| json!({ "unit": unit, "lines": l }))
+        }
+        "config.get" => Ok(redacted(&ctx.cfg)),
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+/// Whether a command reports `in_progress` before it finishes.
+pub fn is_long(name: &str) -> bool {
+    matches!(name, "record.start" | "record.stop" | "service.restart" | "reboot" | "logs.tail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_the_id_when_there_is_one() {
+        assert!(matches!(parse("ping", b"{nope"), Err(Refusal::Unanswerable(_))));
+        assert!(matches!(parse("ping", br#"{"args":{}}"#), Err(Refusal::Unanswerable(_))));
+        let past = (Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+        match parse("ping", format!(r#"{{"id":"a","expires_at":"{past}"}}"#).as_bytes()) {
+            Err(Refusal::Rejected { id, reason }) => assert!(id == "a" && reason.contains("expired")),
+            other => panic!("{other:?}"),
+        }
+        match parse("self.destruct", br#"{"id":"b"}"#) {
+            Err(Refusal::Rejected { reason, .. }) => assert!(reason.contains("unknown command")),
+            other => panic!("{other:?}"),
+        }
+        match parse("ping", br#"{"id":"c","expires_at":17}"#) {
+            Err(Refusal::Rejected { reason, .. }) => assert!(reason.contains("malformed")),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("ping", br#"{"id":"d"}"#).is_ok());
+    }
+}

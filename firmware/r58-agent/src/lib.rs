@@ -1,0 +1,14 @@
+//! `r58-agent`: the R58's MQTT device agent (docs/mqtt.md).
+
+pub mod agent;
+pub mod commands;
+pub mod error;
+pub mod ids;
+pub mod link;
+pub mod mqtt;
+pub mod queue;
+pub mod system;
+pub mod telemetry;
+pub mod twin;
+
+pub use error::AgentError;

@@ -1,0 +1,79 @@
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r58_agent::agent::Agent;
+use r58_agent::system::Systemd;
+use r58_agent::AgentError;
+
+const USAGE: &str = "usage: r58-agent [--config FILE] [--check-config]";
+
+fn main() -> ExitCode {
+    let mut config = None;
+    let mut check = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--config" => config = args.next().map(std::path::PathBuf::from),
+            "--check-config" => check = true,
+            "--version" => {
+                println!("r58-agent {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("r58-agent: unknown argument {a:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    r58_log::init("r58-agent");
+    match run(config, check) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("r58-agent: {}", r58_log::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError> {
+    let paths = match config {
+        Some(main) => r58_config::ConfigPaths { main, required: true },
+        None => r58_config::ConfigPaths::from_env(),
+    };
+    let cfg: r58_config::R58Config = r58_config::load_from(&paths)?.config;
+    if check {
+        println!("config ok");
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AgentError::Runtime)?;
+    rt.block_on(async move {
+        let agent = Agent::new(cfg, paths, Arc::new(Systemd))?;
+        let heartbeat = agent.heartbeat.clone();
+        let started = Instant::now();
+        // The watchdog is fed while the event loop turns (it wakes at least twice a second).
+        r58_systemd::spawn_watchdog(move || {
+            let last = heartbeat.load(Ordering::Relaxed);
+            let now = started.elapsed().as_millis() as u64 + 1;
+            if now.saturating_sub(last) < 10_000 {
+                Ok(())
+            } else {
+                Err(format!("event loop stuck for {} ms", now.saturating_sub(last)))
+            }
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
+            } else {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            let _ = stop_tx.send(());
+        });
+        agent.run(stop_rx).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(())
+    })
+}

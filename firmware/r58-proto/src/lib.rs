@@ -1,0 +1,8 @@
+//! The R58 MQTT protocol, `r58/v1/{device_id}/…` (docs/mqtt.md). One crate for both ends:
+//! the device agent and the fleet service.
+
+mod payloads;
+mod topics;
+
+pub use payloads::*;
+pub use topics::*;
