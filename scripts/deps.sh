@@ -10,7 +10,7 @@ R58_DEBIAN_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-rtsp gstreamer1.0-nice
-  ffmpeg bc coturn
+  ffmpeg bc coturn mosquitto
 )
 
 r58_missing_packages() {

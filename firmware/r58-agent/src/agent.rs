@@ -34,7 +34,9 @@ enum ToLoop {
 #[derive(Default, Serialize, Deserialize)]
 struct Persisted {
     session: u64,
-    telemetry_seq: u64,
+    /// Last sequence number per telemetry stream.
+    #[serde(default)]
+    stream_seq: BTreeMap<String, u64>,
     twin_version: Option<u64>,
     twin_applied: BTreeMap<String, Value>,
 }
@@ -145,8 +147,9 @@ impl Agent {
         let data_dir = self.cfg.recorder.data_dir.clone();
         let system = telemetry::system(cpu, &data_dir, self.queue.len(), self.queue.dropped());
         for (stream, data) in [("system", system), ("network", telemetry::network()), ("recorder", recorder)] {
-            self.persisted.telemetry_seq += 1;
-            let t = Telemetry { seq: self.persisted.telemetry_seq, ts: chrono::Utc::now(), data };
+            let seq = self.persisted.stream_seq.entry(stream.to_string()).or_insert(0);
+            *seq += 1;
+            let t = Telemetry { seq: *seq, ts: chrono::Utc::now(), data };
             let topic = proto::telemetry(self.id(), stream);
             self.enqueue(topic, &t);
         }
