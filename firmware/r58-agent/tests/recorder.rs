@@ -1,0 +1,75 @@
+//! `record.start` / `record.stop` drive the real recorder through its HTTP API, and the
+//! recorder's figures arrive as telemetry.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const TOKEN: &str = "agent-test-token-0123456789";
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn record_commands_and_recorder_telemetry() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder_bin = Path::new(env!("CARGO_BIN_EXE_r58-agent")).with_file_name("r58-recorder");
+    assert!(recorder_bin.exists(), "build the workspace first (scripts/test does)");
+    let api = free_port();
+    let rec_dir = dir.path().join("rec");
+    std::fs::create_dir_all(&rec_dir).unwrap();
+    std::fs::write(
+        rec_dir.join("r58.toml"),
+        format!(
+            "[api]\nlisten = \"127.0.0.1:{api}\"\ntoken = \"{TOKEN}\"\n[recorder]\ndata_dir = \"{d}/data\"\n\
+             [hls]\nenabled = false\ndir = \"{d}/hls\"\n[rtsp]\nenabled = false\n[storage]\nmin_free_mib = 1\n\
+             [encoder]\nx264_preset = \"ultrafast\"\n\
+             [inputs.cam1]\nkind = \"test\"\nwidth = 320\nheight = 240\n",
+            d = rec_dir.display()
+        ),
+    )
+    .unwrap();
+    let _recorder = Kill(
+        Command::new(&recorder_bin)
+            .args(["--config", rec_dir.join("r58.toml").to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let pki = Pki::new(&dir.path().join("pki"));
+    let broker = Broker::start(dir.path(), &pki);
+    let obs = Observer::connect(&pki, broker.port, "fleet-observer", "fleet", &["r58/v1/#"]);
+    let extra = format!("[api]\ntoken = \"{TOKEN}\"\n[agent]\nrecorder_api = \"http://127.0.0.1:{api}\"\n");
+    let _agent = AgentProc::start(&dir.path().join("agent"), &pki, broker.port, "r58-r", &extra);
+    obs.wait_json("r58/v1/r58-r/state", Duration::from_secs(15), "online", |v| v["status"] == "online");
+    let tele = obs.wait_json("r58/v1/r58-r/telemetry/recorder", Duration::from_secs(30), "recorder telemetry", |v| {
+        v["data"]["inputs"]["cam1"]["signal"] == true
+    });
+    assert!(tele["data"]["inputs"]["cam1"]["fps"].as_f64().unwrap() > 0.0);
+
+    obs.publish("r58/v1/r58-r/cmd/record.start", cmd("s1", json!({"inputs": ["cam1"]})), false);
+    let s1 = obs.wait_json("r58/v1/r58-r/cmd/status", Duration::from_secs(15), "record.start", |v| {
+        v["id"] == "s1" && v["state"].as_str().is_some_and(|s| s == "succeeded" || s == "failed")
+    });
+    assert_eq!(s1["state"], "succeeded", "{s1}");
+    assert_eq!(s1["result"]["started"], json!(["cam1"]));
+    obs.wait_json("r58/v1/r58-r/telemetry/recorder", Duration::from_secs(15), "recording in telemetry", |v| {
+        v["data"]["inputs"]["cam1"]["recording"] == true
+    });
+    obs.publish("r58/v1/r58-r/cmd/record.stop", cmd("s2", json!({})), false);
+    let s2 = obs.wait_json("r58/v1/r58-r/cmd/status", Duration::from_secs(15), "record.stop", |v| {
+        v["id"] == "s2" && v["state"] == "succeeded"
+    });
+    assert_eq!(s2["result"]["stopped"], json!(["cam1"]));
+}
