@@ -1,0 +1,197 @@
+//! Test and benchmark harness shared by the agent's tests and benchmarks: a test PKI
+//! (rcgen), the real Mosquitto with the production configuration and ACL (paths and port
+//! rewritten), and an MQTT client with any identity that records what it receives.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use rumqttc::{Client, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub struct Pki {
+    pub dir: PathBuf,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, "R58 test CA");
+        let ca_cert = p.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let pki = Self { dir: dir.to_path_buf(), ca_cert, ca_key };
+        pki.issue("broker", "localhost", true);
+        pki
+    }
+
+    /// Writes `<name>.crt` and `<name>.key` for a certificate with CN `cn`.
+    pub fn issue(&self, name: &str, cn: &str, server: bool) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(if server { vec!["localhost".to_string()] } else { vec![] }).unwrap();
+        if server {
+            p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        let (c, k) = (self.dir.join(format!("{name}.crt")), self.dir.join(format!("{name}.key")));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    conf: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Broker {
+    /// Mosquitto with fleet/deploy/mosquitto/{mosquitto.conf,acl}, certificates from `pki`.
+    pub fn start(dir: &Path, pki: &Pki) -> Self {
+        let port = free_port();
+        let prod = std::fs::read_to_string(repo().join("fleet/deploy/mosquitto/mosquitto.conf")).unwrap();
+        let data = dir.join("mosquitto-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf_text = prod
+            .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
+            .replace("/mosquitto/config/certs/", &format!("{}/", pki.dir.display()))
+            .replace("/mosquitto/data/", &format!("{}/", data.display()))
+            .replace("/mosquitto/config/acl", &repo().join("fleet/deploy/mosquitto/acl").display().to_string())
+            .replace("log_dest stdout", "log_dest stderr")
+            // Tests run as root in temp folders: stay root so persistence can be written.
+            + "\nuser root\n";
+        assert!(conf_text.contains(&format!("listener {port}")), "production config changed shape");
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, conf_text).unwrap();
+        let mut b = Self { child: None, port, conf, log: dir.join("mosquitto.log") };
+        b.spawn();
+        b
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new("mosquitto").arg("-c").arg(&self.conf).stdout(Stdio::null()).stderr(log).spawn().expect("mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn tls(pki: &Pki, cert: &Path, key: &Path) -> Transport {
+    let mut cfg = r58_config::AgentConfig::default();
+    cfg.ca_file = pki.ca();
+    cfg.cert_file = cert.to_path_buf();
+    cfg.key_file = key.to_path_buf();
+    let rustls = r58_agent::mqtt::tls_config(&cfg).unwrap();
+    Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(rustls)))
+}
+
+/// An MQTT client (fleet identity by default) that records every message it receives.
+pub struct Observer {
+    pub client: Client,
+    pub messages: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+}
+
+impl Observer {
+    pub fn connect(pki: &Pki, port: u16, name: &str, cn: &str, subscribe: &[&str]) -> Self {
+        let (c, k) = pki.issue(name, cn, false);
+        let mut opts = MqttOptions::new(name, "127.0.0.1", port);
+        opts.set_transport(tls(pki, &c, &k));
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_clean_session(false);
+        let (client, mut conn) = Client::new(opts, 1000);
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let m = messages.clone();
+        let topics: Vec<String> = subscribe.iter().map(|s| s.to_string()).collect();
+        let sub = client.clone();
+        std::thread::spawn(move || {
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Incoming::ConnAck(ack))) if !ack.session_present => {
+                        for t in &topics {
+                            let _ = sub.try_subscribe(t.clone(), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => m.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        Self { client, messages }
+    }
+
+    pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>, retain: bool) {
+        self.client.publish(topic, QoS::AtLeastOnce, retain, payload.into()).unwrap();
+    }
+
+    /// JSON payloads received on `topic`.
+    pub fn json_on(&self, topic: &str) -> Vec<serde_json::Value> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .filter_map(|(_, p, _)| serde_json::from_slice(p).ok())
+            .collect()
+    }
+
+    pub fn count_on_prefix(&self, prefix: &str) -> usize {
+        self.messages.lock().unwrap().iter().filter(|(t, _, _)| t.starts_with(prefix)).count()
+    }
+
+    /// Waits for a JSON message on `topic` for which `f` holds.
+    pub fn wait_json(&self, topic: &str, timeout: Duration, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.json_on(topic).into_iter().find(|v| f(v)) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what} on {topic}; got {:?}", self.json_on(topic));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
