@@ -24,7 +24,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(&dir.path().join("pki"));
     let broker = Broker::start(dir.path(), &pki);
-    let obs = Observer::connect(&pki, broker.port, "bench-fleet", "fleet", &["r58/v1/r58-bench/cmd/status", "bench/echo"]);
+    let obs = Observer::connect(&pki, broker.port, "bench-fleet", "fleet", &["r58/v1/r58-bench/cmd/status", "r58/v1/bench/echo"]);
 
     let (cert, key) = pki.issue("r58-bench", "r58-bench", false);
     let state = dir.path().join("agent");
@@ -66,8 +66,8 @@ fn main() {
     for i in 0..n {
         let body = format!("{{\"e\":{i}}}");
         let t = Instant::now();
-        obs.publish("bench/echo", body.clone(), false);
-        obs.wait_json("bench/echo", Duration::from_secs(10), "echo", |v| v["e"] == i);
+        obs.publish("r58/v1/bench/echo", body.clone(), false);
+        obs.wait_json("r58/v1/bench/echo", Duration::from_secs(10), "echo", |v| v["e"] == i);
         echo.push(t.elapsed());
     }
     // 1 Hz telemetry for 20 s (desired config through the twin, as an operator would).

@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
@@ -131,6 +131,7 @@ pub fn tls(pki: &Pki, cert: &Path, key: &Path) -> Transport {
 pub struct Observer {
     pub client: Client,
     pub messages: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    arrived: Arc<Condvar>,
 }
 
 impl Observer {
@@ -142,7 +143,9 @@ impl Observer {
         opts.set_clean_session(false);
         let (client, mut conn) = Client::new(opts, 1000);
         let messages = Arc::new(Mutex::new(Vec::new()));
+        let arrived = Arc::new(Condvar::new());
         let m = messages.clone();
+        let a = arrived.clone();
         let topics: Vec<String> = subscribe.iter().map(|s| s.to_string()).collect();
         let sub = client.clone();
         std::thread::spawn(move || {
@@ -153,14 +156,17 @@ impl Observer {
                             let _ = sub.try_subscribe(t.clone(), QoS::AtLeastOnce);
                         }
                     }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => m.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        m.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain));
+                        a.notify_all();
+                    }
                     Ok(_) => {}
                     Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
             }
         });
         std::thread::sleep(Duration::from_millis(300));
-        Self { client, messages }
+        Self { client, messages, arrived }
     }
 
     pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>, retain: bool) {
@@ -182,15 +188,30 @@ impl Observer {
         self.messages.lock().unwrap().iter().filter(|(t, _, _)| t.starts_with(prefix)).count()
     }
 
-    /// Waits for a JSON message on `topic` for which `f` holds.
+    /// Waits for a JSON message on `topic` for which `f` holds (woken on each arrival).
     pub fn wait_json(&self, topic: &str, timeout: Duration, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        let mut guard = self.messages.lock().unwrap();
         loop {
-            if let Some(v) = self.json_on(topic).into_iter().find(|v| f(v)) {
-                return v;
+            for (t, p, _) in guard.iter().skip(seen) {
+                if t == topic {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(p) {
+                        if f(&v) {
+                            return v;
+                        }
+                    }
+                }
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what} on {topic}; got {:?}", self.json_on(topic));
-            std::thread::sleep(Duration::from_millis(50));
+            // Earlier messages were already checked; a later match may refer to them again
+            // only through `f`, which is pure, so start where this pass ended.
+            seen = guard.len();
+            let now = Instant::now();
+            if now >= deadline {
+                drop(guard);
+                panic!("timed out waiting for {what} on {topic}; got {:?}", self.json_on(topic));
+            }
+            guard = self.arrived.wait_timeout(guard, deadline - now).unwrap().0;
         }
     }
 }

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::ice::{Credentials, IceServer};
-use crate::provider::{request_error, snippet, ProviderError, TurnProvider};
+use crate::provider::{post_ttl, ProviderError, TurnProvider};
 
 pub const CLOUDFLARE_API: &str = "https://rtc.live.cloudflare.com";
 
@@ -50,20 +50,7 @@ impl CloudflareProvider {
         }
         let url = format!("{}/v1/turn/keys/{}/credentials/generate-ice-servers", self.api_base, self.key_id);
         let started = Utc::now();
-        let resp = self
-            .client
-            .post(url)
-            .bearer_auth(&self.api_token)
-            .json(&serde_json::json!({ "ttl": ttl.as_secs() }))
-            .send()
-            .await
-            .map_err(|e| request_error(&e))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| request_error(&e))?;
-        if !status.is_success() {
-            return Err(ProviderError::Status { status: status.as_u16(), body: snippet(&body) });
-        }
-        let answer: Answer = serde_json::from_str(&body).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        let answer: Answer = post_ttl(&self.client, &url, &self.api_token, ttl).await?;
         let ice_servers = match answer.ice_servers {
             Servers::Many(v) => v,
             Servers::One(s) => vec![s],

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::ice::Credentials;
-use crate::provider::{request_error, snippet, ProviderError, TurnProvider};
+use crate::provider::{post_ttl, ProviderError, TurnProvider};
 
 pub struct FleetProvider {
     client: reqwest::Client,
@@ -22,20 +22,7 @@ impl FleetProvider {
     }
 
     async fn request(&self, ttl: Duration) -> Result<Credentials, ProviderError> {
-        let resp = self
-            .client
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({ "ttl": ttl.as_secs() }))
-            .send()
-            .await
-            .map_err(|e| request_error(&e))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| request_error(&e))?;
-        if !status.is_success() {
-            return Err(ProviderError::Status { status: status.as_u16(), body: snippet(&body) });
-        }
-        let creds: Credentials = serde_json::from_str(&body).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        let creds: Credentials = post_ttl(&self.client, &self.url, &self.token, ttl).await?;
         if creds.ice_servers.is_empty() {
             return Err(ProviderError::Decode("empty iceServers".into()));
         }

@@ -27,6 +27,28 @@ pub trait TurnProvider: Send + Sync {
     fn fetch(&self, ttl: Duration) -> BoxFuture<'_, Result<Credentials, ProviderError>>;
 }
 
+/// POSTs `{"ttl": seconds}` with a bearer token and decodes a 2xx JSON answer as `T`.
+pub(crate) async fn post_ttl<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    ttl: Duration,
+) -> Result<T, ProviderError> {
+    let resp = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "ttl": ttl.as_secs() }))
+        .send()
+        .await
+        .map_err(|e| request_error(&e))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| request_error(&e))?;
+    if !status.is_success() {
+        return Err(ProviderError::Status { status: status.as_u16(), body: snippet(&body) });
+    }
+    serde_json::from_str(&body).map_err(|e| ProviderError::Decode(e.to_string()))
+}
+
 /// Shortens an upstream body for an error message.
 pub(crate) fn snippet(body: &str) -> String {
     let b: String = body.chars().take(200).collect();
