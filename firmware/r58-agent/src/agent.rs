@@ -57,15 +57,30 @@ pub struct Agent {
     /// Monotonic ms of the last loop turn, for the watchdog.
     pub heartbeat: Arc<AtomicU64>,
     ready_sent: bool,
+    /// Messages produced since the last flush (see `flush`).
+    outbox: VecDeque<Queued>,
+}
+
+/// What a publish request carried, in the order the requests were made.
+enum Sent {
+    /// A message from the disk queue (its seq).
+    Queue(u64),
+    /// A message sent straight away while online (its number in `direct`).
+    Direct(u64),
+    Other,
 }
 
 struct Conn {
     client: AsyncClient,
     events: EventLoop,
-    /// For each publish in order: the queue seq it carries, if any.
-    expect: VecDeque<Option<u64>>,
+    expect: VecDeque<Sent>,
     pkids: HashMap<u16, u64>,
     in_flight: VecDeque<u64>,
+    /// Messages sent directly and not yet acknowledged, in send order: written to the
+    /// disk queue if the connection drops before the broker acknowledges them.
+    direct: VecDeque<(u64, Queued)>,
+    direct_pkids: HashMap<u16, u64>,
+    next_direct: u64,
 }
 
 fn now_ms(started: Instant) -> u64 {
@@ -103,6 +118,7 @@ impl Agent {
             tls,
             heartbeat: Arc::new(AtomicU64::new(1)),
             ready_sent: false,
+            outbox: VecDeque::new(),
         })
     }
 
@@ -136,10 +152,50 @@ impl Agent {
         serde_json::to_vec(&doc).unwrap_or_default()
     }
 
+    /// Hands a message to `flush`: sent at once while online, else kept on disk.
     fn enqueue(&mut self, topic: String, payload: &impl Serialize) {
         let payload = serde_json::to_string(payload).unwrap_or_default();
-        if let Err(e) = self.queue.push(&Queued { topic, payload, retain: false }) {
+        self.outbox.push_back(Queued { topic, payload, retain: false });
+    }
+
+    fn to_disk(&mut self, msg: &Queued) {
+        if let Err(e) = self.queue.push(msg) {
             tracing::error!(error = %e, "offline queue write failed");
+        }
+    }
+
+    /// Online with nothing queued on disk: publish directly (QoS 1), remembering each
+    /// message until its PUBACK. Otherwise (offline, or older messages still on disk):
+    /// append to the disk queue, which keeps the order. Then drain the disk queue.
+    async fn flush(&mut self, mut conn: Option<&mut Conn>) {
+        while let Some(msg) = self.outbox.pop_front() {
+            match conn.as_deref_mut() {
+                Some(c) if self.link == Link::Online && self.queue.is_empty() && c.direct.len() < WINDOW * 4 => {
+                    let n = c.next_direct;
+                    c.next_direct += 1;
+                    let body = msg.payload.clone().into_bytes();
+                    match c.client.publish(msg.topic.clone(), QoS::AtLeastOnce, msg.retain, body).await {
+                        Ok(()) => {
+                            c.expect.push_back(Sent::Direct(n));
+                            c.direct.push_back((n, msg));
+                        }
+                        Err(_) => self.to_disk(&msg),
+                    }
+                }
+                _ => self.to_disk(&msg),
+            }
+        }
+        if let Some(c) = conn {
+            self.drain(c).await;
+        }
+    }
+
+    /// The connection is gone: what was sent directly but not acknowledged goes to disk,
+    /// in order, to be sent again after the reconnect.
+    fn requeue_direct(&mut self, conn: &mut Conn) {
+        let unacked: Vec<(u64, Queued)> = conn.direct.drain(..).collect();
+        for (_, msg) in unacked {
+            self.to_disk(&msg);
         }
     }
 
@@ -162,13 +218,22 @@ impl Agent {
         let will = self.state_doc(Status::Lost);
         let opts = crate::mqtt::options(&self.cfg.agent, self.tls.as_ref(), will)?;
         let (client, events) = AsyncClient::new(opts, 256);
-        Ok(Conn { client, events, expect: VecDeque::new(), pkids: HashMap::new(), in_flight: VecDeque::new() })
+        Ok(Conn {
+            client,
+            events,
+            expect: VecDeque::new(),
+            pkids: HashMap::new(),
+            in_flight: VecDeque::new(),
+            direct: VecDeque::new(),
+            direct_pkids: HashMap::new(),
+            next_direct: 0,
+        })
     }
 
     async fn publish(&self, conn: &mut Conn, topic: String, payload: Vec<u8>, retain: bool, seq: Option<u64>) -> bool {
         match conn.client.publish(topic, QoS::AtLeastOnce, retain, payload).await {
             Ok(()) => {
-                conn.expect.push_back(seq);
+                conn.expect.push_back(seq.map_or(Sent::Other, Sent::Queue));
                 true
             }
             Err(e) => {
@@ -316,8 +381,14 @@ impl Agent {
     }
 
     fn on_outgoing_publish(&mut self, conn: &mut Conn, pkid: u16) {
-        if let Some(Some(seq)) = conn.expect.pop_front() {
-            conn.pkids.insert(pkid, seq);
+        match conn.expect.pop_front() {
+            Some(Sent::Queue(seq)) => {
+                conn.pkids.insert(pkid, seq);
+            }
+            Some(Sent::Direct(n)) => {
+                conn.direct_pkids.insert(pkid, n);
+            }
+            _ => {}
         }
     }
 
@@ -325,6 +396,8 @@ impl Agent {
         if let Some(seq) = conn.pkids.remove(&pkid) {
             self.queue.ack(seq);
             conn.in_flight.retain(|s| *s != seq);
+        } else if let Some(n) = conn.direct_pkids.remove(&pkid) {
+            conn.direct.retain(|(m, _)| *m != n);
         }
     }
 
@@ -371,7 +444,6 @@ impl Agent {
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
                         if let Some(mut c) = conn.take() {
                             self.on_publish(&mut c, &p.topic, &p.payload, &tx).await;
-                            self.drain(&mut c).await;
                             conn = Some(c);
                         }
                     }
@@ -381,7 +453,6 @@ impl Agent {
                             for done in pending_status.drain(..) {
                                 let _ = done.send(());
                             }
-                            self.drain(&mut c).await;
                             conn = Some(c);
                         }
                     }
@@ -398,18 +469,14 @@ impl Agent {
                         self.set_link(Link::Backoff { attempt, wait });
                         r58_systemd::notify_or_log(&[r58_systemd::Notify::Status(format!("offline: {e}"))]);
                         attempt += 1;
-                        conn = None;
+                        if let Some(mut c) = conn.take() {
+                            self.requeue_direct(&mut c);
+                        }
                         backoff_until = Some(Instant::now() + wait);
                     }
                 },
                 msg = rx.recv() => match msg {
-                    Some(ToLoop::Status(st)) => {
-                        self.enqueue(proto::cmd_status(self.id()), &st);
-                        if let Some(mut c) = conn.take() {
-                            self.drain(&mut c).await;
-                            conn = Some(c);
-                        }
-                    }
+                    Some(ToLoop::Status(st)) => self.enqueue(proto::cmd_status(self.id()), &st),
                     Some(ToLoop::SetStatus(status, done)) => {
                         self.status = status;
                         match conn.take() {
@@ -433,10 +500,6 @@ impl Agent {
                         next_telemetry = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.telemetry_interval_seconds));
                         let recorder = telemetry::recorder(&self.http, &self.cfg.agent.recorder_api).await;
                         self.sample_telemetry(&mut cpu, recorder);
-                        if let Some(mut c) = conn.take() {
-                            self.drain(&mut c).await;
-                            conn = Some(c);
-                        }
                     }
                     if !self.ready_sent && Instant::now() >= ready_deadline {
                         tracing::warn!("broker not reached yet: READY anyway, running offline");
@@ -445,6 +508,7 @@ impl Agent {
                     }
                 }
             }
+            self.flush(conn.as_mut()).await;
         }
         self.shutdown(conn).await;
     }
@@ -452,7 +516,10 @@ impl Agent {
     async fn shutdown(&mut self, conn: Option<Conn>) {
         self.set_link(Link::Stopping);
         r58_systemd::notify_or_log(&[r58_systemd::Notify::Stopping]);
+        // Nothing produced is lost: pending and unacknowledged messages go to disk.
+        self.flush(None).await;
         let Some(mut c) = conn else { return };
+        self.requeue_direct(&mut c);
         let doc = self.state_doc(Status::Offline);
         let topic = proto::state(self.id());
         self.publish(&mut c, topic, doc, true, None).await;

@@ -34,12 +34,14 @@ impl SeenIds {
         self.stored.ids.iter().any(|i| i == id)
     }
 
-    /// Records `id` durably before the command runs.
+    /// Records `id` before the command runs: written and renamed into place (it survives
+    /// a crash of the agent), but not fsynced, which would put a flush of the eMMC into
+    /// every command's latency. See docs/mqtt.md for what a power cut can cost.
     pub fn insert(&mut self, id: &str) -> Result<(), r58_fs::FsError> {
         self.stored.ids.push_back(id.to_string());
         while self.stored.ids.len() > KEEP {
             self.stored.ids.pop_front();
         }
-        r58_fs::write_json_atomic(&self.path, &self.stored)
+        r58_fs::write_json_replace(&self.path, &self.stored)
     }
 }

@@ -61,6 +61,21 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     write_atomic(path, &data)
 }
 
+/// Like [`write_json_atomic`] without the fsyncs: readers still see the old or the new
+/// file, and the new one survives a crash of the process, but a power cut may lose the
+/// last write (ext4 with `auto_da_alloc` still never leaves an empty file). For state on a
+/// hot path where losing the last second is acceptable.
+pub fn write_json_replace<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), FsError> {
+    let err = |source| FsError::Write { path: path.to_path_buf(), source };
+    let data = serde_json::to_vec(value).map_err(|source| FsError::Encode { path: path.to_path_buf(), source })?;
+    let name = path.file_name().ok_or_else(|| err(std::io::Error::other("path has no file name")))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
 /// Reads JSON written by [`write_json_atomic`]; Ok(None) when the file does not exist.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, FsError> {
     match std::fs::read(path) {
