@@ -44,6 +44,8 @@ r58_ensure_rust() {
   fi
 }
 
+# Everything the project needs, plus any extra Debian packages given as arguments.
+# shellcheck disable=SC2120 # the arguments are optional
 r58_deps() {
   r58_install_packages "${R58_DEBIAN_PACKAGES[@]}" "$@"
   r58_ensure_rust

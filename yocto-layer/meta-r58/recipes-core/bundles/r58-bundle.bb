@@ -1,5 +1,12 @@
-SUMMARY = "R58 update bundle (RAUC): the r58-image root file system, signed"
+SUMMARY = "R58 update bundle (RAUC)"
+DESCRIPTION = "The r58-image root file system as a signed RAUC bundle (verity format) for A/B updates."
+HOMEPAGE = "https://git.example.com/r58/firmware"
+BUGTRACKER = "https://git.example.com/r58/firmware/issues"
+SECTION = "images"
 LICENSE = "MIT"
+
+# A bundle takes its payload from the image; it has no sources of its own.
+SRC_URI = ""
 
 inherit bundle
 
@@ -11,7 +18,8 @@ RAUC_BUNDLE_SLOTS = "rootfs"
 RAUC_SLOT_rootfs = "r58-image"
 RAUC_SLOT_rootfs[fstype] = "ext4"
 
-# Signing material comes from outside the layer (the build server's key store); the
-# development key pair is made by ota/keys/make-dev-keys (docs/ota.md).
-RAUC_KEY_FILE ?= "${R58_KEYS_DIR}/development-1.key.pem"
-RAUC_CERT_FILE ?= "${R58_KEYS_DIR}/development-1.cert.pem"
+# Signing material comes from outside the layer: the build server's key store, or the
+# development pair made by ota/keys/make-dev-keys (docs/ota.md).
+R58_KEYS_DIR ??= "${TOPDIR}/r58-keys"
+RAUC_KEY_FILE ?= "${R58_KEYS_DIR}/signing.key.pem"
+RAUC_CERT_FILE ?= "${R58_KEYS_DIR}/signing.cert.pem"

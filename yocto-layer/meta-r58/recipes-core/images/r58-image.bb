@@ -1,20 +1,9 @@
-SUMMARY = "R58 appliance image (production): read-only A/B root, no package manager, no debug tools"
+SUMMARY = "R58 appliance image (production)"
+DESCRIPTION = "Read-only A/B root file system for the R58: recorder, agent, RAUC; \
+               no package manager, no shell access beyond the serial console, no debug tools."
+HOMEPAGE = "https://git.example.com/r58/firmware"
+BUGTRACKER = "https://git.example.com/r58/firmware/issues"
+SECTION = "images"
 LICENSE = "MIT"
 
-inherit core-image
-
-IMAGE_FEATURES = "read-only-rootfs"
-IMAGE_LINGUAS = ""
-
-IMAGE_INSTALL = " \
-    packagegroup-core-boot \
-    r58-firmware \
-    rauc \
-    libubootenv-bin \
-    ca-certificates \
-    tzdata \
-    e2fsprogs-resize2fs \
-"
-
-# Production: nothing to log in with except the serial console in emergencies.
-EXTRA_USERS_PARAMS ?= ""
+require r58-image.inc

@@ -1,6 +1,5 @@
-# RAUC on the R58: the system configuration and keyring from ota/ (copied into files/ by
-# yocto-layer/scripts/sync-ota, checked in CI).
-FILESEXTRAPATHS:prepend := "${THISDIR}/files:"
-SRC_URI:append = " file://system.conf file://ca.cert.pem"
-
-RAUC_KEYRING_FILE = "ca.cert.pem"
+# RAUC on the R58: the system configuration from ota/ and the keyring of the bundle
+# signing CA (from the build's key store, as for the bundle).
+FILESEXTRAPATHS:prepend:r58 := "${THISDIR}/files:"
+SRC_URI:append:r58 = " file://system.conf"
+RAUC_KEYRING_FILE:r58 = "${R58_KEYS_DIR}/ca.cert.pem"

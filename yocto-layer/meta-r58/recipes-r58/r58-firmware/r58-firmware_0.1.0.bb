@@ -1,24 +1,31 @@
 SUMMARY = "R58 firmware services: recorder and MQTT agent"
 DESCRIPTION = "Capture, encode, crash-safe recording, RTSP/HLS and TURN credentials (r58-recorder), \
-and the fleet agent (r58-agent), with their systemd units and default configuration."
+               and the fleet agent (r58-agent), with their systemd units and default configuration."
 HOMEPAGE = "https://git.example.com/r58/firmware"
+BUGTRACKER = "https://git.example.com/r58/firmware/issues"
+SECTION = "multimedia"
+CVE_PRODUCT = "r58-firmware"
 # The product's own code; the crates it vendors keep their licenses (see the crates.inc).
 LICENSE = "CLOSED"
+
+DEPENDS += "gstreamer1.0 \
+            gstreamer1.0-plugins-bad \
+            gstreamer1.0-plugins-base \
+            gstreamer1.0-rtsp-server \
+           "
 
 # The firmware's own git repository. kas points R58_SRC_URI at the checkout it builds from
 # and sets R58_SRCREV to the commit (no AUTOREV: builds are reproducible).
 R58_SRC_URI ??= "git://git.example.com/r58/firmware.git;protocol=https;branch=main"
 R58_SRCREV ??= "0000000000000000000000000000000000000000"
+PV = "0.1.0+git"
 SRC_URI = "${R58_SRC_URI}"
 SRCREV = "${R58_SRCREV}"
 S = "${WORKDIR}/git"
-PV = "0.1.0+git"
 
 require r58-firmware-crates.inc
 
 inherit cargo cargo-update-recipe-crates systemd useradd
-
-DEPENDS += "gstreamer1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-rtsp-server"
 
 CARGO_BUILD_FLAGS += "--bins --package r58-recorder --package r58-agent"
 
@@ -31,8 +38,9 @@ do_install() {
 
     install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/r58 ${D}${nonarch_libdir}/tmpfiles.d \
         ${D}${nonarch_libdir}/sysusers.d ${D}${datadir}/polkit-1/rules.d ${D}${sysconfdir}/r58/pki
-    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/r58-recorder.service ${D}${systemd_system_unitdir}/
-    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/r58-agent.service ${D}${systemd_system_unitdir}/
+    for unit in r58-recorder.service r58-agent.service data.mount; do
+        install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/$unit ${D}${systemd_system_unitdir}/
+    done
     install -m 0644 ${S}/rootfs-overlay/etc/r58/r58.toml ${D}${sysconfdir}/r58/r58.toml
     install -m 0644 ${S}/rootfs-overlay/usr/lib/tmpfiles.d/r58.conf ${D}${nonarch_libdir}/tmpfiles.d/r58.conf
     install -m 0644 ${S}/rootfs-overlay/usr/lib/sysusers.d/r58.conf ${D}${nonarch_libdir}/sysusers.d/r58.conf
@@ -42,22 +50,41 @@ do_install() {
 }
 
 PACKAGES =+ "${PN}-recorder ${PN}-agent ${PN}-config"
-FILES:${PN}-recorder = "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-recorder.service"
-FILES:${PN}-agent = "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service ${datadir}/polkit-1/rules.d"
-FILES:${PN}-config = "${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d"
+FILES:${PN}-recorder += "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-recorder.service"
+FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service ${datadir}/polkit-1/rules.d"
+FILES:${PN}-config += "${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
+                       ${systemd_system_unitdir}/data.mount"
 ALLOW_EMPTY:${PN} = "1"
-RDEPENDS:${PN} = "${PN}-recorder ${PN}-agent"
-RDEPENDS:${PN}-recorder = "${PN}-config gstreamer1.0-plugins-base-app gstreamer1.0-plugins-base-videoconvertscale \
-    gstreamer1.0-plugins-base-videotestsrc gstreamer1.0-plugins-base-audiotestsrc gstreamer1.0-plugins-base-pango \
-    gstreamer1.0-plugins-base-audioconvert gstreamer1.0-plugins-base-audioresample gstreamer1.0-plugins-base-audiomixer \
-    gstreamer1.0-plugins-base-videorate gstreamer1.0-plugins-base-playback gstreamer1.0-plugins-base-alsa \
-    gstreamer1.0-plugins-good-video4linux2 gstreamer1.0-plugins-good-rtsp gstreamer1.0-plugins-good-rtp \
-    gstreamer1.0-plugins-good-rtpmanager gstreamer1.0-plugins-good-udp gstreamer1.0-plugins-good-multifile \
-    gstreamer1.0-plugins-good-imagefreeze gstreamer1.0-plugins-bad-videoparsersbad gstreamer1.0-plugins-bad-mpegtsmux \
-    gstreamer1.0-plugins-bad-hls gstreamer1.0-plugins-bad-srt gstreamer1.0-plugins-good-isomp4 \
-    gstreamer1.0-plugins-bad-audioparsers gstreamer1.0-libav gstreamer1.0-plugins-ugly-x264 \
-    gstreamer1.0-rtsp-server gstreamer1.0-rockchip"
-RDEPENDS:${PN}-agent = "${PN}-config systemd polkit"
+RDEPENDS:${PN} = "${PN}-agent ${PN}-recorder"
+RDEPENDS:${PN}-recorder = "${PN}-config \
+                           gstreamer1.0-libav \
+                           gstreamer1.0-plugins-bad-audioparsers \
+                           gstreamer1.0-plugins-bad-hls \
+                           gstreamer1.0-plugins-bad-mpegtsmux \
+                           gstreamer1.0-plugins-bad-srt \
+                           gstreamer1.0-plugins-bad-videoparsersbad \
+                           gstreamer1.0-plugins-base-alsa \
+                           gstreamer1.0-plugins-base-app \
+                           gstreamer1.0-plugins-base-audioconvert \
+                           gstreamer1.0-plugins-base-audiomixer \
+                           gstreamer1.0-plugins-base-audioresample \
+                           gstreamer1.0-plugins-base-audiotestsrc \
+                           gstreamer1.0-plugins-base-pango \
+                           gstreamer1.0-plugins-base-playback \
+                           gstreamer1.0-plugins-base-videoconvertscale \
+                           gstreamer1.0-plugins-base-videorate \
+                           gstreamer1.0-plugins-base-videotestsrc \
+                           gstreamer1.0-plugins-good-multifile \
+                           gstreamer1.0-plugins-good-rtp \
+                           gstreamer1.0-plugins-good-rtpmanager \
+                           gstreamer1.0-plugins-good-rtsp \
+                           gstreamer1.0-plugins-good-udp \
+                           gstreamer1.0-plugins-good-video4linux2 \
+                           gstreamer1.0-plugins-ugly-x264 \
+                           gstreamer1.0-rockchip \
+                           gstreamer1.0-rtsp-server \
+                          "
+RDEPENDS:${PN}-agent = "${PN}-config polkit systemd"
 
 SYSTEMD_PACKAGES = "${PN}-recorder ${PN}-agent"
 SYSTEMD_SERVICE:${PN}-recorder = "r58-recorder.service"
@@ -65,4 +92,4 @@ SYSTEMD_SERVICE:${PN}-agent = "r58-agent.service"
 
 USERADD_PACKAGES = "${PN}-config"
 USERADD_PARAM:${PN}-config = "--system --home-dir /data --no-create-home --shell /sbin/nologin \
-    --groups video,audio,systemd-journal --user-group r58"
+                              --groups video,audio,systemd-journal --user-group r58"
