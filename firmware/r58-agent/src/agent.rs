@@ -217,7 +217,13 @@ impl Agent {
         self.save();
         let will = self.state_doc(Status::Lost);
         let opts = crate::mqtt::options(&self.cfg.agent, self.tls.as_ref(), will)?;
-        let (client, events) = AsyncClient::new(opts, 256);
+        let (client, mut events) = AsyncClient::new(opts, 256);
+        // Statuses go out back to back (accepted, then the result): without TCP_NODELAY the
+        // second waits for the broker's delayed ACK (~40 ms).
+        let mut net = events.network_options();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(10);
+        events.set_network_options(net);
         Ok(Conn {
             client,
             events,

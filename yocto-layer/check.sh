@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Parse-level check of the R58 layers against the real metadata (outside CI: it needs the
+# upstream layers and takes a while). Checks out every layer at the commit kas pins, then:
+#   bitbake -p                      (0 errors)
+#   bitbake -g r58-image            (every dependency resolves)
+#   bitbake -c unpack r58-firmware  (offline, every crate checksum verified; --unpack)
+#   yocto-check-layer               (both layers; --check-layer, ~30 min on 2 cores)
+# bitbake refuses to run as root: run as a normal user, or as root with --user NAME.
+# Usage: yocto-layer/check.sh [--layers DIR] [--work DIR] [--user NAME] [--unpack] [--check-layer]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+layers_src="" work="${R58_CHECK_WORK:-$repo/target/yocto-check}" user="" unpack=0 check_layer=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --layers) layers_src="$2"; shift 2 ;;
+    --work) work="$2"; shift 2 ;;
+    --user) user="$2"; shift 2 ;;
+    --unpack) unpack=1; shift ;;
+    --check-layer) check_layer=1; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -eq 0 ]; then
+  [ -n "$user" ] || { echo "bitbake does not run as root: use --user NAME" >&2; exit 2; }
+  apt_pkgs=(gawk wget git diffstat unzip texinfo gcc build-essential chrpath socat cpio python3 python3-pip
+            python3-pexpect xz-utils debianutils iputils-ping python3-git python3-jinja2 python3-subunit
+            zstd liblz4-tool file locales libacl1)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  locale -a | grep -qi 'en_US.utf8' || { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen; locale-gen >/dev/null; }
+  id "$user" >/dev/null 2>&1 || useradd -m "$user"
+  mkdir -p "$work"; chown -R "$user" "$work"
+  args=(--work "$work"); [ -n "$layers_src" ] && args+=(--layers "$layers_src")
+  [ $unpack = 1 ] && args+=(--unpack); [ $check_layer = 1 ] && args+=(--check-layer)
+  # The checkout and the layer clones belong to root: let git read them as that user.
+  runuser -u "$user" -- git config --global --replace-all safe.directory '*'
+  exec runuser -u "$user" -- env LANG=en_US.UTF-8 "$0" "${args[@]}"
+fi
+
+kas="$repo/yocto-layer/kas/r58.yml"
+mkdir -p "$work/layers"
+# name url commit, from the kas file.
+mapfile -t pins < <(python3 - "$kas" <<'PY'
+import sys, re
+text = open(sys.argv[1]).read()
+for m in re.finditer(r"^  ([\w-]+):\n(?:    #.*\n)*    url: (\S+)\n    branch: \S+\n    commit: (\w+)", text, re.M):
+    print(*m.groups())
+PY
+)
+for pin in "${pins[@]}"; do
+  read -r name url commit <<<"$pin"
+  dest="$work/layers/$name"
+  if [ -n "$layers_src" ] && [ -e "$layers_src/$name" ]; then
+    # A local copy (a clone, or a bare/partial mirror): export the pinned tree from it.
+    if [ "$(cat "$dest/.r58-commit" 2>/dev/null)" != "$commit" ]; then
+      rm -rf "$dest"; mkdir -p "$dest"
+      git --git-dir="$(git -C "$layers_src/$name" rev-parse --absolute-git-dir)" archive "$commit" | tar -x -C "$dest"
+      echo "$commit" > "$dest/.r58-commit"
+    fi
+  else
+    [ -d "$dest/.git" ] || git clone -q --no-checkout "$url" "$dest"
+    git -C "$dest" cat-file -e "$commit^{commit}" 2>/dev/null || git -C "$dest" fetch -q origin "$commit"
+    git -C "$dest" -c advice.detachedHead=false checkout -q "$commit"
+  fi
+  echo "$name: $commit"
+done
+
+# The Rust the pinned mixin layer provides must be the workspace's.
+"$repo/yocto-layer/scripts/check-rust-version" --layer "$work/layers/meta-lts-mixins"
+
+build="$work/build"
+set +u
+# shellcheck disable=SC1091
+source "$work/layers/poky/oe-init-build-env" "$build" >/dev/null
+set -u
+L="$work/layers"
+cat > conf/bblayers.conf <<CONF
+BBPATH = "\${TOPDIR}"
+BBFILES ?= ""
+BBLAYERS = " \\
+  $L/poky/meta $L/poky/meta-poky \\
+  $L/meta-openembedded/meta-oe $L/meta-openembedded/meta-python \\
+  $L/meta-openembedded/meta-networking $L/meta-openembedded/meta-multimedia \\
+  $L/meta-rauc $L/meta-rockchip $L/meta-lts-mixins \\
+  $repo/yocto-layer/meta-r58 $repo/yocto-layer/meta-r58-bsp \\
+"
+CONF
+# Recipes of the BSP layer that follow a branch head (AUTOREV) cannot parse offline: mask them.
+masks=$(grep -rl 'AUTOREV' "$L/meta-rockchip" --include='*.bb' --include='*.bbappend' --include='*.inc' | tr '\n' ' ' || true)
+cat > conf/local.conf <<CONF
+MACHINE = "r58"
+DISTRO = "r58"
+BB_NO_NETWORK = "1"
+DL_DIR = "$work/downloads"
+R58_SRC_URI = "git://$repo;protocol=file;branch=$(git -C "$repo" rev-parse --abbrev-ref HEAD)"
+R58_SRCREV = "$(git -C "$repo" rev-parse HEAD)"
+BBMASK += "$masks"
+CONF
+
+echo "== bitbake -p"
+bitbake -p
+echo "== bitbake -g r58-image"
+bitbake -g r58-image >/dev/null && echo "task-depends.dot: $(wc -l < task-depends.dot) lines"
+if [ $unpack = 1 ]; then
+  echo "== bitbake -c unpack r58-firmware (offline; crates from cargo fetch)"
+  (cd "$repo" && cargo fetch --locked)
+  mkdir -p "$work/downloads/crates.io"
+  for f in "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/*.crate; do
+    ln -sf "$f" "$work/downloads/crates.io/$(basename "$f")"
+    touch "$work/downloads/crates.io/$(basename "$f").done"
+  done
+  bitbake -c unpack r58-firmware
+fi
+if [ $check_layer = 1 ]; then
+  echo "== yocto-check-layer"
+  yocto-check-layer --dependency "$L/meta-openembedded/meta-oe" "$L/meta-openembedded/meta-multimedia" \
+    "$L/meta-rauc" "$L/meta-rockchip" "$L/meta-lts-mixins" \
+    --machines r58 -- "$repo/yocto-layer/meta-r58" "$repo/yocto-layer/meta-r58-bsp"
+fi
+echo "check.sh: all requested checks passed"
