@@ -142,6 +142,10 @@ impl Observer {
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_clean_session(false);
         let (client, mut conn) = Client::new(opts, 1000);
+        // Like the agent: no Nagle delay between back-to-back packets (publish, then acks).
+        let mut net = conn.eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        conn.eventloop.set_network_options(net);
         let messages = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Condvar::new());
         let m = messages.clone();
