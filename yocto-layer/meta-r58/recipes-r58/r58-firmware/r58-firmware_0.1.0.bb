@@ -45,6 +45,9 @@ do_install() {
     install -m 0644 ${S}/rootfs-overlay/usr/lib/tmpfiles.d/r58.conf ${D}${nonarch_libdir}/tmpfiles.d/r58.conf
     install -m 0644 ${S}/rootfs-overlay/usr/lib/sysusers.d/r58.conf ${D}${nonarch_libdir}/sysusers.d/r58.conf
     install -m 0644 ${S}/rootfs-overlay/usr/share/polkit-1/rules.d/50-r58.rules ${D}${datadir}/polkit-1/rules.d/
+    install -d ${D}${nonarch_base_libdir}/udev/rules.d ${D}${systemd_unitdir}/journald.conf.d
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/udev/rules.d/60-r58-capture.rules ${D}${nonarch_base_libdir}/udev/rules.d/
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/journald.conf.d/10-r58.conf ${D}${systemd_unitdir}/journald.conf.d/
     # conf.d lives on the data partition (the root file system is read-only).
     ln -sf /data/config/conf.d ${D}${sysconfdir}/r58/conf.d
 }
@@ -53,7 +56,8 @@ PACKAGES =+ "${PN}-recorder ${PN}-agent ${PN}-config"
 FILES:${PN}-recorder += "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-recorder.service"
 FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service ${datadir}/polkit-1/rules.d"
 FILES:${PN}-config += "${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
-                       ${systemd_system_unitdir}/data.mount"
+                       ${systemd_system_unitdir}/data.mount ${nonarch_base_libdir}/udev/rules.d \
+                       ${systemd_unitdir}/journald.conf.d"
 ALLOW_EMPTY:${PN} = "1"
 RDEPENDS:${PN} = "${PN}-agent ${PN}-recorder"
 RDEPENDS:${PN}-recorder = "${PN}-config \
