@@ -266,6 +266,11 @@ impl Agent {
 
     async fn on_connected(&mut self, conn: &mut Conn) {
         self.set_link(Link::Online);
+        // For the boot health check: the broker was reached during this boot.
+        let mark = self.cfg.agent.state_dir.join(crate::health::CONNECTED_FILE);
+        if let Err(e) = r58_fs::write_json_replace(&mark, &serde_json::json!({ "ts": chrono::Utc::now(), "session": self.persisted.session })) {
+            tracing::warn!(error = %e, "cannot record the connection for the health check");
+        }
         let id = self.id().to_string();
         let _ = conn.client.subscribe(proto::cmd_filter(&id), QoS::AtLeastOnce).await;
         let _ = conn.client.subscribe(proto::twin_desired(&id), QoS::AtLeastOnce).await;

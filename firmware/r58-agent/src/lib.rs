@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod commands;
 pub mod error;
+pub mod health;
 pub mod ids;
 pub mod link;
 pub mod mqtt;

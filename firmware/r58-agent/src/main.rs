@@ -7,16 +7,18 @@ use r58_agent::agent::Agent;
 use r58_agent::system::Systemd;
 use r58_agent::AgentError;
 
-const USAGE: &str = "usage: r58-agent [--config FILE] [--check-config]";
+const USAGE: &str = "usage: r58-agent [--config FILE] [--check-config | --health-check [SECONDS]]";
 
 fn main() -> ExitCode {
     let mut config = None;
     let mut check = false;
+    let mut health: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--config" => config = args.next().map(std::path::PathBuf::from),
             "--check-config" => check = true,
+            "--health-check" => health = Some(args.next().and_then(|s| s.parse().ok()).unwrap_or(180)),
             "--version" => {
                 println!("r58-agent {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
         }
     }
     r58_log::init("r58-agent");
+    if let Some(seconds) = health {
+        return health_check(config, seconds);
+    }
     match run(config, check) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,4 +81,25 @@ fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError
         tokio::time::sleep(Duration::from_millis(10)).await;
         Ok(())
     })
+}
+
+fn health_check(config: Option<std::path::PathBuf>, seconds: u64) -> ExitCode {
+    let paths = match config {
+        Some(main) => r58_config::ConfigPaths { main, required: true },
+        None => r58_config::ConfigPaths::from_env(),
+    };
+    let cfg: r58_config::R58Config = match r58_config::load_from(&paths) {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("r58-agent: {}", r58_log::error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    match r58_agent::health::run(&cfg, Duration::from_secs(seconds)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("r58-agent: boot health check failed: {reason}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -19,9 +19,10 @@ pub fn fake_system_tools(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let calls = dir.join("system-calls.log");
-    for tool in ["systemctl", "journalctl"] {
+    for tool in ["systemctl", "journalctl", "rauc"] {
         let script = format!(
-            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nif [ {tool} = journalctl ]; then echo 'line one'; echo 'line two'; fi\nexit 0\n",
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nif [ {tool} = journalctl ]; then echo 'line one'; echo 'line two'; fi\n\
+             if [ {tool} = systemctl ] && [ \"$1\" = is-active ]; then echo active; fi\nexit 0\n",
             calls.display()
         );
         let p = bin.join(tool);
