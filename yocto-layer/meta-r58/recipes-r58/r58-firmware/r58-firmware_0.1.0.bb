@@ -38,7 +38,7 @@ do_install() {
 
     install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/r58 ${D}${nonarch_libdir}/tmpfiles.d \
         ${D}${nonarch_libdir}/sysusers.d ${D}${datadir}/polkit-1/rules.d ${D}${sysconfdir}/r58/pki
-    for unit in r58-recorder.service r58-agent.service data.mount; do
+    for unit in r58-recorder.service r58-agent.service r58-health.service data.mount; do
         install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/$unit ${D}${systemd_system_unitdir}/
     done
     install -m 0644 ${S}/rootfs-overlay/etc/r58/r58.toml ${D}${sysconfdir}/r58/r58.toml
@@ -48,16 +48,19 @@ do_install() {
     install -d ${D}${nonarch_base_libdir}/udev/rules.d ${D}${systemd_unitdir}/journald.conf.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/udev/rules.d/60-r58-capture.rules ${D}${nonarch_base_libdir}/udev/rules.d/
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/journald.conf.d/10-r58.conf ${D}${systemd_unitdir}/journald.conf.d/
+    install -d ${D}${nonarch_libdir}/repart.d
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/repart.d/50-data.conf ${D}${nonarch_libdir}/repart.d/
     # conf.d lives on the data partition (the root file system is read-only).
     ln -sf /data/config/conf.d ${D}${sysconfdir}/r58/conf.d
 }
 
 PACKAGES =+ "${PN}-recorder ${PN}-agent ${PN}-config"
 FILES:${PN}-recorder += "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-recorder.service"
-FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service ${datadir}/polkit-1/rules.d"
+FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service \
+                      ${systemd_system_unitdir}/r58-health.service ${datadir}/polkit-1/rules.d"
 FILES:${PN}-config += "${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
                        ${systemd_system_unitdir}/data.mount ${nonarch_base_libdir}/udev/rules.d \
-                       ${systemd_unitdir}/journald.conf.d"
+                       ${systemd_unitdir}/journald.conf.d ${nonarch_libdir}/repart.d"
 ALLOW_EMPTY:${PN} = "1"
 RDEPENDS:${PN} = "${PN}-agent ${PN}-recorder"
 RDEPENDS:${PN}-recorder = "${PN}-config \
@@ -92,7 +95,7 @@ RDEPENDS:${PN}-agent = "${PN}-config polkit systemd"
 
 SYSTEMD_PACKAGES = "${PN}-recorder ${PN}-agent"
 SYSTEMD_SERVICE:${PN}-recorder = "r58-recorder.service"
-SYSTEMD_SERVICE:${PN}-agent = "r58-agent.service"
+SYSTEMD_SERVICE:${PN}-agent = "r58-agent.service r58-health.service"
 
 USERADD_PACKAGES = "${PN}-config"
 USERADD_PARAM:${PN}-config = "--system --home-dir /data --no-create-home --shell /sbin/nologin \
