@@ -4,41 +4,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn healthy_boot_marks_good_and_a_dead_recorder_marks_bad() {
     let dir = tempfile::tempdir().unwrap();
-    let recorder_bin = Path::new(env!("CARGO_BIN_EXE_r58-agent")).with_file_name("r58-recorder");
-    assert!(recorder_bin.exists(), "build the workspace first (scripts/test does)");
-    let api = free_port();
-    let rec_dir = dir.path().join("rec");
-    std::fs::create_dir_all(&rec_dir).unwrap();
-    std::fs::write(
-        rec_dir.join("r58.toml"),
-        format!(
-            "[api]\nlisten = \"127.0.0.1:{api}\"\n[recorder]\ndata_dir = \"{d}/data\"\n[hls]\nenabled = false\ndir = \"{d}/hls\"\n\
-             [rtsp]\nenabled = false\n[storage]\nmin_free_mib = 1\n[encoder]\nx264_preset = \"ultrafast\"\n\
-             [inputs.cam1]\nkind = \"test\"\nwidth = 320\nheight = 240\naudio = false\n",
-            d = rec_dir.display()
-        ),
-    )
-    .unwrap();
-    let mut recorder = Some(Kill(
-        Command::new(&recorder_bin).args(["--config", rec_dir.join("r58.toml").to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap(),
-    ));
+    let (recorder, api) = start_recorder(&dir.path().join("rec"), "");
+    let mut recorder = Some(recorder);
 
     let pki = Pki::new(&dir.path().join("pki"));
     let broker = Broker::start(dir.path(), &pki);

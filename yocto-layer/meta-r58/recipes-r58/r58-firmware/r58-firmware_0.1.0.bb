@@ -48,6 +48,8 @@ do_install() {
     install -d ${D}${nonarch_base_libdir}/udev/rules.d ${D}${systemd_unitdir}/journald.conf.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/udev/rules.d/60-r58-capture.rules ${D}${nonarch_base_libdir}/udev/rules.d/
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/journald.conf.d/10-r58.conf ${D}${systemd_unitdir}/journald.conf.d/
+    install -d ${D}${datadir}/dbus-1/system.d
+    install -m 0644 ${S}/rootfs-overlay/usr/share/dbus-1/system.d/r58-rauc.conf ${D}${datadir}/dbus-1/system.d/
     install -d ${D}${nonarch_libdir}/repart.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/repart.d/50-data.conf ${D}${nonarch_libdir}/repart.d/
     # conf.d lives on the data partition (the root file system is read-only).
@@ -57,7 +59,8 @@ do_install() {
 PACKAGES =+ "${PN}-recorder ${PN}-agent ${PN}-config"
 FILES:${PN}-recorder += "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-recorder.service"
 FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service \
-                      ${systemd_system_unitdir}/r58-health.service ${datadir}/polkit-1/rules.d"
+                      ${systemd_system_unitdir}/r58-health.service ${datadir}/polkit-1/rules.d \
+                      ${datadir}/dbus-1/system.d"
 FILES:${PN}-config += "${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
                        ${systemd_system_unitdir}/data.mount ${nonarch_base_libdir}/udev/rules.d \
                        ${systemd_unitdir}/journald.conf.d ${nonarch_libdir}/repart.d"
