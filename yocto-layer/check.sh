@@ -101,7 +101,8 @@ CONF
 echo "== bitbake -p"
 bitbake -p
 echo "== bitbake -g r58-image"
-bitbake -g r58-image >/dev/null && echo "task-depends.dot: $(wc -l < task-depends.dot) lines"
+bitbake -g r58-image >/dev/null
+echo "task-depends.dot: $(wc -l < task-depends.dot) lines"
 if [ $unpack = 1 ]; then
   echo "== bitbake -c unpack r58-firmware (offline; crates from cargo fetch)"
   (cd "$repo" && cargo fetch --locked)
