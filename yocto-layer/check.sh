@@ -122,7 +122,9 @@ if [ $check_layer = 1 ]; then
   # shellcheck disable=SC1091
   source "$L/poky/oe-init-build-env" "$check_build" >/dev/null
   set -u
-  cp "$build/conf/local.conf" conf/local.conf
+  # The tool starts from the core's defaults (it adds MACHINE r58 itself): keep only what
+  # lets it parse offline.
+  grep -vE '^(MACHINE|DISTRO) ' "$build/conf/local.conf" > conf/local.conf
   yocto-check-layer --dependency "$L/meta-openembedded/meta-oe" "$L/meta-openembedded/meta-python" \
     "$L/meta-openembedded/meta-networking" "$L/meta-openembedded/meta-multimedia" \
     "$L/meta-rauc" "$L/meta-rockchip" "$L/meta-lts-mixins" \
