@@ -105,7 +105,9 @@ pub fn network() -> Value {
 /// Per input figures from the recorder's `/api/status`.
 pub async fn recorder(client: &reqwest::Client, api: &str) -> Value {
     let url = format!("{}/api/status", api.trim_end_matches('/'));
-    let status: Value = match client.get(&url).send().await {
+    // Awaited inside the agent's event loop: keep it short so a hung recorder cannot stall
+    // commands and keepalives.
+    let status: Value = match client.get(&url).timeout(std::time::Duration::from_secs(2)).send().await {
         Ok(r) => match r.json().await {
             Ok(v) => v,
             Err(e) => return json!({ "error": format!("recorder status: {e}") }),

@@ -33,12 +33,17 @@ pub enum FsError {
     },
 }
 
+/// `.<name>.tmp` beside `path`: where a new version is written before the rename.
+fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("path has no file name"))?;
+    Ok(path.with_file_name(format!(".{}.tmp", name.to_string_lossy())))
+}
+
 /// Writes `data` to `path` atomically: `.<name>.tmp` beside it, fsync, rename, fsync folder.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
     let err = |source| FsError::Write { path: path.to_path_buf(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| err(std::io::Error::other("path has no file name")))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let tmp = temp_path(path).map_err(err)?;
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         f.write_all(data)?;
@@ -68,8 +73,7 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 pub fn write_json_replace<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), FsError> {
     let err = |source| FsError::Write { path: path.to_path_buf(), source };
     let data = serde_json::to_vec(value).map_err(|source| FsError::Encode { path: path.to_path_buf(), source })?;
-    let name = path.file_name().ok_or_else(|| err(std::io::Error::other("path has no file name")))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let tmp = temp_path(path).map_err(err)?;
     std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(e)

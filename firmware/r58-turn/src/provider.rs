@@ -56,26 +56,17 @@ pub(crate) fn snippet(body: &str) -> String {
 }
 
 pub(crate) fn request_error(e: &reqwest::Error) -> ProviderError {
-    // reqwest's Display includes the URL (no secrets: tokens travel in headers only).
-    ProviderError::Request(e.without_url_ref_string())
-}
-
-trait WithoutUrl {
-    fn without_url_ref_string(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref_string(&self) -> String {
-        let mut s = self.to_string();
-        if let Some(url) = self.url() {
-            s = s.replace(url.as_str(), "<url>");
-        }
-        let mut src = std::error::Error::source(self);
-        while let Some(e) = src {
-            s.push_str(": ");
-            s.push_str(&e.to_string());
-            src = e.source();
-        }
-        s
+    // The message and its causes, without the URL (tokens travel in headers only, but keep
+    // logs short and free of query strings).
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<url>");
     }
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    ProviderError::Request(s)
 }
