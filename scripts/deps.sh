@@ -11,6 +11,7 @@ R58_DEBIAN_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-rtsp gstreamer1.0-nice
   ffmpeg bc coturn mosquitto
+  postgresql postgresql-client chromium fonts-dejavu-core
 )
 
 r58_missing_packages() {
@@ -27,8 +28,13 @@ r58_install_packages() {
     echo "deps: installing ${missing[*]}" >&2
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # Tests start their own PostgreSQL in temp folders: no system-wide cluster on :5432.
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+      $sudo mkdir -p /etc/postgresql-common
+      echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+    fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   fi
 }
 

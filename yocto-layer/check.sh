@@ -22,6 +22,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# The crates of Cargo.lock where bitbake's crate fetcher looks for them: DL_DIR/NAME-VERSION.crate
+# with a .done stamp (offline unpack; bitbake then verifies each sha256sum of crates.inc).
+stage_crates() {
+  (cd "$repo" && cargo fetch --locked)
+  mkdir -p "$work/downloads"
+  local f
+  for f in "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/*.crate; do
+    cp -f "$f" "$work/downloads/"
+    touch "$work/downloads/$(basename "$f").done"
+  done
+  touch "$work/downloads/.crates-staged"
+}
+
 if [ "$(id -u)" -eq 0 ]; then
   [ -n "$user" ] || { echo "bitbake does not run as root: use --user NAME" >&2; exit 2; }
   apt_pkgs=(gawk wget git diffstat unzip texinfo gcc build-essential chrpath socat cpio python3 python3-pip
@@ -30,7 +43,10 @@ if [ "$(id -u)" -eq 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
   locale -a | grep -qi 'en_US.utf8' || { sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen; locale-gen >/dev/null; }
   id "$user" >/dev/null 2>&1 || useradd -m "$user"
-  mkdir -p "$work"; chown -R "$user" "$work"
+  mkdir -p "$work"
+  # cargo usually belongs to root's toolchain: stage the crates here for the build user.
+  [ $unpack = 1 ] && stage_crates
+  chown -R "$user" "$work"
   args=(--work "$work"); [ -n "$layers_src" ] && args+=(--layers "$layers_src")
   [ $unpack = 1 ] && args+=(--unpack); [ $check_layer = 1 ] && args+=(--check-layer)
   # The checkout and the layer clones belong to root: let git read them as that user.
@@ -105,12 +121,9 @@ bitbake -g r58-image >/dev/null
 echo "task-depends.dot: $(wc -l < task-depends.dot) lines"
 if [ $unpack = 1 ]; then
   echo "== bitbake -c unpack r58-firmware (offline; crates from cargo fetch)"
-  (cd "$repo" && cargo fetch --locked)
-  mkdir -p "$work/downloads/crates.io"
-  for f in "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/*.crate; do
-    ln -sf "$f" "$work/downloads/crates.io/$(basename "$f")"
-    touch "$work/downloads/crates.io/$(basename "$f").done"
-  done
+  if command -v cargo >/dev/null; then stage_crates
+  elif [ ! -e "$work/downloads/.crates-staged" ]; then echo "--unpack needs cargo (to fetch the crates)" >&2; exit 2
+  fi
   bitbake -c unpack r58-firmware
 fi
 if [ $check_layer = 1 ]; then
@@ -122,10 +135,12 @@ if [ $check_layer = 1 ]; then
   # shellcheck disable=SC1091
   source "$L/poky/oe-init-build-env" "$check_build" >/dev/null
   set -u
-  # The tool starts from the core's defaults (it adds MACHINE r58 itself): keep only what
-  # lets it parse offline.
-  grep -vE '^(MACHINE|DISTRO) ' "$build/conf/local.conf" > conf/local.conf
-  yocto-check-layer --dependency "$L/meta-openembedded/meta-oe" "$L/meta-openembedded/meta-python" \
+  # The tool starts from the core's defaults (it sets MACHINE r58 itself for its machine
+  # tests): keep what lets it parse offline, and the core's default MACHINE - without one,
+  # its first `bitbake -S lockedsigs world` fails with no output at all.
+  { grep -vE '^(MACHINE|DISTRO) ' "$build/conf/local.conf"; echo 'MACHINE ??= "qemux86-64"'; } > conf/local.conf
+  # --no-auto-dependency: the upstream layers are dependencies here, not under test.
+  yocto-check-layer --no-auto-dependency --dependency "$L/meta-openembedded/meta-oe" "$L/meta-openembedded/meta-python" \
     "$L/meta-openembedded/meta-networking" "$L/meta-openembedded/meta-multimedia" \
     "$L/meta-rauc" "$L/meta-rockchip" "$L/meta-lts-mixins" \
     --machines r58 -- "$repo/yocto-layer/meta-r58" "$repo/yocto-layer/meta-r58-bsp" 2>&1 | tee "$work/check-layer.log"

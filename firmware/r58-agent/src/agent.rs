@@ -99,7 +99,7 @@ impl Agent {
         let state_file = dir.join("agent-state.json");
         let persisted: Persisted = r58_fs::read_json(&state_file).ok().flatten().unwrap_or_default();
         let tls = if crate::mqtt::parse_broker(&cfg.agent.broker)?.2 {
-            Some(Arc::new(crate::mqtt::tls_config(&cfg.agent)?))
+            Some(crate::mqtt::tls_config(&cfg.agent)?)
         } else {
             None
         };

@@ -8,8 +8,8 @@ pub enum AgentError {
     NoDeviceId,
     #[error("agent.broker {0:?}: {1}")]
     BrokerUrl(String, String),
-    #[error("reading TLS material {path}: {reason}")]
-    Tls { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Tls(#[from] r58_tls::TlsError),
     #[error("preparing state folder {path}: {source}")]
     StateDir {
         path: PathBuf,

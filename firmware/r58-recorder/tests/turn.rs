@@ -74,11 +74,12 @@ fn start_fleet(dir: &Path, coturn_port: u16) -> (Proc, u16, String) {
     std::fs::write(
         dir.join("fleet.toml"),
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[devices]\nfile = \"{}\"\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[db]\nurl = \"sqlite://{db}\"\n[devices]\nfile = \"{}\"\n\
              [turn]\nbackend = \"coturn\"\nttl_seconds = 600\n\
              [turn.coturn]\nsecret_file = \"{}\"\nurls = [\"turn:127.0.0.1:{coturn_port}?transport=udp\"]\n",
             dir.join("devices.toml").display(),
-            dir.join("turn-secret").display()
+            dir.join("turn-secret").display(),
+            db = dir.join("fleet.db").display()
         ),
     )
     .unwrap();
@@ -185,11 +186,12 @@ fn fleet_backend_failure_is_a_502() {
     std::fs::write(
         dir.path().join("fleet.toml"),
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[devices]\nfile = \"{}\"\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[db]\nurl = \"sqlite://{db}\"\n[devices]\nfile = \"{}\"\n\
              [turn]\nbackend = \"cloudflare\"\ntimeout_ms = 500\n\
              [turn.cloudflare]\nkey_id = \"k\"\napi_token_file = \"{}\"\napi_base = \"http://127.0.0.1:{dead}\"\n",
             dir.path().join("devices.toml").display(),
-            dir.path().join("cf-token").display()
+            dir.path().join("cf-token").display(),
+            db = dir.path().join("fleet.db").display()
         ),
     )
     .unwrap();

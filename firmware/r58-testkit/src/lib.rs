@@ -70,13 +70,19 @@ pub struct Broker {
 impl Broker {
     /// Mosquitto with fleet/deploy/mosquitto/{mosquitto.conf,acl}, certificates from `pki`.
     pub fn start(dir: &Path, pki: &Pki) -> Self {
+        Self::start_with_certs(dir, &pki.dir)
+    }
+
+    /// The same, with `ca.pem`, `broker.crt` and `broker.key` from `certs` (e.g. made by
+    /// `r58-fleet pki init`).
+    pub fn start_with_certs(dir: &Path, certs: &Path) -> Self {
         let port = free_port();
         let prod = std::fs::read_to_string(repo().join("fleet/deploy/mosquitto/mosquitto.conf")).unwrap();
         let data = dir.join("mosquitto-data");
         std::fs::create_dir_all(&data).unwrap();
         let conf_text = prod
             .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
-            .replace("/mosquitto/config/certs/", &format!("{}/", pki.dir.display()))
+            .replace("/mosquitto/config/certs/", &format!("{}/", certs.display()))
             .replace("/mosquitto/data/", &format!("{}/", data.display()))
             .replace("/mosquitto/config/acl", &repo().join("fleet/deploy/mosquitto/acl").display().to_string())
             .replace("log_dest stdout", "log_dest stderr")
@@ -119,12 +125,11 @@ impl Drop for Broker {
 }
 
 pub fn tls(pki: &Pki, cert: &Path, key: &Path) -> Transport {
-    let mut cfg = r58_config::AgentConfig::default();
-    cfg.ca_file = pki.ca();
-    cfg.cert_file = cert.to_path_buf();
-    cfg.key_file = key.to_path_buf();
-    let rustls = r58_agent::mqtt::tls_config(&cfg).unwrap();
-    Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(rustls)))
+    tls_files(&pki.ca(), cert, key)
+}
+
+pub fn tls_files(ca: &Path, cert: &Path, key: &Path) -> Transport {
+    Transport::tls_with_config(TlsConfiguration::Rustls(r58_tls::client_config(ca, cert, key).unwrap()))
 }
 
 /// An MQTT client (fleet identity by default) that records every message it receives.
@@ -217,6 +222,132 @@ impl Observer {
             }
             guard = self.arrived.wait_timeout(guard, deadline - now).unwrap().0;
         }
+    }
+}
+
+
+/// A binary of the workspace, next to the running test (`target/<profile>/NAME`); the
+/// workspace must be built first (scripts/test does).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join(name);
+    assert!(p.exists(), "{} missing: build the workspace first (cargo build --workspace)", p.display());
+    p
+}
+
+pub struct AgentProc {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Writes fake `systemctl` and `journalctl` into `<dir>/bin` that log their arguments.
+pub fn fake_system_tools(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = dir.join("system-calls.log");
+    for tool in ["systemctl", "journalctl", "rauc"] {
+        let script = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nif [ {tool} = journalctl ]; then echo 'line one'; echo 'line two'; fi\n\
+             if [ {tool} = systemctl ] && [ \"$1\" = is-active ]; then echo active; fi\nexit 0\n",
+            calls.display()
+        );
+        let p = bin.join(tool);
+        std::fs::write(&p, script).unwrap();
+        Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+    }
+    bin
+}
+
+impl AgentProc {
+    pub fn start(dir: &Path, pki: &Pki, port: u16, device: &str, extra: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let (cert, key) = pki.issue(device, device, false);
+        Self::start_with(dir, &pki.ca(), &cert, &key, port, device, extra)
+    }
+
+    /// The agent with the given TLS files (e.g. a bundle of `r58-fleet pki issue-device`).
+    pub fn start_with(dir: &Path, ca: &Path, cert: &Path, key: &Path, port: u16, device: &str, extra: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("r58.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[recorder]\ndata_dir = \"{data}\"\n[agent]\ndevice_id = \"{device}\"\nbroker = \"mqtts://127.0.0.1:{port}\"\n\
+                 ca_file = \"{ca}\"\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nstate_dir = \"{state}\"\n\
+                 keepalive_seconds = 5\nreconnect_max_seconds = 2\ntelemetry_interval_seconds = 1\n\
+                 recorder_api = \"http://127.0.0.1:{dead}\"\n",
+                data = dir.display(),
+                ca = ca.display(),
+                cert = cert.display(),
+                key = key.display(),
+                state = dir.join("state").display(),
+                dead = free_port(),
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
+        fake_system_tools(dir);
+        let mut a = Self { child: None, dir: dir.to_path_buf(), config, log: dir.join("agent.log") };
+        a.spawn();
+        a
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let path = format!("{}:{}", self.dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let child = Command::new(workspace_bin("r58-agent"))
+            .args(["--config", self.config.to_str().unwrap()])
+            .env("PATH", path)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(Instant::now() < deadline, "agent ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn system_calls(&self) -> String {
+        std::fs::read_to_string(self.dir.join("system-calls.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 

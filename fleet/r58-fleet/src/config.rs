@@ -15,8 +15,60 @@ pub const DEFAULT_CONFIG: &str = "/etc/r58-fleet/fleet.toml";
 #[serde(default, deny_unknown_fields)]
 pub struct FleetConfig {
     pub http: HttpConfig,
+    pub db: DbConfig,
+    pub mqtt: MqttConfig,
     pub devices: DevicesConfig,
     pub turn: TurnConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbConfig {
+    /// `sqlite:///path/fleet.db` (created if missing) or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Telemetry older than this is deleted (the inventory keeps the latest figures).
+    pub telemetry_retention_hours: u32,
+    pub max_connections: u32,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self { url: "sqlite:///data/fleet/fleet.db".into(), telemetry_retention_hours: 48, max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtts://host:port`; empty: no broker (the API serves what the database holds).
+    pub broker: String,
+    /// This replica's MQTT client id (unique per replica, stable across restarts so the
+    /// broker keeps its session); empty: `r58-fleet-<hostname>`.
+    pub client_id: String,
+    /// Replicas with the same group share the ingest (MQTT 5 shared subscriptions).
+    pub share_group: String,
+    pub ca_file: PathBuf,
+    /// The fleet's client certificate (CN `fleet`, the broker ACL's user) and key.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub keepalive_seconds: u16,
+    /// How long a command may wait for the device before it expires.
+    pub command_timeout_seconds: u32,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            broker: String::new(),
+            client_id: String::new(),
+            share_group: "r58-fleet".into(),
+            ca_file: PathBuf::from("/etc/r58-fleet/pki/ca.pem"),
+            cert_file: PathBuf::from("/etc/r58-fleet/pki/fleet.crt"),
+            key_file: PathBuf::from("/etc/r58-fleet/pki/fleet.key"),
+            keepalive_seconds: 30,
+            command_timeout_seconds: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +99,8 @@ impl Default for DevicesConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TurnBackend {
+    /// No TURN service: `POST /turn/credentials` answers 503.
+    None,
     /// coturn with `use-auth-secret` (TURN REST API credentials).
     Coturn,
     /// Cloudflare Realtime TURN; the key stays on this server.
@@ -67,7 +121,7 @@ pub struct TurnConfig {
 impl Default for TurnConfig {
     fn default() -> Self {
         Self {
-            backend: TurnBackend::Coturn,
+            backend: TurnBackend::None,
             ttl_seconds: 3600,
             timeout_ms: 5000,
             coturn: CoturnConfig::default(),
@@ -105,7 +159,25 @@ impl Validate for FleetConfig {
         if !(60..=172_800).contains(&self.turn.ttl_seconds) {
             out.push(("turn.ttl_seconds".into(), format!("{} is out of range 60..=172800", self.turn.ttl_seconds)));
         }
+        if !(self.db.url.starts_with("sqlite:") || self.db.url.starts_with("postgres://") || self.db.url.starts_with("postgresql://")) {
+            out.push(("db.url".into(), format!("{:?} is neither sqlite:… nor postgres://…", self.db.url)));
+        }
+        if self.db.max_connections == 0 {
+            out.push(("db.max_connections".into(), "must be at least 1".into()));
+        }
+        if !self.mqtt.broker.is_empty() {
+            if let Err(e) = r58_tls::parse_broker(&self.mqtt.broker) {
+                out.push(("mqtt.broker".into(), e.to_string()));
+            }
+        }
+        if self.mqtt.share_group.is_empty() || self.mqtt.share_group.contains(['/', '+', '#']) {
+            out.push(("mqtt.share_group".into(), "must be a non-empty name without / + #".into()));
+        }
+        if self.mqtt.command_timeout_seconds < 5 {
+            out.push(("mqtt.command_timeout_seconds".into(), "must be at least 5".into()));
+        }
         match self.turn.backend {
+            TurnBackend::None => {}
             TurnBackend::Coturn => {
                 if self.turn.coturn.secret_file.as_os_str().is_empty() {
                     out.push(("turn.coturn.secret_file".into(), "the coturn backend needs a secret file".into()));

@@ -23,6 +23,7 @@ pub fn mint(secret: &[u8], device: &str, urls: &[String], expires_at: DateTime<U
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

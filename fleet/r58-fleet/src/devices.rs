@@ -64,6 +64,7 @@ pub fn new_token() -> Result<String, FleetError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -32,6 +32,22 @@ pub enum FleetError {
     Serve(#[source] std::io::Error),
     #[error("bad device id {0:?}: use 1-64 characters of a-z, 0-9, '-', '_'")]
     BadDeviceId(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("[mqtt]")]
+    Mqtt(#[from] r58_tls::TlsError),
+    #[error("PKI: {0}")]
+    Pki(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fleet API {url}: {reason}")]
+    Client { url: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Reads a secret from a file, trimmed; empty is an error.

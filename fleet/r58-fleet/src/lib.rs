@@ -1,34 +1,45 @@
-//! The R58 fleet service. This crate holds its TURN credential API and the device registry;
-//! inventory, commands and rollouts come with the fleet and OTA issues.
+//! The R58 fleet service: inventory, commands and desired config over the devices' MQTT
+//! protocol, an operator REST API with a dashboard, the TURN credential API for devices,
+//! and the `r58-fleet` CLI (client commands, operator tokens, a small PKI).
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod coturn;
+mod dashboard;
+pub mod db;
 pub mod devices;
 pub mod error;
+pub mod ingest;
+pub mod pki;
 pub mod turn_api;
 
 use std::sync::Arc;
-
-use axum::routing::{get, post};
-use axum::Router;
+use std::time::Duration;
 
 pub use error::FleetError;
 
-pub fn router(turn: Arc<turn_api::TurnApi>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/turn/credentials", post(turn_api::credentials))
-        .with_state(turn)
-}
-
-/// Loads the configuration and serves until SIGTERM or Ctrl-C.
+/// Opens the database, connects to the broker (when configured) and serves until SIGTERM
+/// or Ctrl-C.
 pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
     let turn = Arc::new(turn_api::TurnApi::from_config(&cfg)?);
+    let db = db::Db::open(&cfg.db.url, cfg.db.max_connections).await?;
+    let stats = Arc::new(ingest::IngestStats::default());
+    let mqtt = if cfg.mqtt.broker.is_empty() {
+        tracing::warn!("no [mqtt] broker configured: devices cannot be reached");
+        None
+    } else {
+        Some(ingest::start(&cfg.mqtt, db.clone(), stats.clone())?)
+    };
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    tokio::spawn(api::events::poll(db.clone(), events.clone(), Duration::from_secs(1)));
+    tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
+    let state = api::AppState { db, mqtt, stats, events, command_timeout_s: cfg.mqtt.command_timeout_seconds };
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| FleetError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(|source| FleetError::Bind { addr, source })?;
-    tracing::info!(%bound, backend = ?cfg.turn.backend, "r58-fleet serving");
-    axum::serve(listener, router(turn))
+    tracing::info!(%bound, backend = ?cfg.turn.backend, broker = %cfg.mqtt.broker, "r58-fleet serving");
+    axum::serve(listener, api::router(state, turn))
         .with_graceful_shutdown(async {
             use tokio::signal::unix::{signal, SignalKind};
             match signal(SignalKind::terminate()) {
@@ -44,12 +55,22 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         .map_err(FleetError::Serve)
 }
 
+/// Deletes telemetry older than the retention, every ten minutes.
+async fn prune(db: db::Db, hours: u32) {
+    loop {
+        let before = db::now_ms() - i64::from(hours) * 3_600_000;
+        match db.prune_telemetry(before).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "old telemetry pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %r58_log::error_chain(&e), "pruning telemetry"),
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+}
+
 /// Adds a device or rotates its token; returns the new token (shown once, stored hashed).
 pub fn issue_device_token(devices_file: &std::path::Path, id: &str) -> Result<String, FleetError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !ok {
+    if !r58_proto::valid_device_id(id) {
         return Err(FleetError::BadDeviceId(id.to_string()));
     }
     let mut devices = devices::Devices::load(devices_file)?;

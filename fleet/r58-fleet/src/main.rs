@@ -1,85 +1,360 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
+use r58_fleet::cli::{self, Client};
 use r58_fleet::config::{FleetConfig, CONFIG_ENV, DEFAULT_CONFIG};
+use r58_fleet::FleetError;
+use serde_json::{json, Value};
 
-const USAGE: &str = "usage: r58-fleet [--config FILE] <command>\n\
-commands:\n\
-  serve                     serve the fleet API (TURN credentials for devices)\n\
-  check-config              load and validate the configuration\n\
-  device-token <id>         add a device or rotate its token; prints the token once\n\
-  device-revoke <id>        revoke a device's token\n\
---config FILE: main config file (default: $R58_FLEET_CONFIG or /etc/r58-fleet/fleet.toml)";
+/// The R58 fleet service and its operator CLI.
+#[derive(Parser)]
+#[command(name = "r58-fleet", version, about)]
+struct Cli {
+    /// Main config file of the server commands (default: $R58_FLEET_CONFIG or /etc/r58-fleet/fleet.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-fn main() -> ExitCode {
-    let mut config: Option<PathBuf> = None;
-    let mut rest = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => match args.next() {
-                Some(p) => config = Some(p.into()),
-                None => return usage("--config needs a file"),
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "--version" => {
-                println!("r58-fleet {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            _ => rest.push(a),
-        }
-    }
-    r58_log::init("r58-fleet");
-    let paths = match config {
-        Some(main) => r58_config::ConfigPaths { main, required: true },
+#[derive(Args)]
+struct Remote {
+    /// The fleet server's URL.
+    #[arg(long, env = "R58_FLEET_URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// An operator token (made with `r58-fleet operator add`).
+    #[arg(long, env = "R58_FLEET_TOKEN", hide_env_values = true, default_value = "")]
+    token: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::enum_variant_names)]
+enum Cmd {
+    /// Serve the fleet service (API, dashboard, ingest, TURN credentials).
+    Serve,
+    /// Load and validate the configuration.
+    CheckConfig,
+    /// Operator API tokens (server side: uses the configured database).
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// The CA for the broker's mutual TLS.
+    #[command(subcommand)]
+    Pki(PkiCmd),
+    /// Add a device to the TURN registry or rotate its token; prints the token once.
+    DeviceToken { id: String },
+    /// Revoke a device's TURN token.
+    DeviceRevoke { id: String },
+    /// List devices.
+    Devices {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Show one device with its recent commands.
+    Device {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Follow a device's telemetry live (Ctrl-C to stop).
+    Watch {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+        /// Only this telemetry stream (system, network, recorder).
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Send a command (`ping`, `record.start`, `record.stop`, `reboot`, …) and follow its progress.
+    Cmd {
+        id: String,
+        name: String,
+        /// Arguments as key=value (values parsed as JSON when they are).
+        args: Vec<String>,
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Return once sent.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A device's desired and reported configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Add an operator (or replace its token); prints the token once.
+    Add { name: String },
+    /// Revoke an operator's token.
+    Revoke { name: String },
+    /// List operators.
+    List,
+}
+
+#[derive(Subcommand)]
+enum PkiCmd {
+    /// Create the CA, the broker's server certificate and the fleet's client certificate.
+    Init {
+        #[arg(long, default_value = "/data/fleet/pki")]
+        dir: PathBuf,
+        /// A name for this CA (e.g. the company).
+        #[arg(long, default_value = "r58")]
+        name: String,
+        /// DNS names / IP addresses of the broker (repeat).
+        #[arg(long = "broker-name", required = true)]
+        broker_names: Vec<String>,
+    },
+    /// Issue a device certificate as a bundle for the box.
+    IssueDevice {
+        id: String,
+        #[arg(long, default_value = "/data/fleet/pki")]
+        dir: PathBuf,
+        #[arg(long, default_value = "/data/fleet/bundles")]
+        out: PathBuf,
+        /// The broker URL the device connects to.
+        #[arg(long)]
+        broker: String,
+    },
+    /// Issue an operator's client certificate (for MQTT tools; grant it topics in the ACL).
+    IssueOperator {
+        name: String,
+        #[arg(long, default_value = "/data/fleet/pki")]
+        dir: PathBuf,
+        #[arg(long, default_value = "/data/fleet/bundles")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Show desired and reported configuration.
+    Get {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set desired settings (dotted r58.toml keys), merged into the current ones.
+    Set {
+        id: String,
+        /// key=value pairs, e.g. recorder.segment_seconds=10
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// Replace all desired settings instead of merging.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn load_config(path: &Option<PathBuf>) -> Result<FleetConfig, FleetError> {
+    let paths = match path {
+        Some(main) => r58_config::ConfigPaths { main: main.clone(), required: true },
         None => match std::env::var_os(CONFIG_ENV) {
             Some(p) => r58_config::ConfigPaths { main: p.into(), required: true },
             None => r58_config::ConfigPaths { main: DEFAULT_CONFIG.into(), required: false },
         },
     };
-    let result = (|| -> Result<(), r58_fleet::FleetError> {
-        let cfg: FleetConfig = r58_config::load_from(&paths)?.config;
-        match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["serve"] => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(r58_fleet::FleetError::Serve)?
-                .block_on(r58_fleet::serve(cfg)),
-            ["check-config"] => {
-                println!("config ok");
-                Ok(())
-            }
-            ["device-token", id] => {
-                let token = r58_fleet::issue_device_token(&cfg.devices.file, id)?;
-                println!("{token}");
-                Ok(())
-            }
-            ["device-revoke", id] => {
-                if !r58_fleet::revoke_device(&cfg.devices.file, id)? {
-                    eprintln!("r58-fleet: no device {id:?}");
-                    std::process::exit(1);
-                }
-                Ok(())
-            }
-            _ => {
-                eprintln!("{USAGE}");
-                std::process::exit(2);
-            }
-        }
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("r58-fleet: {}", r58_log::error_chain(&e));
-            ExitCode::FAILURE
-        }
+    Ok(r58_config::load_from(&paths)?.config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, FleetError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(FleetError::Serve)
+}
+
+fn print(remote: &Remote, v: &Value, human: impl FnOnce(&Value) -> String) {
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        print!("{}", human(v));
     }
 }
 
-fn usage(msg: &str) -> ExitCode {
-    eprintln!("r58-fleet: {msg}\n{USAGE}");
-    ExitCode::from(2)
+fn run(cli: Cli) -> Result<ExitCode, FleetError> {
+    match cli.cmd {
+        Cmd::Serve => {
+            let cfg = load_config(&cli.config)?;
+            runtime()?.block_on(r58_fleet::serve(cfg))?;
+        }
+        Cmd::CheckConfig => {
+            load_config(&cli.config)?;
+            println!("config ok");
+        }
+        Cmd::Operator(op) => {
+            let cfg = load_config(&cli.config)?;
+            runtime()?.block_on(async {
+                let db = r58_fleet::db::Db::open(&cfg.db.url, 2).await?;
+                match op {
+                    OperatorCmd::Add { name } => {
+                        if name.is_empty() || name.len() > 64 {
+                            return Err(FleetError::Usage("operator name: 1-64 characters".into()));
+                        }
+                        let token = r58_fleet::devices::new_token()?;
+                        db.put_operator(&name, &r58_fleet::devices::token_hash(&token)).await?;
+                        println!("{token}");
+                    }
+                    OperatorCmd::Revoke { name } => {
+                        if !db.revoke_operator(&name).await? {
+                            return Err(FleetError::Usage(format!("no operator {name:?}")));
+                        }
+                    }
+                    OperatorCmd::List => {
+                        let rows: Vec<Vec<String>> = db
+                            .operators()
+                            .await?
+                            .into_iter()
+                            .map(|o| vec![o.name, if o.revoked { "revoked" } else { "active" }.into()])
+                            .collect();
+                        print!("{}", cli::table(&["OPERATOR", "STATE"], &rows));
+                    }
+                }
+                Ok::<_, FleetError>(())
+            })?;
+        }
+        Cmd::Pki(p) => match p {
+            PkiCmd::Init { dir, name, broker_names } => {
+                r58_fleet::pki::Ca::init(&dir, &name, &broker_names)?;
+                println!("CA, broker and fleet certificates in {}", dir.display());
+            }
+            PkiCmd::IssueDevice { id, dir, out, broker } => {
+                let bundle = r58_fleet::pki::Ca::open(&dir)?.issue_device(&id, &out, &broker)?;
+                println!("{}", bundle.display());
+            }
+            PkiCmd::IssueOperator { name, dir, out } => {
+                std::fs::create_dir_all(&out).map_err(|source| FleetError::Write { path: out.clone(), source })?;
+                let (c, _) = r58_fleet::pki::Ca::open(&dir)?.issue(&out.join(format!("operator-{name}")), &name, &[], false)?;
+                println!("{}", c.display());
+            }
+        },
+        Cmd::DeviceToken { id } => {
+            let cfg = load_config(&cli.config)?;
+            println!("{}", r58_fleet::issue_device_token(&cfg.devices.file, &id)?);
+        }
+        Cmd::DeviceRevoke { id } => {
+            let cfg = load_config(&cli.config)?;
+            if !r58_fleet::revoke_device(&cfg.devices.file, &id)? {
+                return Err(FleetError::Usage(format!("no device {id:?}")));
+            }
+        }
+        Cmd::Devices { remote, status, tag, version } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let mut query = Vec::new();
+            for (k, v) in [("status", status), ("tag", tag), ("version", version)] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            let v = c.get(&format!("/api/v1/devices?{}", query.join("&")))?;
+            print(&remote, &v, |v| cli::devices_table(v["devices"].as_array().map(Vec::as_slice).unwrap_or_default()));
+        }
+        Cmd::Device { id, remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v = c.get(&format!("/api/v1/devices/{}", urlencode(&id)))?;
+            print(&remote, &v, |v| {
+                let mut out = cli::devices_table(std::slice::from_ref(&v["device"]));
+                let rows: Vec<Vec<String>> = v["commands"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| ["id", "name", "state", "progress", "message"].iter().map(|k| c[*k].as_str().map_or_else(|| c[*k].to_string(), str::to_string)).collect())
+                    .collect();
+                out += "\n";
+                out += &cli::table(&["COMMAND", "NAME", "STATE", "PROGRESS", "MESSAGE"], &rows);
+                out
+            });
+        }
+        Cmd::Watch { id, remote, stream } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let mut since: Option<i64> = None;
+            loop {
+                let mut path = format!("/api/v1/devices/{}/telemetry?limit=100", urlencode(&id));
+                if let Some(s) = &stream {
+                    path += &format!("&stream={}", urlencode(s));
+                }
+                if let Some(t) = since {
+                    path += &format!("&since={t}");
+                }
+                for t in c.get(&path)?["telemetry"].as_array().into_iter().flatten() {
+                    since = t["ts"].as_i64().or(since);
+                    if remote.json {
+                        println!("{t}");
+                    } else {
+                        let ts = t["ts"].as_i64().and_then(chrono::DateTime::from_timestamp_millis).map(|d| d.format("%H:%M:%S").to_string());
+                        println!("{} {:<9} {}", ts.unwrap_or_default(), t["stream"].as_str().unwrap_or("?"), t["data"]);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+        Cmd::Cmd { id, name, args, timeout, no_wait, remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let args = Value::Object(cli::parse_pairs(&args)?);
+            let cmd = cli::command(&c, &id, &name, args, timeout, !no_wait, remote.json)?;
+            print(&remote, &cmd, |c| {
+                let mut s = format!("{} {}", c["id"].as_str().unwrap_or("?"), c["state"].as_str().unwrap_or("?"));
+                if let Some(m) = c["message"].as_str() {
+                    s += &format!(": {m}");
+                }
+                if !c["result"].is_null() {
+                    s += &format!("\n{}", serde_json::to_string_pretty(&c["result"]).unwrap_or_default());
+                }
+                s + "\n"
+            });
+            if !no_wait && cmd["state"] != "succeeded" {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Cmd::Config(ConfigCmd::Get { id, remote }) => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v = c.get(&format!("/api/v1/devices/{}/config", urlencode(&id)))?;
+            print(&remote, &v, |v| serde_json::to_string_pretty(v).unwrap_or_default() + "\n");
+        }
+        Cmd::Config(ConfigCmd::Set { id, pairs, replace, remote }) => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let path = format!("/api/v1/devices/{}/config", urlencode(&id));
+            let mut settings = if replace {
+                serde_json::Map::new()
+            } else {
+                c.get(&path)?["desired"].as_object().cloned().unwrap_or_default()
+            };
+            settings.extend(cli::parse_pairs(&pairs)?);
+            let v = c.put(&path, &json!({ "settings": settings }))?;
+            print(&remote, &v, |v| format!("desired version {}\n", v["desired_version"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    r58_log::init("r58-fleet");
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("r58-fleet: {}", r58_log::error_chain(&e));
+            if matches!(e, FleetError::Usage(_)) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

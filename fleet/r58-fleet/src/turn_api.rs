@@ -21,6 +21,7 @@ use crate::devices::Devices;
 use crate::error::{read_secret, FleetError};
 
 pub enum Backend {
+    None,
     Coturn { secret: Vec<u8>, urls: Vec<String> },
     Cloudflare(CloudflareProvider),
 }
@@ -35,6 +36,7 @@ pub struct TurnApi {
 impl TurnApi {
     pub fn from_config(cfg: &FleetConfig) -> Result<Self, FleetError> {
         let backend = match cfg.turn.backend {
+            TurnBackend::None => Backend::None,
             TurnBackend::Coturn => Backend::Coturn {
                 secret: read_secret(&cfg.turn.coturn.secret_file)?.into_bytes(),
                 urls: cfg.turn.coturn.urls.clone(),
@@ -91,6 +93,9 @@ pub async fn credentials(State(api): State<Arc<TurnApi>>, headers: HeaderMap, bo
     };
     let ttl = req.ttl.map_or(api.max_ttl, |t| Duration::from_secs(t.clamp(60, api.max_ttl.as_secs())));
     let result: Result<Credentials, String> = match &api.backend {
+        Backend::None => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "no_backend", "this fleet server has no TURN backend configured")
+        }
         Backend::Coturn { secret, urls } => {
             let expires = Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
             Ok(coturn::mint(secret, &device, urls, expires))

@@ -1,0 +1,56 @@
+//! API errors and their HTTP statuses, in one place. Bodies are `{"error": code, "reason": …}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing operator token (Authorization: Bearer … or the session cookie)")]
+    NoToken,
+    #[error("unknown or revoked operator token")]
+    BadToken,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no device {0:?}")]
+    NoDevice(String),
+    #[error("no command {0:?}")]
+    NoCommand(String),
+    #[error("no broker configured: this server cannot reach devices")]
+    NoBroker,
+    #[error("publishing to the broker: {0}")]
+    Publish(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::NoToken | Self::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NoDevice(_) | Self::NoCommand(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NoBroker | Self::Publish(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "database"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %r58_log::error_chain(&self), "API request failed");
+        }
+        (status, Json(json!({ "error": code, "reason": r58_log::error_chain(&self) }))).into_response()
+    }
+}
+
+/// JSON body extraction with the serde error (path and reason) as a 400.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| ApiError::BadRequest(format!("body: {} at {}", e.inner(), e.path())))
+}

@@ -1,0 +1,67 @@
+//! The operator REST API (`/api/v1`, JSON; docs/fleet-api.md), the dashboard, metrics and
+//! health. Every route but `/healthz`, the login page and the static dashboard files needs
+//! an operator token.
+
+pub mod auth;
+mod commands;
+mod devices;
+pub mod error;
+pub mod events;
+mod metrics;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{middleware, Json, Router};
+use rumqttc::v5::AsyncClient;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::db::Db;
+use crate::ingest::IngestStats;
+use crate::turn_api::TurnApi;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub mqtt: Option<AsyncClient>,
+    pub stats: Arc<IngestStats>,
+    pub events: broadcast::Sender<events::Change>,
+    pub command_timeout_s: u32,
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    let db = s.db.ping().await;
+    let broker = s.mqtt.is_none() || s.stats.connected.load(Ordering::Relaxed) == 1;
+    let body = json!({
+        "status": if db.is_ok() && broker { "ok" } else { "degraded" },
+        "database": db.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| r58_log::error_chain(e)),
+        "broker": if s.mqtt.is_none() { "not configured" } else if broker { "connected" } else { "disconnected" },
+    });
+    (if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+}
+
+pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/devices/:id", get(devices::one))
+        .route("/api/v1/devices/:id/telemetry", get(devices::telemetry))
+        .route("/api/v1/devices/:id/tags", put(devices::set_tags))
+        .route("/api/v1/devices/:id/config", get(devices::get_config).put(devices::set_config))
+        .route("/api/v1/devices/:id/commands", get(commands::of_device).post(commands::send))
+        .route("/api/v1/commands/:id", get(commands::one))
+        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/whoami", get(|axum::Extension(op): axum::Extension<auth::Operator>| async move { Json(json!({ "operator": op.0 })) }))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    let public = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/session", post(auth::login).delete(auth::logout))
+        .merge(crate::dashboard::routes());
+    let turn = Router::new().route("/turn/credentials", post(crate::turn_api::credentials)).with_state(turn);
+    api.merge(public).with_state(state).merge(turn)
+}

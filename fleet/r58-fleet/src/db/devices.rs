@@ -1,0 +1,257 @@
+//! The device inventory: one row per device, kept from its retained `state`, its telemetry
+//! (latest figures), and its twin.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{now_ms, q, Db, DbError};
+
+/// A `state` document as it updates the inventory.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    pub status: String,
+    pub session: i64,
+    pub firmware_version: String,
+    pub booted_slot: Option<String>,
+    pub ip_addresses: Vec<String>,
+    pub uptime_s: i64,
+    pub ts: i64,
+}
+
+/// The order of states within one agent session: a goodbye (`offline`, or `lost` from the
+/// broker's last will) is final for that session even if it overtakes an earlier message
+/// on its way through another replica.
+pub fn status_rank(status: &str) -> i64 {
+    match status {
+        "offline" | "lost" => 1,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceRow {
+    pub id: String,
+    pub status: String,
+    pub session: i64,
+    pub firmware_version: Option<String>,
+    pub booted_slot: Option<String>,
+    pub ip_addresses: Vec<String>,
+    pub uptime_s: Option<i64>,
+    pub state_ts: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub recording: Option<bool>,
+    pub temperature_c: Option<f64>,
+    pub disk_free_mib: Option<i64>,
+    pub disk_total_mib: Option<i64>,
+    pub tags: Vec<String>,
+    pub desired_version: i64,
+    pub desired: Value,
+    pub reported_version: Option<i64>,
+    pub reported: Option<Value>,
+    pub reported_errors: Option<Value>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct DeviceFilter {
+    pub status: Option<String>,
+    pub tag: Option<String>,
+    pub version: Option<String>,
+    /// Substring of the id.
+    pub q: Option<String>,
+    pub updated_since: Option<i64>,
+}
+
+const COLUMNS: &str = "id, status, session, firmware_version, booted_slot, ip_addresses, uptime_s, state_ts, \
+    last_seen, recording, temperature_c, disk_free_mib, disk_total_mib, tags, desired_version, desired, \
+    reported_version, reported, reported_errors, updated_at";
+
+fn json_text(s: Option<String>) -> Option<Value> {
+    s.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow, sqlx::Error> {
+    let list = |s: Option<String>| -> Vec<String> { json_text(s).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default() };
+    Ok(DeviceRow {
+        id: r.try_get("id")?,
+        status: r.try_get("status")?,
+        session: r.try_get("session")?,
+        firmware_version: r.try_get("firmware_version")?,
+        booted_slot: r.try_get("booted_slot")?,
+        ip_addresses: list(r.try_get("ip_addresses")?),
+        uptime_s: r.try_get("uptime_s")?,
+        state_ts: r.try_get("state_ts")?,
+        last_seen: r.try_get("last_seen")?,
+        recording: r.try_get::<Option<i64>, _>("recording")?.map(|v| v != 0),
+        temperature_c: r.try_get("temperature_c")?,
+        disk_free_mib: r.try_get("disk_free_mib")?,
+        disk_total_mib: r.try_get("disk_total_mib")?,
+        tags: list(r.try_get("tags")?),
+        desired_version: r.try_get("desired_version")?,
+        desired: json_text(r.try_get("desired")?).unwrap_or(Value::Object(Default::default())),
+        reported_version: r.try_get("reported_version")?,
+        reported: json_text(r.try_get("reported")?),
+        reported_errors: json_text(r.try_get("reported_errors")?),
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Writes of the ingest path; they run inside the ingest transaction (`Db::ingest`).
+pub(crate) mod write {
+    use super::*;
+    use sqlx::AnyConnection;
+
+    /// Applies a `state` unless the inventory already holds a later one (higher session,
+    /// or a goodbye of the same session).
+    pub async fn state(conn: &mut AnyConnection, id: &str, s: &StateUpdate) -> Result<(), DbError> {
+        let now = now_ms();
+        let ips = serde_json::to_string(&s.ip_addresses).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO devices (id, status, status_rank, session, firmware_version, booted_slot, ip_addresses, uptime_s, state_ts, last_seen, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,
+               session = excluded.session, firmware_version = excluded.firmware_version,
+               booted_slot = excluded.booted_slot, ip_addresses = excluded.ip_addresses,
+               uptime_s = excluded.uptime_s, state_ts = excluded.state_ts,
+               last_seen = CASE WHEN devices.last_seen IS NULL OR devices.last_seen < excluded.last_seen THEN excluded.last_seen ELSE devices.last_seen END,
+               updated_at = excluded.updated_at
+             WHERE devices.session < excluded.session
+                OR (devices.session = excluded.session AND devices.status_rank <= excluded.status_rank)",
+        )
+        .bind(id)
+        .bind(&s.status)
+        .bind(status_rank(&s.status))
+        .bind(s.session)
+        .bind(&s.firmware_version)
+        .bind(s.booted_slot.clone())
+        .bind(ips)
+        .bind(s.uptime_s)
+        .bind(s.ts)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("apply state"))?;
+        Ok(())
+    }
+
+    /// Latest figures from a telemetry sample (only the columns given change).
+    pub async fn figures(
+        conn: &mut AnyConnection,
+        id: &str,
+        recording: Option<bool>,
+        temperature_c: Option<f64>,
+        disk: Option<(i64, i64)>,
+    ) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO devices (id, recording, temperature_c, disk_free_mib, disk_total_mib, last_seen, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (id) DO UPDATE SET
+               recording = COALESCE(excluded.recording, devices.recording),
+               temperature_c = COALESCE(excluded.temperature_c, devices.temperature_c),
+               disk_free_mib = COALESCE(excluded.disk_free_mib, devices.disk_free_mib),
+               disk_total_mib = COALESCE(excluded.disk_total_mib, devices.disk_total_mib),
+               last_seen = excluded.last_seen, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(recording.map(i64::from))
+        .bind(temperature_c)
+        .bind(disk.map(|d| d.0))
+        .bind(disk.map(|d| d.1))
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("apply telemetry figures"))?;
+        Ok(())
+    }
+
+    pub async fn reported(conn: &mut AnyConnection, id: &str, version: i64, applied: &Value, errors: &Value) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO devices (id, reported_version, reported, reported_errors, last_seen, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (id) DO UPDATE SET reported_version = excluded.reported_version, reported = excluded.reported,
+               reported_errors = excluded.reported_errors, last_seen = excluded.last_seen, updated_at = excluded.updated_at
+             WHERE devices.reported_version IS NULL OR devices.reported_version <= excluded.reported_version",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(applied.to_string())
+        .bind(errors.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("apply twin reported"))?;
+        Ok(())
+    }
+}
+
+impl Db {
+
+    /// Stores new desired settings and returns their version (one more than before).
+    pub async fn set_desired(&self, id: &str, settings: &Value) -> Result<Option<i64>, DbError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "UPDATE devices SET desired_version = desired_version + 1, desired = $2, updated_at = $3 WHERE id = $1 RETURNING desired_version",
+        )
+        .bind(id)
+        .bind(settings.to_string())
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(q("set desired config"))?;
+        Ok(v)
+    }
+
+    pub async fn set_tags(&self, id: &str, tags: &[String]) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE devices SET tags = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()))
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(q("set tags"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn device(&self, id: &str) -> Result<Option<DeviceRow>, DbError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM devices WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(q("read device"))?;
+        row.as_ref().map(from_row).transpose().map_err(q("decode device"))
+    }
+
+    pub async fn devices(&self, f: &DeviceFilter) -> Result<Vec<DeviceRow>, DbError> {
+        let tag = f.tag.as_ref().map(|t| format!("%{}%", serde_json::to_string(t).unwrap_or_default()));
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM devices
+             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR tags LIKE $2)
+               AND ($3 IS NULL OR firmware_version = $3) AND ($4 IS NULL OR id LIKE $4)
+               AND ($5 IS NULL OR updated_at >= $5)
+             ORDER BY id"
+        ))
+        .bind(f.status.clone())
+        .bind(tag)
+        .bind(f.version.clone())
+        .bind(f.q.as_ref().map(|s| format!("%{s}%")))
+        .bind(f.updated_since)
+        .fetch_all(self.pool())
+        .await
+        .map_err(q("list devices"))?;
+        rows.iter().map(from_row).collect::<Result<_, _>>().map_err(q("decode device"))
+    }
+
+    /// Counts by status, for /metrics.
+    pub async fn status_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM devices GROUP BY status ORDER BY status")
+            .fetch_all(self.pool())
+            .await
+            .map_err(q("count devices"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(q("count devices"))
+    }
+}

@@ -1,0 +1,149 @@
+//! The inventory database: SQLite (one file, the default) or PostgreSQL, through one code
+//! path (sqlx `Any`): the same SQL and the same migrations run on both. Portable SQL only:
+//! `$n` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`, integers for times (Unix ms)
+//! and flags, JSON as text.
+
+mod commands;
+mod devices;
+mod ingest;
+mod migrations;
+mod operators;
+mod telemetry;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use commands::{CommandRow, NewCommand};
+pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
+pub use ingest::{Figures, IngestOutcome, Message};
+pub use operators::Operator;
+pub use telemetry::{Sample, TelemetryRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL {url:?}: {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("creating the database folder {path}: {source}")]
+    Folder {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connecting to the database ({backend}): {source}")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("applying migration {version} ({name}): {source}")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database schema version {found} is newer than this r58-fleet knows ({known}): upgrade r58-fleet")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("database query ({what}): {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |source| DbError::Query { what, source }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    pub backend: &'static str,
+}
+
+/// Current time as Unix milliseconds (the unit of every time column).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its folder if needed) and applies migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let backend = if sqlite { "sqlite" } else { "postgres" };
+        let mut url = url.to_string();
+        if sqlite {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = std::path::Path::new(path.split('?').next().unwrap_or_default());
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::Folder { path: dir.to_path_buf(), source })?;
+            }
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+        }
+        let opts = AnyConnectOptions::from_str(&url).map_err(|source| DbError::Url { url: redact(&url), source })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { max_connections.min(4) } else { max_connections })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL: readers do not block the writer; wait rather than fail on a lock.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|source| DbError::Connect { backend, source })?;
+        let db = Self { pool, backend };
+        migrations::apply(&db).await?;
+        Ok(db)
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A cheap round trip, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(q("ping"))
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("sqlite:///data/x.db"), "sqlite:///data/x.db");
+    }
+}

@@ -1,0 +1,283 @@
+//! The MQTT side of the fleet service: one MQTT 5 connection per replica. Device messages
+//! come in through shared subscriptions (`$share/<group>/…`: each message goes to one
+//! replica of the group), are written to the database in batches, and are acknowledged to
+//! the broker only once committed — a crash loses nothing, the broker redelivers. Retained
+//! `state` and `twin/reported` documents are read once per connection through plain
+//! subscriptions (brokers do not send retained messages to shared subscriptions); both
+//! paths write idempotently.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::{TlsConfiguration, Transport};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::config::MqttConfig;
+use crate::db::{Db, Figures, Message, StateUpdate};
+use crate::error::FleetError;
+
+/// Ingest counters, exported on /metrics.
+#[derive(Default)]
+pub struct IngestStats {
+    pub messages: AtomicU64,
+    pub rejected: AtomicU64,
+    pub batches: AtomicU64,
+    pub db_errors: AtomicU64,
+    /// Largest lag (now − sample ts, ms) since the last scrape.
+    pub max_lag_ms: AtomicI64,
+    pub connected: AtomicU64,
+}
+
+/// The device-facing topics the fleet ingests (under `$share/<group>/` when shared).
+pub const INGEST_FILTERS: [&str; 4] = ["r58/v1/+/state", "r58/v1/+/telemetry/+", "r58/v1/+/twin/reported", "r58/v1/+/cmd/status"];
+const RETAINED_FILTERS: [&str; 2] = ["r58/v1/+/state", "r58/v1/+/twin/reported"];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParseError {
+    #[error("topic {0:?} is not a device topic the fleet ingests")]
+    Topic(String),
+    #[error("bad device id in {0:?}")]
+    DeviceId(String),
+    #[error("payload of {topic}: {reason}")]
+    Payload { topic: String, reason: String },
+}
+
+fn payload<T: serde::de::DeserializeOwned>(topic: &str, bytes: &[u8]) -> Result<T, ParseError> {
+    serde_json::from_slice(bytes).map_err(|e| ParseError::Payload { topic: topic.to_string(), reason: e.to_string() })
+}
+
+/// What the inventory keeps of a sample: recording (any input), hottest sensor, data disk.
+pub fn figures(stream: &str, data: &Value) -> Figures {
+    match stream {
+        "system" => Figures {
+            recording: None,
+            temperature_c: data["temperatures_c"].as_object().and_then(|t| t.values().filter_map(Value::as_f64).reduce(f64::max)),
+            disk: match (data["disk"]["free_mib"].as_i64(), data["disk"]["total_mib"].as_i64()) {
+                (Some(f), Some(t)) => Some((f, t)),
+                _ => None,
+            },
+        },
+        "recorder" => Figures {
+            recording: data["inputs"].as_object().map(|i| i.values().any(|v| v["recording"].as_bool() == Some(true))),
+            ..Figures::default()
+        },
+        _ => Figures::default(),
+    }
+}
+
+/// Parses one delivered message.
+pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
+    let rest = topic.strip_prefix("r58/v1/").ok_or_else(|| ParseError::Topic(topic.into()))?;
+    let (device, what) = rest.split_once('/').ok_or_else(|| ParseError::Topic(topic.into()))?;
+    if !r58_proto::valid_device_id(device) {
+        return Err(ParseError::DeviceId(topic.into()));
+    }
+    let device = device.to_string();
+    match what {
+        "state" => {
+            let s: r58_proto::State = payload(topic, bytes)?;
+            let status = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            Ok(Message::State {
+                device,
+                state: StateUpdate {
+                    status,
+                    session: i64::try_from(s.session).unwrap_or(i64::MAX),
+                    firmware_version: s.firmware_version,
+                    booted_slot: s.booted_slot,
+                    ip_addresses: s.ip_addresses,
+                    uptime_s: i64::try_from(s.uptime_s).unwrap_or(i64::MAX),
+                    ts: s.ts.timestamp_millis(),
+                },
+            })
+        }
+        "twin/reported" => {
+            let r: r58_proto::TwinReported = payload(topic, bytes)?;
+            Ok(Message::Reported {
+                device,
+                version: i64::try_from(r.version).unwrap_or(i64::MAX),
+                applied: serde_json::to_value(r.applied).unwrap_or_default(),
+                errors: serde_json::to_value(r.errors).unwrap_or_default(),
+            })
+        }
+        "cmd/status" => {
+            let c: r58_proto::CmdStatus = payload(topic, bytes)?;
+            let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            Ok(Message::CmdStatus { device, id: c.id, name: c.name, state, progress: i64::from(c.progress), message: c.message, result: c.result })
+        }
+        _ => match what.strip_prefix("telemetry/") {
+            Some(stream) if !stream.is_empty() && !stream.contains('/') => {
+                let t: r58_proto::Telemetry = payload(topic, bytes)?;
+                Ok(Message::Telemetry {
+                    figures: figures(stream, &t.data),
+                    device,
+                    stream: stream.to_string(),
+                    seq: i64::try_from(t.seq).unwrap_or(i64::MAX),
+                    ts: t.ts.timestamp_millis(),
+                    data: t.data,
+                })
+            }
+            _ => Err(ParseError::Topic(topic.into())),
+        },
+    }
+}
+
+pub fn client_id(cfg: &MqttConfig) -> String {
+    if !cfg.client_id.is_empty() {
+        return cfg.client_id.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    format!("r58-fleet-{}", if host.is_empty() { "replica" } else { &host })
+}
+
+/// Connects and spawns the event loop and the database writer; returns the client the
+/// API publishes commands and desired config with.
+pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncClient, FleetError> {
+    let broker = r58_tls::parse_broker(&cfg.broker)?;
+    let mut opts = MqttOptions::new(client_id(cfg), broker.host, broker.port);
+    opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_seconds.max(5))));
+    opts.set_clean_start(false);
+    // Keep the session (and QoS 1 messages) for a day while this replica is away.
+    opts.set_session_expiry_interval(Some(86_400));
+    opts.set_manual_acks(true);
+    opts.set_max_packet_size(Some(1 << 20));
+    if broker.tls {
+        let tls = r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let (tx, rx) = mpsc::channel::<Publish>(4096);
+    tokio::spawn(run_eventloop(eventloop, client.clone(), cfg.share_group.clone(), tx, stats.clone()));
+    tokio::spawn(run_writer(rx, client.clone(), db, stats));
+    Ok(client)
+}
+
+async fn run_eventloop(mut ev: EventLoop, client: AsyncClient, group: String, tx: mpsc::Sender<Publish>, stats: Arc<IngestStats>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match ev.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(500);
+                stats.connected.store(1, Ordering::Relaxed);
+                tracing::info!(session_present = ack.session_present, "connected to the broker");
+                let c = client.clone();
+                let group = group.clone();
+                tokio::spawn(async move {
+                    for f in INGEST_FILTERS {
+                        let _ = c.subscribe(format!("$share/{group}/{f}"), QoS::AtLeastOnce).await;
+                    }
+                    for f in RETAINED_FILTERS {
+                        let _ = c.subscribe(f, QoS::AtLeastOnce).await;
+                    }
+                    // The retained documents arrive right after the subscription; then the
+                    // shared subscriptions carry everything.
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    for f in RETAINED_FILTERS {
+                        let _ = c.unsubscribe(f).await;
+                    }
+                });
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                // Bounded: when the database falls behind, stop reading from the broker
+                // (it holds the messages) instead of growing without limit.
+                if tx.send(p).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                stats.connected.store(0, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in = ?backoff, "broker connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn run_writer(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, db: Db, stats: Arc<IngestStats>) {
+    let mut pubs: Vec<Publish> = Vec::with_capacity(512);
+    while let Some(first) = rx.recv().await {
+        pubs.clear();
+        pubs.push(first);
+        while pubs.len() < 512 {
+            match rx.try_recv() {
+                Ok(p) => pubs.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::with_capacity(pubs.len());
+        for p in &pubs {
+            let topic = String::from_utf8_lossy(&p.topic);
+            match parse(&topic, &p.payload) {
+                Ok(m) => batch.push(m),
+                Err(e) => {
+                    // Acknowledged (a redelivery would fail the same way), but never silent.
+                    stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "rejected a device message");
+                }
+            }
+        }
+        let mut delay = Duration::from_millis(200);
+        let outcome = loop {
+            match db.ingest(&batch).await {
+                Ok(o) => break o,
+                Err(e) => {
+                    // Not acknowledged until stored: retry (the broker keeps redelivery
+                    // rights if this replica dies meanwhile).
+                    stats.db_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %r58_log::error_chain(&e), retry_in = ?delay, "storing a batch");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        if let Some(ts) = outcome.oldest_ts {
+            stats.max_lag_ms.fetch_max(crate::db::now_ms() - ts, Ordering::Relaxed);
+        }
+        stats.messages.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        for p in &pubs {
+            if p.qos != QoS::AtMostOnce {
+                let _ = client.ack(p).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_messages_and_rejects_others() {
+        let s = br#"{"status":"lost","firmware_version":"1.2.0","booted_slot":"A","ip_addresses":["10.0.0.2"],"uptime_s":5,"session":7,"ts":"2026-01-01T00:00:00Z"}"#;
+        match parse("r58/v1/r58-a/state", s).unwrap() {
+            Message::State { device, state } => {
+                assert_eq!((device.as_str(), state.status.as_str(), state.session), ("r58-a", "lost", 7));
+                assert_eq!(state.ts, 1_767_225_600_000);
+            }
+            m => panic!("{m:?}"),
+        }
+        let t = br#"{"seq":3,"ts":"2026-01-01T00:00:01Z","data":{"temperatures_c":{"a":41.5,"b":55.0},"disk":{"free_mib":10,"total_mib":20}}}"#;
+        match parse("r58/v1/r58-a/telemetry/system", t).unwrap() {
+            Message::Telemetry { stream, seq, figures, .. } => {
+                assert_eq!((stream.as_str(), seq), ("system", 3));
+                assert_eq!(figures, Figures { recording: None, temperature_c: Some(55.0), disk: Some((10, 20)) });
+            }
+            m => panic!("{m:?}"),
+        }
+        let rec = serde_json::json!({"inputs": {"hdmi": {"recording": false}, "cam": {"recording": true}}});
+        assert_eq!(figures("recorder", &rec).recording, Some(true));
+        assert!(matches!(parse("r58/v1/R58/state", s), Err(ParseError::DeviceId(_))));
+        assert!(matches!(parse("r58/v1/r58-a/cmd/ping", b"{}"), Err(ParseError::Topic(_))));
+        assert!(matches!(parse("r58/v1/r58-a/telemetry/a/b", t), Err(ParseError::Topic(_))));
+        assert!(matches!(parse("r58/v1/r58-a/state", b"{"), Err(ParseError::Payload { .. })));
+    }
+}

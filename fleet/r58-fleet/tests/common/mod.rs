@@ -1,0 +1,227 @@
+//! Harness of the fleet tests: a PKI made by `r58-fleet pki`, the real Mosquitto with the
+//! production config, PostgreSQL from Debian started in a temp folder, `r58-fleet serve`
+//! processes, and the real agent.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use r58_testkit::*;
+use serde_json::Value;
+
+pub fn fleet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_r58-fleet"))
+}
+
+/// Runs `r58-fleet ARGS`, panics on failure, returns stdout.
+pub fn fleet_cli(args: &[&str]) -> String {
+    let out = Command::new(fleet_bin()).args(args).output().unwrap();
+    assert!(out.status.success(), "r58-fleet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A PKI made with `r58-fleet pki init` (CA, broker, fleet) in `dir/pki`.
+pub fn fleet_pki(dir: &Path) -> PathBuf {
+    let pki = dir.join("pki");
+    fleet_cli(&["pki", "init", "--dir", pki.to_str().unwrap(), "--name", "test", "--broker-name", "localhost", "--broker-name", "127.0.0.1"]);
+    pki
+}
+
+/// PostgreSQL 15 from Debian in a temp folder, on a free loopback port; stopped on drop.
+pub struct Postgres {
+    child: Option<Child>,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL (Debian postgresql) installed")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().expect("PostgreSQL binaries")
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::Builder::new().prefix("r58-pg").tempdir().unwrap();
+        // PostgreSQL refuses to run as root: then it runs as the Debian package's user.
+        let ids = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, "postgres"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().expect("the postgres user (Debian postgresql)")
+        };
+        let root = is_root();
+        let (uid, gid) = if root { (ids("-u"), ids("-g")) } else { (0, 0) };
+        let run_as = |cmd: &Path| -> Command {
+            let mut c = Command::new(cmd);
+            if root {
+                c.uid(uid).gid(gid).env("HOME", "/tmp");
+            }
+            c
+        };
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        if root {
+            Command::new("chmod").arg("755").arg(dir.path()).status().unwrap();
+            Command::new("chown").args(["-R", "postgres"]).arg(&data).status().unwrap();
+        }
+        let out = run_as(&pg_bin("initdb"))
+            .current_dir(dir.path())
+            .args(["-D", data.to_str().unwrap(), "-U", "r58", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let log = dir.path().join("postgres.log");
+        let child = run_as(&pg_bin("postgres"))
+            .current_dir(dir.path())
+            .args(["-D", data.to_str().unwrap(), "-p", &port.to_string(), "-h", "127.0.0.1", "-k", data.to_str().unwrap()])
+            .args(["-c", "fsync=off", "-c", "max_connections=60"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let url = format!("postgres://r58@127.0.0.1:{port}/postgres");
+        // Listening before it serves: wait for a real query.
+        wait_until(Duration::from_secs(30), "postgres ready", || {
+            Command::new("psql").args([url.as_str(), "-c", "SELECT 1"]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok().filter(|s| s.success())
+        });
+        Self { child: Some(child), url, _dir: dir }
+    }
+
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql").args([self.url.as_str(), "-tAc", sql]).output().unwrap();
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGINT: a fast shutdown (clients disconnected).
+            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `r58-fleet serve` with its config in `dir`.
+pub struct Fleet {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Fleet {
+    pub fn start(dir: &Path, pki: &Path, broker_port: u16, db_url: &str, client_id: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let config = dir.join("fleet.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[http]\nlisten = \"127.0.0.1:{port}\"\n[db]\nurl = \"{db_url}\"\n[devices]\nfile = \"{devices}\"\n\
+                 [mqtt]\nbroker = \"mqtts://127.0.0.1:{broker_port}\"\nclient_id = \"{client_id}\"\n\
+                 ca_file = \"{pki}/ca.pem\"\ncert_file = \"{pki}/fleet.crt\"\nkey_file = \"{pki}/fleet.key\"\nkeepalive_seconds = 5\n",
+                devices = dir.join("devices.toml").display(),
+                pki = pki.display(),
+            ),
+        )
+        .unwrap();
+        let mut f = Self { child: None, port, dir: dir.to_path_buf(), config, log: dir.join("fleet.log") };
+        f.spawn();
+        f
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(fleet_bin())
+            .args(["--config", self.config.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let url = self.url("/healthz");
+        wait_until(Duration::from_secs(20), "fleet /healthz", || {
+            reqwest::blocking::get(&url).ok().filter(|r| r.status().as_u16() == 200).map(|_| ())
+        });
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `r58-fleet operator add NAME` against this fleet's database.
+    pub fn operator(&self, name: &str) -> String {
+        fleet_cli(&["--config", self.config.to_str().unwrap(), "operator", "add", name]).trim().to_string()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An HTTP call with an operator token: (status, JSON body or Null).
+pub fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let c = reqwest::blocking::Client::new();
+    let mut r = c.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The real agent as device `id`, with the bundle `r58-fleet pki issue-device` wrote.
+pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> AgentProc {
+    let out = dir.join("bundles");
+    let bundle = fleet_cli(&[
+        "pki", "issue-device", id, "--dir", pki.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--broker", &format!("mqtts://127.0.0.1:{broker_port}"),
+    ]);
+    let b = PathBuf::from(bundle.trim());
+    AgentProc::start_with(&dir.join(id), &b.join("fleet-ca.pem"), &b.join("device.crt"), &b.join("device.key"), broker_port, id, "")
+}
