@@ -26,12 +26,6 @@ pub struct Figures {
     pub disk: Option<(i64, i64)>,
 }
 
-impl Figures {
-    pub fn is_empty(&self) -> bool {
-        self.recording.is_none() && self.temperature_c.is_none() && self.disk.is_none()
-    }
-}
-
 impl PartialEq for StateUpdate {
     fn eq(&self, o: &Self) -> bool {
         (&self.status, self.session, &self.firmware_version, &self.booted_slot, &self.ip_addresses, self.uptime_s, self.ts)
@@ -61,9 +55,8 @@ impl Db {
                         out.new_samples += 1;
                     }
                     out.oldest_ts = Some(out.oldest_ts.map_or(*ts, |o| o.min(*ts)));
-                    if !figures.is_empty() {
-                        dev_write::figures(&mut tx, device, figures.recording, figures.temperature_c, figures.disk).await?;
-                    }
+                    // Also registers a device heard of first by its telemetry, and its last_seen.
+                    dev_write::figures(&mut tx, device, figures.recording, figures.temperature_c, figures.disk).await?;
                 }
                 Message::Reported { device, version, applied, errors } => {
                     dev_write::reported(&mut tx, device, *version, applied, errors).await?

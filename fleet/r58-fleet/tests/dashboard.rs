@@ -1,0 +1,148 @@
+//! The dashboard in headless Chromium (Debian `chromium`, driven over the DevTools
+//! protocol): sign-in with a token, the device table turning a new device `online` live
+//! (no reload), and a command button whose progress reaches `succeeded`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+struct Browser {
+    child: Child,
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new("chromium")
+            .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+            .args(["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromium (Debian package) installed");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let browser_ws = loop {
+            let line = lines.next().expect("chromium exited before DevTools listened").unwrap();
+            if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                break url.trim().to_string();
+            }
+        };
+        // Keep draining its stderr so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let http = browser_ws.replace("ws://", "http://");
+        let host = &http[..http[7..].find('/').unwrap() + 7];
+        let targets: Value = wait_until(Duration::from_secs(10), "a page target", || {
+            let t: Value = reqwest::blocking::get(format!("{host}/json/list")).ok()?.json().ok()?;
+            t.as_array()?.iter().any(|p| p["type"] == "page").then_some(t)
+        });
+        let page = targets.as_array().unwrap().iter().find(|p| p["type"] == "page").unwrap();
+        let (ws, _) = tungstenite::connect(page["webSocketDebuggerUrl"].as_str().unwrap()).unwrap();
+        Self { child, ws, next_id: 1, _profile: profile }
+    }
+
+    /// A DevTools call; returns its result (events in between are skipped).
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ws.send(Message::Text(json!({ "id": id, "method": method, "params": params }).to_string())).unwrap();
+        loop {
+            if let Message::Text(t) = self.ws.read().unwrap() {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    assert!(v["error"].is_null(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+        }
+    }
+
+    fn eval(&mut self, js: &str) -> Value {
+        let r = self.call("Runtime.evaluate", json!({ "expression": js, "returnByValue": true, "awaitPromise": true }));
+        r["result"]["value"].clone()
+    }
+
+    fn wait_js(&mut self, js: &str, what: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.eval(js);
+            if !(v.is_null() || v == false) {
+                return v;
+            }
+            if std::time::Instant::now() > deadline {
+                let page = self.eval("document.body ? document.body.innerText : ''");
+                panic!("timed out waiting in the browser for {what}; page:\n{page}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url }));
+        self.wait_js(&format!("location.href === {url:?} && document.readyState === 'complete'"), url);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let broker = Broker::start_with_certs(dir.path(), &pki);
+    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
+    let fleet = Fleet::start(&dir.path().join("fleet"), &pki, broker.port, &db, "fleet-web");
+    let token = fleet.operator("web-operator");
+    let mut b = Browser::start();
+
+    // Not signed in: the dashboard sends the browser to the sign-in page.
+    b.call("Page.navigate", json!({ "url": fleet.url("/") }));
+    b.wait_js("location.pathname === '/login' && !!document.getElementById('token')", "the sign-in page");
+    b.eval("document.getElementById('token').value = 'wrong'; document.querySelector('#login button').click(); 1");
+    b.wait_js("document.getElementById('error').textContent.includes('unknown')", "the refusal of a wrong token");
+    b.eval(&format!("document.getElementById('token').value = {token:?}; document.querySelector('#login button').click(); 1"));
+    b.wait_js("location.pathname === '/' && document.getElementById('live').textContent === 'live'", "the live device table");
+    assert_eq!(b.eval("document.getElementById('who').textContent"), "web-operator");
+    assert_eq!(b.eval("document.querySelectorAll('#devices tbody tr').length"), 0);
+
+    // A device comes online: its row appears and turns online without a reload.
+    b.eval("window.__sameDocument = true; 1");
+    let _agent = agent_with_bundle(dir.path(), &pki, broker.port, "r58-web");
+    b.wait_js("(document.querySelector('#dev-r58-web td.status') || {}).textContent === 'online'", "the device row online");
+    assert_eq!(b.eval("window.__sameDocument === true"), true, "updated live, not by reloading");
+
+    // Its page: the Ping button's command goes to the device and completes.
+    b.goto(&fleet.url("/device/r58-web"));
+    b.wait_js("(document.querySelector('#card-status') || {}).textContent === 'Statusonline'", "the device summary");
+    b.wait_js("document.getElementById('live').textContent === 'live'", "the device page's live stream");
+    b.eval("document.querySelector('button[data-cmd=\"ping\"]').click(); 1");
+    b.wait_js("!!document.querySelector('#commands tr[data-name=\"ping\"][data-state=\"succeeded\"]')", "the ping command succeeded");
+    // The server agrees.
+    let (_, cmds) = call("GET", &fleet.url("/api/v1/devices/r58-web/commands"), Some(&token), None);
+    assert_eq!(cmds["commands"][0]["state"], "succeeded");
+    assert_eq!(cmds["commands"][0]["created_by"], "web-operator");
+    // The telemetry chart drew a line (its colour, not only the "no data yet" text).
+    b.wait_js(
+        "(() => { const c = document.getElementById('chart-cpu'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 60 && d[i + 2] > 150 && d[i + 3] > 0) n++; return n > 20; })()",
+        "a drawn chart line",
+    );
+}
