@@ -291,6 +291,9 @@ impl Agent {
             Some(Inbound::Command(name)) => self.on_command(&name, payload, tx),
             Some(Inbound::TwinDesired) => self.on_twin(conn, payload).await,
             Some(Inbound::Jobs(_)) => tracing::debug!(topic, "OTA jobs are not handled by this agent version"),
+            // `cmd/+` also matches the statuses this agent publishes (MQTT 3.1.1 has no
+            // no-local option): its own echo is expected.
+            None if topic == proto::cmd_status(&id) => {}
             None => tracing::warn!(topic, "message on an unexpected topic ignored"),
         }
     }

@@ -35,6 +35,8 @@ pub struct IngestStats {
 
 /// The device-facing topics the fleet ingests (under `$share/<group>/` when shared).
 pub const INGEST_FILTERS: [&str; 4] = ["r58/v1/+/state", "r58/v1/+/telemetry/+", "r58/v1/+/twin/reported", "r58/v1/+/cmd/status"];
+const RECEIVE_MAXIMUM: u16 = 4096;
+const BATCH_MAX: usize = 2048;
 const RETAINED_FILTERS: [&str; 2] = ["r58/v1/+/state", "r58/v1/+/twin/reported"];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -145,13 +147,18 @@ pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncC
     // Keep the session (and QoS 1 messages) for a day while this replica is away.
     opts.set_session_expiry_interval(Some(86_400));
     opts.set_manual_acks(true);
+    // How many unacknowledged QoS 1 messages the broker may have in flight to this replica:
+    // acks wait for the commit, so this window is what keeps the ingest streaming.
+    opts.set_receive_maximum(Some(RECEIVE_MAXIMUM));
     opts.set_max_packet_size(Some(1 << 20));
     if broker.tls {
         let tls = r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
     }
     let (client, eventloop) = AsyncClient::new(opts, 1024);
-    let (tx, rx) = mpsc::channel::<Publish>(4096);
+    // Larger than the broker's in-flight window: the event loop never waits on the writer
+    // (it must keep answering pings), the window itself is the back-pressure.
+    let (tx, rx) = mpsc::channel::<Publish>(usize::from(RECEIVE_MAXIMUM) * 2);
     tokio::spawn(run_eventloop(eventloop, client.clone(), cfg.share_group.clone(), tx, stats.clone()));
     tokio::spawn(run_writer(rx, client.clone(), db, stats));
     Ok(client)
@@ -201,11 +208,11 @@ async fn run_eventloop(mut ev: EventLoop, client: AsyncClient, group: String, tx
 }
 
 async fn run_writer(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, db: Db, stats: Arc<IngestStats>) {
-    let mut pubs: Vec<Publish> = Vec::with_capacity(512);
+    let mut pubs: Vec<Publish> = Vec::with_capacity(BATCH_MAX);
     while let Some(first) = rx.recv().await {
         pubs.clear();
         pubs.push(first);
-        while pubs.len() < 512 {
+        while pubs.len() < BATCH_MAX {
             match rx.try_recv() {
                 Ok(p) => pubs.push(p),
                 Err(_) => break,

@@ -91,6 +91,24 @@ impl Ca {
     /// Writes `<base>.crt` and `<base>.key` for CN `cn` (a server certificate with `names`
     /// as subject alternative names, or a client certificate).
     pub fn issue(&self, base: &Path, cn: &str, names: &[String], server: bool) -> Result<(PathBuf, PathBuf), FleetError> {
+        let (cert_pem, key_pem) = self.sign(cn, names, server)?;
+        let (c, k) = (base.with_extension("crt"), base.with_extension("key"));
+        write(&k, key_pem.as_bytes(), true)?;
+        write(&c, cert_pem.as_bytes(), false)?;
+        let log = self.dir.join("issued.log");
+        let line = format!("{} {} {} {}\n", chrono::Utc::now().to_rfc3339(), if server { "server" } else { "client" }, cn, c.display());
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|_| f.sync_all()))
+            .map_err(|source| FleetError::Write { path: log, source })?;
+        Ok((c, k))
+    }
+
+    /// A certificate and its key (PEM) for CN `cn`, not written anywhere (the device
+    /// simulator of the fleet benchmark uses this; `issue` writes and logs).
+    pub fn sign(&self, cn: &str, names: &[String], server: bool) -> Result<(String, String), FleetError> {
         let key = KeyPair::generate().map_err(err)?;
         let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         for n in names {
@@ -104,18 +122,7 @@ impl Ca {
         p.extended_key_usages = vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
         set_validity(&mut p, if server { 5 } else { 10 });
         let cert = p.signed_by(&key, &self.cert, &self.key).map_err(err)?;
-        let (c, k) = (base.with_extension("crt"), base.with_extension("key"));
-        write(&k, key.serialize_pem().as_bytes(), true)?;
-        write(&c, cert.pem().as_bytes(), false)?;
-        let log = self.dir.join("issued.log");
-        let line = format!("{} {} {} {}\n", chrono::Utc::now().to_rfc3339(), if server { "server" } else { "client" }, cn, c.display());
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|_| f.sync_all()))
-            .map_err(|source| FleetError::Write { path: log, source })?;
-        Ok((c, k))
+        Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// A device bundle in `out/<id>/`: `fleet-ca.pem`, `device.crt`, `device.key` and the

@@ -105,6 +105,20 @@ fn client_commands_against_a_real_server_and_agent() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("ping") && text.contains("succeeded"), "{text}");
 
+    // watch: live telemetry lines until stopped.
+    let mut w = Command::new(fleet_bin())
+        .args(["watch", "r58-cli", "--stream", "system"])
+        .env("R58_FLEET_URL", fleet.url(""))
+        .env("R58_FLEET_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(w.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    let _ = w.kill();
+    let _ = w.wait();
+    assert!(first.contains(" system ") && first.contains("cpu_percent"), "{first}");
+
     // Without a token: a usage error that says what to do.
     let o = cli(&fleet, "", &["devices"]);
     assert_eq!(o.status.code(), Some(2));
@@ -113,6 +127,10 @@ fn client_commands_against_a_real_server_and_agent() {
     let o = cli(&fleet, "wrong", &["devices"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("HTTP 401"));
+    // The compose deployment's configuration is valid.
+    let deploy = repo().join("fleet/deploy/fleet.toml");
+    let o = Command::new(fleet_bin()).args(["--config", deploy.to_str().unwrap(), "check-config"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // --help everywhere.
     for args in [&["--help"][..], &["cmd", "--help"], &["pki", "issue-device", "--help"], &["config", "set", "--help"]] {
         let o = Command::new(fleet_bin()).args(args).output().unwrap();

@@ -116,6 +116,16 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
     assert_eq!(l["devices"][0]["id"], "r58-0001");
     let (_, l) = call("GET", &fleet.url("/api/v1/devices?tag=canar"), Some(&token), None);
     assert_eq!(l["devices"], json!([]), "a tag matches whole");
+    // One command to every device with a tag.
+    let (code, v) = call("POST", &fleet.url("/api/v1/commands"), Some(&token), Some(json!({"name": "ping", "target": {"tag": "canary"}})));
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["sent"], 1);
+    let done = wait_command(&fleet, &token, v["commands"]["r58-0001"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let (code, v) = call("POST", &fleet.url("/api/v1/commands"), Some(&token), Some(json!({"name": "ping", "target": {"devices": ["r58-0001", "ghost"]}})));
+    assert_eq!(code, 404, "{v}");
+    let (code, _) = call("POST", &fleet.url("/api/v1/commands"), Some(&token), Some(json!({"name": "ping", "target": {"everyone": true}})));
+    assert_eq!(code, 400);
 
     // Power cut: the broker's last will marks it lost; it comes back with a new session.
     agent.kill9();

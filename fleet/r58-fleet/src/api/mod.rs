@@ -53,6 +53,7 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route("/api/v1/devices/:id/tags", put(devices::set_tags))
         .route("/api/v1/devices/:id/config", get(devices::get_config).put(devices::set_config))
         .route("/api/v1/devices/:id/commands", get(commands::of_device).post(commands::send))
+        .route("/api/v1/commands", post(commands::send_many))
         .route("/api/v1/commands/:id", get(commands::one))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/whoami", get(|axum::Extension(op): axum::Extension<auth::Operator>| async move { Json(json!({ "operator": op.0 })) }))

@@ -70,8 +70,15 @@ fn from_row(r: &sqlx::any::AnyRow, now: i64) -> Result<CommandRow, sqlx::Error> 
 
 impl Db {
     pub async fn insert_command(&self, c: &NewCommand<'_>) -> Result<(), DbError> {
+        self.insert_commands(std::slice::from_ref(c)).await
+    }
+
+    /// Stores new commands (state `sent`) in one transaction.
+    pub async fn insert_commands(&self, cmds: &[NewCommand<'_>]) -> Result<(), DbError> {
         let now = now_ms();
-        sqlx::query(
+        let mut tx = self.pool().begin().await.map_err(q("begin commands"))?;
+        for c in cmds {
+            sqlx::query(
             "INSERT INTO commands (id, device, name, args, state, state_rank, created_by, created_at, expires_at, updated_at)
              VALUES ($1, $2, $3, $4, 'sent', 0, $5, $6, $7, $6)",
         )
@@ -81,10 +88,12 @@ impl Db {
         .bind(c.args.to_string())
         .bind(c.created_by)
         .bind(now)
-        .bind(c.expires_at)
-        .execute(self.pool())
-        .await
-        .map_err(q("insert command"))?;
+            .bind(c.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("insert command"))?;
+        }
+        tx.commit().await.map_err(q("commit commands"))?;
         Ok(())
     }
 

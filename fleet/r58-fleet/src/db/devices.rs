@@ -135,37 +135,6 @@ pub(crate) mod write {
         Ok(())
     }
 
-    /// Latest figures from a telemetry sample (only the columns given change).
-    pub async fn figures(
-        conn: &mut AnyConnection,
-        id: &str,
-        recording: Option<bool>,
-        temperature_c: Option<f64>,
-        disk: Option<(i64, i64)>,
-    ) -> Result<(), DbError> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO devices (id, recording, temperature_c, disk_free_mib, disk_total_mib, last_seen, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (id) DO UPDATE SET
-               recording = COALESCE(excluded.recording, devices.recording),
-               temperature_c = COALESCE(excluded.temperature_c, devices.temperature_c),
-               disk_free_mib = COALESCE(excluded.disk_free_mib, devices.disk_free_mib),
-               disk_total_mib = COALESCE(excluded.disk_total_mib, devices.disk_total_mib),
-               last_seen = excluded.last_seen, updated_at = excluded.updated_at",
-        )
-        .bind(id)
-        .bind(recording.map(i64::from))
-        .bind(temperature_c)
-        .bind(disk.map(|d| d.0))
-        .bind(disk.map(|d| d.1))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(q("apply telemetry figures"))?;
-        Ok(())
-    }
-
     pub async fn reported(conn: &mut AnyConnection, id: &str, version: i64, applied: &Value, errors: &Value) -> Result<(), DbError> {
         let now = now_ms();
         sqlx::query(

@@ -20,7 +20,7 @@ pub use commands::{CommandRow, NewCommand};
 pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
 pub use ingest::{Figures, IngestOutcome, Message};
 pub use operators::Operator;
-pub use telemetry::{Sample, TelemetryRow};
+pub use telemetry::TelemetryRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

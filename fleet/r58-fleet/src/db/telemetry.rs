@@ -15,36 +15,6 @@ pub struct TelemetryRow {
     pub data: Value,
 }
 
-/// One sample to store.
-pub struct Sample<'a> {
-    pub device: &'a str,
-    pub stream: &'a str,
-    pub seq: i64,
-    pub ts: i64,
-    pub data: &'a str,
-}
-
-pub(crate) mod write {
-    use super::*;
-
-    /// Stores a sample; false when it was already there (a redelivery).
-    pub async fn sample(conn: &mut sqlx::AnyConnection, s: &Sample<'_>) -> Result<bool, DbError> {
-        let r = sqlx::query(
-                "INSERT INTO telemetry (device, stream, seq, ts, data) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (device, stream, seq, ts) DO NOTHING",
-            )
-            .bind(s.device)
-            .bind(s.stream)
-            .bind(s.seq)
-            .bind(s.ts)
-            .bind(s.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(q("insert telemetry"))?;
-        Ok(r.rows_affected() > 0)
-    }
-}
-
 impl Db {
 
     /// Samples of one device, newest last: `since` (exclusive, ms) and at most `limit`.
