@@ -25,7 +25,11 @@ S = "${WORKDIR}/git"
 
 require r58-firmware-crates.inc
 
-inherit cargo cargo-update-recipe-crates systemd useradd
+inherit cargo cargo-update-recipe-crates features_check systemd useradd
+
+# The services are systemd units (Type=notify, watchdog, sysusers); without systemd the
+# recipe is skipped rather than broken.
+REQUIRED_DISTRO_FEATURES = "systemd"
 
 CARGO_BUILD_FLAGS += "--bins --package r58-recorder --package r58-agent"
 
@@ -71,7 +75,6 @@ RDEPENDS:${PN}-recorder = "${PN}-config \
                            gstreamer1.0-plugins-bad-audioparsers \
                            gstreamer1.0-plugins-bad-hls \
                            gstreamer1.0-plugins-bad-mpegtsmux \
-                           gstreamer1.0-plugins-bad-srt \
                            gstreamer1.0-plugins-bad-videoparsersbad \
                            gstreamer1.0-plugins-base-alsa \
                            gstreamer1.0-plugins-base-app \
@@ -90,11 +93,13 @@ RDEPENDS:${PN}-recorder = "${PN}-config \
                            gstreamer1.0-plugins-good-rtsp \
                            gstreamer1.0-plugins-good-udp \
                            gstreamer1.0-plugins-good-video4linux2 \
-                           gstreamer1.0-plugins-ugly-x264 \
-                           gstreamer1.0-rockchip \
                            gstreamer1.0-rtsp-server \
                           "
 RDEPENDS:${PN}-agent = "${PN}-config polkit systemd"
+# These exist only with the r58 distro's PACKAGECONFIGs (srt, x264) or on a Rockchip machine
+# (MPP): recommended here so the recipe builds anywhere (world, other machines); the image
+# installs them explicitly, so an r58 image without them fails to build.
+RRECOMMENDS:${PN}-recorder = "gstreamer1.0-plugins-bad-srt gstreamer1.0-plugins-ugly-x264 gstreamer1.0-rockchip"
 
 SYSTEMD_PACKAGES = "${PN}-recorder ${PN}-agent"
 SYSTEMD_SERVICE:${PN}-recorder = "r58-recorder.service"
