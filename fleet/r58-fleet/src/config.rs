@@ -65,7 +65,8 @@ impl Default for MqttConfig {
             ca_file: PathBuf::from("/etc/r58-fleet/pki/ca.pem"),
             cert_file: PathBuf::from("/etc/r58-fleet/pki/fleet.crt"),
             key_file: PathBuf::from("/etc/r58-fleet/pki/fleet.key"),
-            keepalive_seconds: 30,
+            // Generous: under a backlog the broker's PINGRESP queues behind the messages.
+            keepalive_seconds: 60,
             command_timeout_seconds: 300,
         }
     }
