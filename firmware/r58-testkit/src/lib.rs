@@ -226,6 +226,18 @@ impl Observer {
 }
 
 
+/// Polls `f` until it returns Some; panics naming `what` after `timeout`.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A binary of the workspace, next to the running test (`target/<profile>/NAME`); the
 /// workspace must be built first (scripts/test does).
 pub fn workspace_bin(name: &str) -> PathBuf {

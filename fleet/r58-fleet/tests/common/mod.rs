@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use r58_testkit::*;
 use serde_json::Value;
@@ -19,17 +19,6 @@ pub fn fleet_cli(args: &[&str]) -> String {
     let out = Command::new(fleet_bin()).args(args).output().unwrap();
     assert!(out.status.success(), "r58-fleet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
-}
-
-pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A PKI made with `r58-fleet pki init` (CA, broker, fleet) in `dir/pki`.
