@@ -176,6 +176,10 @@ async fn device(id: String, tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<Co
         if let Some(p) = qpid {
             let _ = out_tx.send(puback(p)).await;
         }
+        // `cmd/+` also matches this device's own `cmd/status` echo: not a command.
+        if topic.ends_with("/cmd/status") {
+            continue;
+        }
         if let Some(name) = topic.rsplit('/').next() {
             let cmd: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
             c.cmds_received.fetch_add(1, Ordering::Relaxed);
