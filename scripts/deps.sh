@@ -56,3 +56,24 @@ r58_deps() {
   r58_install_packages "${R58_DEBIAN_PACKAGES[@]}" "$@"
   r58_ensure_rust
 }
+
+# Writes a local Mosquitto config to stdout: the production fleet/deploy/mosquitto.conf and
+# ACL with the listener on 127.0.0.1:PORT, certificates from PKI (ca.pem, broker.crt/.key as
+# `r58-fleet pki init` makes them), persistence and log in DIR, running as this user.
+# Usage: r58_local_mosquitto_conf PORT PKI DIR [extra sed expressions...]
+r58_local_mosquitto_conf() {
+  local port="$1" pki="$2" dir="$3" repo
+  shift 3
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  local extra=()
+  local e
+  for e in "$@"; do extra+=(-e "$e"); done
+  sed -e "s|^listener 8883|listener $port 127.0.0.1|" \
+      -e "s|/mosquitto/config/certs/|$pki/|" \
+      -e "s|/mosquitto/data/|$dir/|" \
+      -e "s|/mosquitto/config/acl|$repo/fleet/deploy/mosquitto/acl|" \
+      -e "s|^log_dest stdout|log_dest file $dir/mosquitto.log|" \
+      "${extra[@]}" \
+      "$repo/fleet/deploy/mosquitto/mosquitto.conf"
+  echo "user $(id -un)"
+}

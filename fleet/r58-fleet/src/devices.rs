@@ -54,13 +54,18 @@ impl Devices {
 }
 
 /// A new random token (256 bits from the OS), as hex.
-pub fn new_token() -> Result<String, FleetError> {
+/// `N` bytes from the kernel's random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], FleetError> {
     use std::io::Read;
-    let mut buf = [0u8; 32];
+    let mut buf = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|source| FleetError::DevicesRead { path: "/dev/urandom".into(), source })?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(buf)
+}
+
+pub fn new_token() -> Result<String, FleetError> {
+    Ok(random_bytes::<32>()?.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

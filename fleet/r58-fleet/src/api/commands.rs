@@ -45,9 +45,9 @@ fn check(name: &str, args: Value, timeout: Option<u32>, default_timeout: u32) ->
 
 /// A command id: time-ordered and unique across replicas (ms time + 64 random bits).
 fn new_id() -> String {
-    let mut r = [0u8; 8];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r)).is_ok();
-    let n = if random { u64::from_le_bytes(r) } else { u64::from(std::process::id()) ^ (now_ms() as u64).rotate_left(17) };
+    let n = crate::devices::random_bytes::<8>()
+        .map(u64::from_le_bytes)
+        .unwrap_or_else(|_| u64::from(std::process::id()) ^ (now_ms() as u64).rotate_left(17));
     format!("c{:x}-{n:016x}", now_ms())
 }
 

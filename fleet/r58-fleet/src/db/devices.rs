@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::{now_ms, q, Db, DbError};
 
 /// A `state` document as it updates the inventory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StateUpdate {
     pub status: String,
     pub session: i64,

@@ -25,13 +25,6 @@ pub struct Figures {
     pub disk: Option<(i64, i64)>,
 }
 
-impl PartialEq for StateUpdate {
-    fn eq(&self, o: &Self) -> bool {
-        (&self.status, self.session, &self.firmware_version, &self.booted_slot, &self.ip_addresses, self.uptime_s, self.ts)
-            == (&o.status, o.session, &o.firmware_version, &o.booted_slot, &o.ip_addresses, o.uptime_s, o.ts)
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IngestOutcome {
     /// Telemetry samples stored (redeliveries excluded).
