@@ -8,7 +8,10 @@ LICENSE = "MIT"
 # A bundle takes its payload from the image; it has no sources of its own.
 SRC_URI = ""
 
-inherit bundle
+inherit bundle features_check
+
+# Skipped outside the r58 distro, like the image it packs.
+REQUIRED_DISTRO_FEATURES = "systemd rauc"
 
 RAUC_BUNDLE_COMPATIBLE = "r58"
 RAUC_BUNDLE_VERSION = "${DISTRO_VERSION}"
