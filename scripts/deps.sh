@@ -12,6 +12,7 @@ R58_DEBIAN_PACKAGES=(
   gstreamer1.0-rtsp gstreamer1.0-nice
   ffmpeg bc coturn mosquitto
   postgresql postgresql-client chromium fonts-dejavu-core
+  rauc rauc-service squashfs-tools dbus-daemon e2fsprogs openssl
 )
 
 r58_missing_packages() {

@@ -59,6 +59,10 @@ pub struct Agent {
     ready_sent: bool,
     /// Messages produced since the last flush (see `flush`).
     outbox: VecDeque<Queued>,
+    /// The OTA engine's inbox (None with `ota.enabled = false`).
+    ota: Option<mpsc::Sender<r58_ota::In>>,
+    /// What runs: RAUC's version of the booted slot's bundle, else this build's.
+    firmware_version: String,
 }
 
 /// What a publish request carried, in the order the requests were made.
@@ -119,6 +123,8 @@ impl Agent {
             heartbeat: Arc::new(AtomicU64::new(1)),
             ready_sent: false,
             outbox: VecDeque::new(),
+            ota: None,
+            firmware_version: env!("CARGO_PKG_VERSION").into(),
         })
     }
 
@@ -142,7 +148,7 @@ impl Agent {
     fn state_doc(&self, status: Status) -> Vec<u8> {
         let doc = State {
             status,
-            firmware_version: env!("CARGO_PKG_VERSION").into(),
+            firmware_version: self.firmware_version.clone(),
             booted_slot: std::env::var("R58_BOOTED_SLOT").ok(),
             ip_addresses: telemetry::ip_addresses(),
             uptime_s: telemetry::uptime_s(),
@@ -274,6 +280,9 @@ impl Agent {
         let id = self.id().to_string();
         let _ = conn.client.subscribe(proto::cmd_filter(&id), QoS::AtLeastOnce).await;
         let _ = conn.client.subscribe(proto::twin_desired(&id), QoS::AtLeastOnce).await;
+        if self.ota.is_some() {
+            let _ = conn.client.subscribe(proto::jobs_next(&id), QoS::AtLeastOnce).await;
+        }
         let doc = self.state_doc(self.status);
         self.publish(conn, proto::state(&id), doc, true, None).await;
         if !self.ready_sent {
@@ -290,11 +299,38 @@ impl Agent {
         match proto::parse_inbound(&id, topic) {
             Some(Inbound::Command(name)) => self.on_command(&name, payload, tx),
             Some(Inbound::TwinDesired) => self.on_twin(conn, payload).await,
-            Some(Inbound::Jobs(_)) => tracing::debug!(topic, "OTA jobs are not handled by this agent version"),
+            Some(Inbound::Jobs(rest)) if rest == "next" => self.on_job(payload).await,
+            // Our own job updates do not come back (only jobs/next is subscribed).
+            Some(Inbound::Jobs(_)) => tracing::warn!(topic, "unexpected jobs topic ignored"),
             // `cmd/+` also matches the statuses this agent publishes (MQTT 3.1.1 has no
             // no-local option): its own echo is expected.
             None if topic == proto::cmd_status(&id) => {}
             None => tracing::warn!(topic, "message on an unexpected topic ignored"),
+        }
+    }
+
+    async fn on_job(&mut self, payload: &[u8]) {
+        let Some(ota) = self.ota.clone() else { return };
+        match crate::ota::parse_next(payload) {
+            Ok(job) => {
+                if ota.send(r58_ota::In::Job(job)).await.is_err() {
+                    tracing::error!("the OTA engine stopped: job not taken");
+                }
+            }
+            Err((Some(job_id), reason)) => {
+                tracing::error!(%job_id, %reason, "OTA job refused");
+                let update = proto::JobUpdate {
+                    job_id: job_id.clone(),
+                    phase: proto::Phase::Failed,
+                    progress: 0,
+                    reason: Some(proto::Reason::InvalidJob),
+                    details: Some(reason),
+                    version: String::new(),
+                    ts: chrono::Utc::now(),
+                };
+                self.enqueue(proto::job_update(self.id(), &job_id), &update);
+            }
+            Err((None, reason)) => tracing::error!(%reason, "jobs/next unusable and has no job id to answer to"),
         }
     }
 
@@ -324,7 +360,7 @@ impl Agent {
         }
         let st = commands::status(&cmd.id, name, CmdState::Accepted, 0, None, None);
         self.enqueue(proto::cmd_status(self.id()), &st);
-        let ctx = Ctx { cfg: self.cfg.clone(), system: self.system.clone(), http: self.http.clone() };
+        let ctx = Ctx { cfg: self.cfg.clone(), system: self.system.clone(), http: self.http.clone(), ota: self.ota.clone() };
         let tx = tx.clone();
         let name = name.to_string();
         tokio::spawn(async move {
@@ -418,6 +454,29 @@ impl Agent {
     /// Runs until `shutdown` resolves. Never returns an error for connectivity: it retries.
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
         let (tx, mut rx) = mpsc::channel::<ToLoop>(256);
+        let (ota_out_tx, mut ota_out) = mpsc::channel::<r58_ota::Out>(64);
+        let mut engine_task = None;
+        if self.cfg.ota.enabled {
+            let rauc: Arc<dyn r58_ota::rauc::Rauc> = Arc::new(r58_ota::rauc::DbusRauc { conf: self.cfg.ota.rauc_conf.clone() });
+            if let Ok(Ok(sys)) = tokio::time::timeout(Duration::from_secs(3), rauc.system()).await {
+                if let Some(v) = sys.booted_slot().and_then(|s| s.bundle_version.clone()) {
+                    self.firmware_version = v;
+                }
+            }
+            let host = Arc::new(crate::ota::AgentHost {
+                http: self.http.clone(),
+                recorder_api: self.cfg.agent.recorder_api.clone(),
+                system: self.system.clone(),
+            });
+            match r58_ota::Engine::new(crate::ota::settings(&self.cfg), rauc, host, self.http.clone(), ota_out_tx) {
+                Ok(engine) => {
+                    let (in_tx, in_rx) = mpsc::channel(16);
+                    self.ota = Some(in_tx);
+                    engine_task = Some(tokio::spawn(engine.run(in_rx)));
+                }
+                Err(e) => tracing::error!(error = %e, "OTA disabled: its job record cannot be read"),
+            }
+        }
         let mut cpu = CpuSampler::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut next_telemetry = Instant::now();
@@ -489,6 +548,16 @@ impl Agent {
                         backoff_until = Some(Instant::now() + wait);
                     }
                 },
+                out = ota_out.recv(), if engine_task.is_some() => match out {
+                    Some(r58_ota::Out::Update(u)) => {
+                        let topic = proto::job_update(self.id(), &u.job_id);
+                        self.enqueue(topic, &u);
+                    }
+                    Some(r58_ota::Out::Status(status, done)) => {
+                        let _ = tx.try_send(ToLoop::SetStatus(status, done));
+                    }
+                    None => engine_task = None,
+                },
                 msg = rx.recv() => match msg {
                     Some(ToLoop::Status(st)) => self.enqueue(proto::cmd_status(self.id()), &st),
                     Some(ToLoop::SetStatus(status, done)) => {
@@ -523,6 +592,15 @@ impl Agent {
                 }
             }
             self.flush(conn.as_mut()).await;
+        }
+        self.ota = None;
+        if let Some(t) = engine_task {
+            t.abort();
+        }
+        // Job updates produced so far go to disk with the rest.
+        while let Ok(r58_ota::Out::Update(u)) = ota_out.try_recv() {
+            let topic = proto::job_update(self.id(), &u.job_id);
+            self.enqueue(topic, &u);
         }
         self.shutdown(conn).await;
     }

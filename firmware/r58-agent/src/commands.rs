@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::system::System;
 
-pub const NAMES: &[&str] = &["ping", "record.start", "record.stop", "service.restart", "reboot", "logs.tail", "config.get"];
+pub const NAMES: &[&str] =
+    &["ping", "record.start", "record.stop", "service.restart", "reboot", "logs.tail", "config.get", "ota.cancel", "ota.status"];
 
 pub fn status(id: &str, name: &str, state: CmdState, progress: u8, message: Option<String>, result: Option<Value>) -> CmdStatus {
     CmdStatus { id: id.into(), name: name.into(), state, progress, message, result, ts: Utc::now() }
@@ -50,6 +51,14 @@ pub struct Ctx {
     pub cfg: R58Config,
     pub system: Arc<dyn System>,
     pub http: reqwest::Client,
+    pub ota: Option<tokio::sync::mpsc::Sender<r58_ota::In>>,
+}
+
+async fn ota(ctx: &Ctx, make: impl FnOnce(tokio::sync::oneshot::Sender<Result<Value, String>>) -> r58_ota::In) -> Result<Value, String> {
+    let tx = ctx.ota.as_ref().ok_or("OTA is disabled on this device (ota.enabled)")?;
+    let (reply, wait) = tokio::sync::oneshot::channel();
+    tx.send(make(reply)).await.map_err(|_| "the OTA engine stopped".to_string())?;
+    wait.await.map_err(|_| "the OTA engine stopped".to_string())?
 }
 
 fn redacted(cfg: &R58Config) -> Value {
@@ -114,6 +123,8 @@ where
             ctx.system.journal_tail(unit, lines).await.map(|l| json!({ "unit": unit, "lines": l }))
         }
         "config.get" => Ok(redacted(&ctx.cfg)),
+        "ota.cancel" => ota(ctx, r58_ota::In::Cancel).await,
+        "ota.status" => ota(ctx, r58_ota::In::Status).await,
         other => Err(format!("unknown command {other:?}")),
     }
 }

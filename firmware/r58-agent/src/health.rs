@@ -76,7 +76,21 @@ fn rauc(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Polls the checks until they pass or `deadline` passes; marks the slot accordingly.
+/// The verdict for this boot, for an OTA job waiting in `verifying_boot`.
+fn write_verdict(cfg: &R58Config, good: bool, details: &str) {
+    let v = r58_ota::HealthVerdict {
+        boot_id: r58_ota::engine::read_boot_id(&cfg.ota.boot_id_file),
+        good,
+        details: details.to_string(),
+        ts: chrono::Utc::now(),
+    };
+    if let Err(e) = r58_fs::write_json_atomic(&cfg.ota.dir.join(r58_ota::HEALTH_FILE), &v) {
+        tracing::error!(error = %e, "cannot record the health verdict");
+    }
+}
+
+/// Polls the checks until they pass or `deadline` passes; marks the slot accordingly (the
+/// commit comes first, the verdict after it: an OTA job never reports success uncommitted).
 pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
     let units = ["r58-recorder.service", "r58-agent.service"];
     let until = Instant::now() + deadline;
@@ -84,12 +98,14 @@ pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
         match check(cfg, &units) {
             Ok(()) => {
                 rauc(&["status", "mark-good", "booted"])?;
+                write_verdict(cfg, true, "healthy");
                 tracing::info!("boot healthy: booted slot marked good");
                 return Ok(());
             }
             Err(problems) if Instant::now() >= until => {
                 let reason = problems.join("; ");
                 tracing::error!(%reason, "boot unhealthy: marking the booted slot bad");
+                write_verdict(cfg, false, &reason);
                 rauc(&["status", "mark-bad", "booted"])?;
                 return Err(reason);
             }

@@ -7,6 +7,7 @@ pub mod health;
 pub mod ids;
 pub mod link;
 pub mod mqtt;
+pub mod ota;
 pub mod queue;
 pub mod system;
 pub mod telemetry;

@@ -30,9 +30,15 @@ pub fn cmd_filter(device: &str) -> String {
 pub fn cmd_status(device: &str) -> String {
     format!("{PREFIX}/{device}/cmd/status")
 }
-/// Reserved for OTA jobs (`jobs/next`, `jobs/{job_id}/update`).
+/// OTA jobs (`jobs/next`, `jobs/{job_id}/update`).
 pub fn jobs(device: &str, rest: &str) -> String {
     format!("{PREFIX}/{device}/jobs/{rest}")
+}
+pub fn jobs_next(device: &str) -> String {
+    jobs(device, "next")
+}
+pub fn job_update(device: &str, job_id: &str) -> String {
+    format!("{PREFIX}/{device}/jobs/{job_id}/update")
 }
 
 /// What an inbound topic addresses, for one device.

@@ -3,6 +3,8 @@
 //! rewritten), and an MQTT client with any identity that records what it receives.
 #![allow(clippy::unwrap_used)]
 
+pub mod rauc;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -142,8 +144,17 @@ pub struct Observer {
 impl Observer {
     pub fn connect(pki: &Pki, port: u16, name: &str, cn: &str, subscribe: &[&str]) -> Self {
         let (c, k) = pki.issue(name, cn, false);
+        Self::connect_with(tls(pki, &c, &k), port, name, subscribe)
+    }
+
+    /// With certificate files (e.g. the fleet's from `r58-fleet pki init`).
+    pub fn connect_files(ca: &Path, cert: &Path, key: &Path, port: u16, name: &str, subscribe: &[&str]) -> Self {
+        Self::connect_with(tls_files(ca, cert, key), port, name, subscribe)
+    }
+
+    fn connect_with(transport: Transport, port: u16, name: &str, subscribe: &[&str]) -> Self {
         let mut opts = MqttOptions::new(name, "127.0.0.1", port);
-        opts.set_transport(tls(pki, &c, &k));
+        opts.set_transport(transport);
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_clean_session(false);
         let (client, mut conn) = Client::new(opts, 1000);
@@ -251,11 +262,14 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 pub struct AgentProc {
     pub child: Option<Child>,
     pub dir: PathBuf,
-    config: PathBuf,
+    pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra environment of the agent (e.g. `DBUS_SYSTEM_BUS_ADDRESS` of a `RaucSim`).
+    pub env: Vec<(String, String)>,
 }
 
-/// Writes fake `systemctl` and `journalctl` into `<dir>/bin` that log their arguments.
+/// Writes fake `systemctl`, `journalctl` and `rauc` into `<dir>/bin` that log their arguments.
+/// `systemctl is-active U` answers `failed` for the units listed in `<dir>/inactive-units`.
 pub fn fake_system_tools(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -263,8 +277,10 @@ pub fn fake_system_tools(dir: &Path) -> PathBuf {
     for tool in ["systemctl", "journalctl", "rauc"] {
         let script = format!(
             "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nif [ {tool} = journalctl ]; then echo 'line one'; echo 'line two'; fi\n\
-             if [ {tool} = systemctl ] && [ \"$1\" = is-active ]; then echo active; fi\nexit 0\n",
-            calls.display()
+             if [ {tool} = systemctl ] && [ \"$1\" = is-active ]; then\n\
+               if grep -qx \"$2\" '{inactive}' 2>/dev/null; then echo failed; exit 3; fi; echo active; fi\nexit 0\n",
+            calls.display(),
+            inactive = dir.join("inactive-units").display()
         );
         let p = bin.join(tool);
         std::fs::write(&p, script).unwrap();
@@ -282,6 +298,13 @@ impl AgentProc {
 
     /// The agent with the given TLS files (e.g. a bundle of `r58-fleet pki issue-device`).
     pub fn start_with(dir: &Path, ca: &Path, cert: &Path, key: &Path, port: u16, device: &str, extra: &str) -> Self {
+        let mut a = Self::configure(dir, ca, cert, key, port, device, extra);
+        a.spawn();
+        a
+    }
+
+    /// Writes the configuration and the stand-in tools without starting the agent.
+    pub fn configure(dir: &Path, ca: &Path, cert: &Path, key: &Path, port: u16, device: &str, extra: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("r58.toml");
         std::fs::write(
@@ -303,9 +326,7 @@ impl AgentProc {
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
         fake_system_tools(dir);
-        let mut a = Self { child: None, dir: dir.to_path_buf(), config, log: dir.join("agent.log") };
-        a.spawn();
-        a
+        Self { child: None, dir: dir.to_path_buf(), config, log: dir.join("agent.log"), env: Vec::new() }
     }
 
     pub fn spawn(&mut self) {
@@ -315,6 +336,7 @@ impl AgentProc {
             .args(["--config", self.config.to_str().unwrap()])
             .env("PATH", path)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
@@ -363,3 +385,36 @@ impl Drop for AgentProc {
     }
 }
 
+
+/// Kills the child when dropped.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real recorder (built by the workspace) with one small test input, `extra` as a
+/// conf.d drop-in; returns it and its API port.
+pub fn start_recorder(dir: &Path, extra: &str) -> (Kill, u16) {
+    let bin = workspace_bin("r58-recorder");
+    let api = free_port();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("r58.toml"),
+        format!(
+            "[api]\nlisten = \"127.0.0.1:{api}\"\n[recorder]\ndata_dir = \"{d}/data\"\n\
+             [hls]\nenabled = false\ndir = \"{d}/hls\"\n[rtsp]\nenabled = false\n[storage]\nmin_free_mib = 1\n\
+             [encoder]\nx264_preset = \"ultrafast\"\n\
+             [inputs.cam1]\nkind = \"test\"\nwidth = 320\nheight = 240\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
+    let child = Command::new(&bin).args(["--config", dir.join("r58.toml").to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap();
+    (Kill(child), api)
+}

@@ -54,6 +54,28 @@ impl Client {
     pub fn put(&self, path: &str, body: &Value) -> Result<Value, FleetError> {
         self.call(reqwest::Method::PUT, path, Some(body))
     }
+
+    /// Uploads a file as the request body (no overall timeout: bundles are large).
+    pub fn upload(&self, path: &str, file: &std::path::Path) -> Result<Value, FleetError> {
+        let url = format!("{}{path}", self.base);
+        let fail = |reason: String| FleetError::Client { url: url.clone(), reason };
+        let f = std::fs::File::open(file).map_err(|e| FleetError::Usage(format!("{}: {e}", file.display())))?;
+        let http = reqwest::blocking::Client::builder().timeout(None).build().map_err(|e| fail(e.to_string()))?;
+        let resp = http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::blocking::Body::new(f))
+            .send()
+            .map_err(|e| fail(r58_log::error_chain(&e)))?;
+        let status = resp.status();
+        let v: Value = resp.json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            let reason = v["reason"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            return Err(fail(format!("HTTP {}: {reason}", status.as_u16())));
+        }
+        Ok(v)
+    }
 }
 
 /// `key=value` pairs; a value that parses as JSON is taken as such (`10`, `true`, `"x"`,

@@ -19,6 +19,36 @@ pub struct FleetConfig {
     pub mqtt: MqttConfig,
     pub devices: DevicesConfig,
     pub turn: TurnConfig,
+    pub ota: OtaConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtaConfig {
+    /// Published bundles, stored by SHA-256 (`<sha256>.raucb`).
+    pub dir: PathBuf,
+    /// The devices' RAUC keyring: every published bundle's signature is checked against it.
+    /// Empty: bundles are published unchecked (development only; the devices still check).
+    pub keyring: PathBuf,
+    /// The base URL devices download bundles from (`<public_url>/ota/bundles/<sha256>.raucb`),
+    /// e.g. `https://fleet.example.com`. Empty: `http://<http.listen>`.
+    pub public_url: String,
+    /// The `rauc` program, which reads bundles for `ota publish`.
+    pub rauc: PathBuf,
+    /// How often the replica holding the rollout lease drives the rollouts.
+    pub tick_ms: u32,
+}
+
+impl Default for OtaConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("/data/fleet/bundles"),
+            keyring: PathBuf::new(),
+            public_url: String::new(),
+            rauc: PathBuf::from("rauc"),
+            tick_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +206,12 @@ impl Validate for FleetConfig {
         }
         if self.mqtt.command_timeout_seconds < 5 {
             out.push(("mqtt.command_timeout_seconds".into(), "must be at least 5".into()));
+        }
+        if !self.ota.public_url.is_empty() && !(self.ota.public_url.starts_with("https://") || self.ota.public_url.starts_with("http://")) {
+            out.push(("ota.public_url".into(), format!("{:?} is not an http(s):// URL", self.ota.public_url)));
+        }
+        if !(200..=60_000).contains(&self.ota.tick_ms) {
+            out.push(("ota.tick_ms".into(), format!("{} is out of range 200..=60000", self.ota.tick_ms)));
         }
         match self.turn.backend {
             TurnBackend::None => {}

@@ -48,6 +48,8 @@ pub enum FleetError {
     Client { url: String, reason: String },
     #[error("{0}")]
     Usage(String),
+    #[error("bundle {path}: {reason}")]
+    Bundle { path: PathBuf, reason: String },
 }
 
 /// Reads a secret from a file, trimmed; empty is an error.

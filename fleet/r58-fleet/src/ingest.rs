@@ -34,7 +34,8 @@ pub struct IngestStats {
 }
 
 /// The device-facing topics the fleet ingests (under `$share/<group>/` when shared).
-pub const INGEST_FILTERS: [&str; 4] = ["r58/v1/+/state", "r58/v1/+/telemetry/+", "r58/v1/+/twin/reported", "r58/v1/+/cmd/status"];
+pub const INGEST_FILTERS: [&str; 5] =
+    ["r58/v1/+/state", "r58/v1/+/telemetry/+", "r58/v1/+/twin/reported", "r58/v1/+/cmd/status", "r58/v1/+/jobs/+/update"];
 const RECEIVE_MAXIMUM: u16 = 4096;
 const BATCH_MAX: usize = 2048;
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -111,6 +112,25 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
             let c: r58_proto::CmdStatus = payload(topic, bytes)?;
             let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             Ok(Message::CmdStatus { device, id: c.id, name: c.name, state, progress: i64::from(c.progress), message: c.message, result: c.result })
+        }
+        _ if what.starts_with("jobs/") => {
+            let job_id = what.strip_prefix("jobs/").and_then(|r| r.strip_suffix("/update")).unwrap_or_default();
+            if !r58_proto::valid_device_id(job_id) {
+                return Err(ParseError::Topic(topic.into()));
+            }
+            let u: r58_proto::JobUpdate = payload(topic, bytes)?;
+            if u.job_id != job_id {
+                return Err(ParseError::Payload { topic: topic.into(), reason: format!("job_id {:?} is not the topic's", u.job_id) });
+            }
+            let reason = u.reason.and_then(|r| serde_json::to_value(r).ok()).and_then(|v| v.as_str().map(str::to_string));
+            Ok(Message::JobUpdate {
+                device,
+                job_id: u.job_id,
+                phase: u.phase.as_str().to_string(),
+                progress: i64::from(u.progress),
+                reason,
+                details: u.details,
+            })
         }
         _ => match what.strip_prefix("telemetry/") {
             Some(stream) if !stream.is_empty() && !stream.contains('/') => {

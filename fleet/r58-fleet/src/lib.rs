@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cli_ota;
 pub mod config;
 pub mod coturn;
 mod dashboard;
@@ -11,6 +12,7 @@ pub mod db;
 pub mod devices;
 pub mod error;
 pub mod ingest;
+pub mod ota;
 pub mod pki;
 pub mod turn_api;
 
@@ -34,7 +36,27 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
     let (events, _) = tokio::sync::broadcast::channel(1024);
     tokio::spawn(api::events::poll(db.clone(), events.clone(), Duration::from_secs(1)));
     tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
-    let state = api::AppState { db, mqtt, stats, events, command_timeout_s: cfg.mqtt.command_timeout_seconds };
+    let withheld = ota::bundle::Withheld::default();
+    tokio::spawn(ota::bundle::audit(db.clone(), cfg.ota.dir.clone(), withheld.clone(), Duration::from_secs(600)));
+    if let Some(client) = &mqtt {
+        let base = if cfg.ota.public_url.is_empty() { format!("http://{}", cfg.http.listen) } else { cfg.ota.public_url.clone() };
+        let driver = ota::rollout::Driver {
+            db: db.clone(),
+            mqtt: client.clone(),
+            bundle_base: format!("{}/ota/bundles/", base.trim_end_matches('/')),
+            holder: format!("{}-{}", ingest::client_id(&cfg.mqtt), std::process::id()),
+        };
+        tokio::spawn(driver.run(Duration::from_millis(u64::from(cfg.ota.tick_ms))));
+    }
+    let state = api::AppState {
+        db,
+        mqtt,
+        stats,
+        events,
+        command_timeout_s: cfg.mqtt.command_timeout_seconds,
+        ota: Arc::new(cfg.ota.clone()),
+        withheld,
+    };
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| FleetError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(|source| FleetError::Bind { addr, source })?;

@@ -91,6 +91,93 @@ enum Cmd {
     /// A device's desired and reported configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Updates: publish RAUC bundles and roll them out in waves.
+    #[command(subcommand)]
+    Ota(OtaCmd),
+}
+
+#[derive(Subcommand)]
+enum OtaCmd {
+    /// Upload a RAUC bundle; the server reads its version and compatible (and checks its signature).
+    Publish {
+        bundle: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List published bundles.
+    Bundles {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a rollout of a published version (waves: cumulative counts or percentages).
+    Rollout {
+        version: String,
+        /// Every device.
+        #[arg(long, conflicts_with_all = ["tag", "devices"])]
+        all: bool,
+        /// Devices with this tag.
+        #[arg(long, conflicts_with = "devices")]
+        tag: Option<String>,
+        /// These devices (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        devices: Vec<String>,
+        /// Waves, e.g. 1,10%,50%,100% (the default).
+        #[arg(long, value_delimiter = ',')]
+        waves: Vec<String>,
+        /// Success rate a wave needs before the next starts.
+        #[arg(long)]
+        success_percent: Option<i64>,
+        /// Halt when more than this share of started jobs failed.
+        #[arg(long)]
+        failure_percent: Option<i64>,
+        /// A device silent this long in one phase counts as failed.
+        #[arg(long)]
+        step_timeout: Option<i64>,
+        /// when_idle (default: never during a recording) or force.
+        #[arg(long)]
+        install_policy: Option<String>,
+        /// when_idle (default), force or manual.
+        #[arg(long)]
+        reboot_policy: Option<String>,
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Follow the rollout until it settles.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List rollouts.
+    Rollouts {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a rollout; --watch follows it until it completes, halts or is aborted.
+    Show {
+        id: String,
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Pause a rollout: no new jobs, running ones go on.
+    Pause {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resume a paused or halted rollout.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Abort a rollout: unstarted jobs are skipped, started ones withdrawn (unless installing).
+    Abort {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand)]
@@ -316,6 +403,7 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Cmd::Ota(o) => return ota(o),
         Cmd::Config(ConfigCmd::Get { id, remote }) => {
             let c = Client::new(&remote.server, &remote.token)?;
             let v = c.get(&format!("/api/v1/devices/{}/config", urlencode(&id)))?;
@@ -334,6 +422,135 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             print(&remote, &v, |v| format!("desired version {}\n", v["desired_version"]));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows a rollout, following it with --watch; the exit code says whether it completed.
+fn show_rollout(c: &Client, remote: &Remote, id: &str, watch: bool) -> Result<ExitCode, FleetError> {
+    use std::io::Write;
+    let path = format!("/api/v1/rollouts/{}", urlencode(id));
+    let mut v = c.get(&path)?;
+    if watch {
+        let mut last = String::new();
+        while !r58_fleet::cli_ota::is_settled(&v) {
+            let view = r58_fleet::cli_ota::rollout_view(&v);
+            if !remote.json && view != last {
+                // Redraw in place on a terminal.
+                eprint!("\x1b[2J\x1b[H{view}");
+                let _ = std::io::stderr().flush();
+                last = view;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            v = c.get(&path)?;
+        }
+    }
+    print(remote, &v, r58_fleet::cli_ota::rollout_view);
+    let failed = watch && v["rollout"]["state"] != "completed";
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
+    match cmd {
+        OtaCmd::Publish { bundle, remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v = c.upload("/api/v1/bundles", &bundle)?;
+            print(&remote, &v, |v| {
+                let b = &v["bundle"];
+                format!(
+                    "published {} ({}) sha256 {}{}\n",
+                    b["version"].as_str().unwrap_or("?"),
+                    b["compatible"].as_str().unwrap_or("?"),
+                    b["sha256"].as_str().unwrap_or("?"),
+                    if b["signature_checked"] == true { "" } else { " — signature NOT checked (no ota.keyring on the server)" }
+                )
+            });
+        }
+        OtaCmd::Bundles { remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v = c.get("/api/v1/bundles")?;
+            print(&remote, &v, r58_fleet::cli_ota::bundles_table);
+        }
+        OtaCmd::Rollout {
+            version,
+            all,
+            tag,
+            devices,
+            waves,
+            success_percent,
+            failure_percent,
+            step_timeout,
+            install_policy,
+            reboot_policy,
+            allow_downgrade,
+            watch,
+            remote,
+        } => {
+            let target = match (all, tag, devices.is_empty()) {
+                (true, _, _) => json!({ "all": true }),
+                (false, Some(t), _) => json!({ "tag": t }),
+                (false, None, false) => json!({ "devices": devices }),
+                (false, None, true) => return Err(FleetError::Usage("say which devices: --all, --tag T or --devices a,b".into())),
+            };
+            let mut body = json!({ "version": version, "target": target, "allow_downgrade": allow_downgrade });
+            if !waves.is_empty() {
+                body["waves"] = json!(waves);
+            }
+            for (k, v) in [("success_percent", success_percent), ("failure_percent", failure_percent), ("step_timeout_seconds", step_timeout)] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            for (k, v) in [("install_policy", install_policy), ("reboot_policy", reboot_policy)] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v = c.post("/api/v1/rollouts", &body)?;
+            let id = v["rollout"]["id"].as_str().unwrap_or_default().to_string();
+            if !remote.json {
+                eprintln!("rollout {id} started");
+            }
+            return show_rollout(&c, &remote, &id, watch);
+        }
+        OtaCmd::Rollouts { remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v = c.get("/api/v1/rollouts")?;
+            print(&remote, &v, |v| {
+                let rows: Vec<Vec<String>> = v["rollouts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        let phases = &r["summary"]["phases"];
+                        vec![
+                            r["rollout"]["id"].as_str().unwrap_or("?").to_string(),
+                            r["rollout"]["version"].as_str().unwrap_or("?").to_string(),
+                            r["rollout"]["state"].as_str().unwrap_or("?").to_string(),
+                            r["summary"]["devices"].to_string(),
+                            phases["succeeded"].as_u64().unwrap_or(0).to_string(),
+                            phases["failed"].as_u64().unwrap_or(0).to_string(),
+                        ]
+                    })
+                    .collect();
+                cli::table(&["ROLLOUT", "VERSION", "STATE", "DEVICES", "SUCCEEDED", "FAILED"], &rows)
+            });
+        }
+        OtaCmd::Show { id, watch, remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            return show_rollout(&c, &remote, &id, watch);
+        }
+        OtaCmd::Pause { id, remote } => return steer(&id, "pause", &remote),
+        OtaCmd::Resume { id, remote } => return steer(&id, "resume", &remote),
+        OtaCmd::Abort { id, remote } => return steer(&id, "abort", &remote),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn steer(id: &str, action: &str, remote: &Remote) -> Result<ExitCode, FleetError> {
+    let c = Client::new(&remote.server, &remote.token)?;
+    let v = c.post(&format!("/api/v1/rollouts/{}/{action}", urlencode(id)), &json!({}))?;
+    print(remote, &v, r58_fleet::cli_ota::rollout_view);
     Ok(ExitCode::SUCCESS)
 }
 

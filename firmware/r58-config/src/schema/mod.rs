@@ -2,11 +2,13 @@
 
 mod agent;
 mod inputs;
+mod ota;
 mod recorder;
 mod turn;
 
 pub use agent::*;
 pub use inputs::*;
+pub use ota::*;
 pub use recorder::*;
 pub use turn::*;
 
@@ -32,6 +34,7 @@ pub struct R58Config {
     pub watchdog: WatchdogConfig,
     pub turn: TurnConfig,
     pub agent: AgentConfig,
+    pub ota: OtaConfig,
     /// Inputs by id. The id names the RTSP path, the HLS folder and the recording folder.
     pub inputs: BTreeMap<String, InputConfig>,
 }
@@ -47,6 +50,7 @@ impl Validate for R58Config {
         out.extend(prefixed("watchdog", self.watchdog.validate()));
         out.extend(prefixed("turn", self.turn.validate()));
         out.extend(prefixed("agent", self.agent.validate()));
+        out.extend(prefixed("ota", self.ota.validate()));
         for (id, input) in &self.inputs {
             if let Err(reason) = check_input_id(id) {
                 out.push((format!("inputs.{id}"), reason));

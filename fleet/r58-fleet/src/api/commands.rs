@@ -75,9 +75,9 @@ pub async fn send(
     Ok((StatusCode::ACCEPTED, Json(json!({ "command": row }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize, Clone, Debug)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum Target {
+pub(crate) enum Target {
     All(bool),
     Tag(String),
     Devices(Vec<String>),
@@ -93,14 +93,9 @@ struct SendMany {
     target: Target,
 }
 
-/// `POST /api/v1/commands`: one command to many devices (`{"target": {"all": true}}`,
-/// `{"tag": "venue-a"}` or `{"devices": [...]}`): one command row per device, stored in one
-/// transaction, then published. Returns how many were sent, and the ids by device.
-pub async fn send_many(State(s): State<AppState>, Extension(op): Extension<Operator>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
-    let c: SendMany = parse_body(&body)?;
-    let (args, timeout) = check(&c.name, c.args, c.timeout_seconds, s.command_timeout_s)?;
-    let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
-    let devices: Vec<String> = match c.target {
+/// The devices a target names (every listed device must exist).
+pub(crate) async fn resolve(s: &AppState, target: Target) -> Result<Vec<String>, ApiError> {
+    Ok(match target {
         Target::All(true) => s.db.devices(&DeviceFilter::default()).await?.into_iter().map(|d| d.id).collect(),
         Target::All(false) => return Err(ApiError::BadRequest("target.all must be true".into())),
         Target::Tag(t) => s.db.devices(&DeviceFilter { tag: Some(t), ..Default::default() }).await?.into_iter().map(|d| d.id).collect(),
@@ -110,7 +105,17 @@ pub async fn send_many(State(s): State<AppState>, Extension(op): Extension<Opera
             }
             list
         }
-    };
+    })
+}
+
+/// `POST /api/v1/commands`: one command to many devices (`{"target": {"all": true}}`,
+/// `{"tag": "venue-a"}` or `{"devices": [...]}`): one command row per device, stored in one
+/// transaction, then published. Returns how many were sent, and the ids by device.
+pub async fn send_many(State(s): State<AppState>, Extension(op): Extension<Operator>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let c: SendMany = parse_body(&body)?;
+    let (args, timeout) = check(&c.name, c.args, c.timeout_seconds, s.command_timeout_s)?;
+    let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
+    let devices = resolve(&s, c.target).await?;
     let expires_at = now_ms() + i64::from(timeout) * 1000;
     let ids: Vec<(String, String)> = devices.iter().map(|d| (d.clone(), new_id())).collect();
     let rows: Vec<NewCommand<'_>> = ids

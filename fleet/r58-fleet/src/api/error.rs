@@ -23,6 +23,16 @@ pub enum ApiError {
     NoBroker,
     #[error("publishing to the broker: {0}")]
     Publish(String),
+    #[error("no {0}")]
+    NotFound(String),
+    /// The request is well-formed but cannot be done in the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The uploaded content is refused (e.g. a bundle whose signature does not verify).
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -32,7 +42,10 @@ impl ApiError {
         match self {
             Self::NoToken | Self::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NoDevice(_) | Self::NoCommand(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NoDevice(_) | Self::NoCommand(_) | Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             Self::NoBroker | Self::Publish(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "database"),
         }

@@ -8,6 +8,7 @@ mod devices;
 pub mod error;
 pub mod events;
 mod metrics;
+mod ota;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub stats: Arc<IngestStats>,
     pub events: broadcast::Sender<events::Change>,
     pub command_timeout_s: u32,
+    pub ota: Arc<crate::config::OtaConfig>,
+    pub withheld: crate::ota::bundle::Withheld,
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
@@ -57,10 +60,15 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route("/api/v1/commands/:id", get(commands::one))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/whoami", get(|axum::Extension(op): axum::Extension<auth::Operator>| async move { Json(json!({ "operator": op.0 })) }))
+        .route("/api/v1/bundles", get(ota::bundles).post(ota::publish).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/api/v1/rollouts", get(ota::list).post(ota::create))
+        .route("/api/v1/rollouts/:id", get(ota::one))
+        .route("/api/v1/rollouts/:id/:action", post(ota::action))
         .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
     let public = Router::new()
         .route("/healthz", get(healthz))
+        .route("/ota/bundles/:file", get(ota::download))
         .route("/api/v1/session", post(auth::login).delete(auth::logout))
         .merge(crate::dashboard::routes());
     let turn = Router::new().route("/turn/credentials", post(crate::turn_api::credentials)).with_state(turn);

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::commands::write as cmd_write;
 use super::devices::write as dev_write;
+use super::ota::write as ota_write;
 use super::{q, Db, DbError, StateUpdate};
 
 /// A parsed device message (see `crate::ingest::parse`).
@@ -14,6 +15,7 @@ pub enum Message {
     Telemetry { device: String, stream: String, seq: i64, ts: i64, data: Value, figures: Figures },
     Reported { device: String, version: i64, applied: Value, errors: Value },
     CmdStatus { device: String, id: String, name: String, state: String, progress: i64, message: Option<String>, result: Option<Value> },
+    JobUpdate { device: String, job_id: String, phase: String, progress: i64, reason: Option<String>, details: Option<String> },
 }
 
 
@@ -75,6 +77,9 @@ impl Db {
                 }
                 Message::CmdStatus { device, id, name, state, progress, message, result } => {
                     cmd_write::cmd_status(&mut tx, device, id, name, state, *progress, message.as_deref(), result.as_ref()).await?
+                }
+                Message::JobUpdate { device, job_id, phase, progress, reason, details } => {
+                    ota_write::job_update(&mut tx, device, job_id, phase, *progress, reason.as_deref(), details.as_deref()).await?
                 }
             }
         }

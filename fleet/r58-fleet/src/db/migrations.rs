@@ -64,6 +64,57 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             created_at BIGINT NOT NULL
         )",
     ],
+), (
+    2,
+    "ota",
+    &[
+        "CREATE TABLE IF NOT EXISTS bundles (
+            sha256 TEXT PRIMARY KEY,
+            version TEXT NOT NULL,
+            compatible TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            signature_checked BIGINT NOT NULL,
+            created_by TEXT,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS rollouts (
+            id TEXT PRIMARY KEY,
+            bundle_sha256 TEXT NOT NULL,
+            version TEXT NOT NULL,
+            target TEXT NOT NULL,
+            waves TEXT NOT NULL,
+            success_percent BIGINT NOT NULL,
+            failure_percent BIGINT NOT NULL,
+            step_timeout_s BIGINT NOT NULL,
+            options TEXT NOT NULL,
+            state TEXT NOT NULL,
+            wave BIGINT NOT NULL,
+            message TEXT,
+            created_by TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS rollout_devices (
+            rollout_id TEXT NOT NULL,
+            device TEXT NOT NULL,
+            wave BIGINT NOT NULL,
+            job_id TEXT NOT NULL UNIQUE,
+            phase TEXT NOT NULL,
+            phase_rank BIGINT NOT NULL,
+            progress BIGINT NOT NULL DEFAULT 0,
+            reason TEXT,
+            details TEXT,
+            published_at BIGINT,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (rollout_id, device)
+        )",
+        "CREATE INDEX IF NOT EXISTS rollout_devices_device ON rollout_devices (device)",
+        "CREATE TABLE IF NOT EXISTS leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until_ms BIGINT NOT NULL
+        )",
+    ],
 )];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

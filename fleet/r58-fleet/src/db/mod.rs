@@ -8,6 +8,7 @@ mod devices;
 mod ingest;
 mod migrations;
 mod operators;
+mod ota;
 mod telemetry;
 
 use std::str::FromStr;
@@ -20,6 +21,7 @@ pub use commands::{CommandRow, NewCommand};
 pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
 pub use ingest::{Figures, IngestOutcome, Message};
 pub use operators::Operator;
+pub use ota::{phase_rank, BundleRow, JobRow, NewRollout, RolloutRow};
 pub use telemetry::TelemetryRow;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! processes, and the real agent.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod ota;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -125,6 +127,11 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn start(dir: &Path, pki: &Path, broker_port: u16, db_url: &str, client_id: &str) -> Self {
+        Self::start_with(dir, pki, broker_port, db_url, client_id, "")
+    }
+
+    /// With `extra` appended to the configuration (more sections, e.g. `[ota]`).
+    pub fn start_with(dir: &Path, pki: &Path, broker_port: u16, db_url: &str, client_id: &str, extra: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let config = dir.join("fleet.toml");
@@ -133,7 +140,7 @@ impl Fleet {
             format!(
                 "[http]\nlisten = \"127.0.0.1:{port}\"\n[db]\nurl = \"{db_url}\"\n[devices]\nfile = \"{devices}\"\n\
                  [mqtt]\nbroker = \"mqtts://127.0.0.1:{broker_port}\"\nclient_id = \"{client_id}\"\n\
-                 ca_file = \"{pki}/ca.pem\"\ncert_file = \"{pki}/fleet.crt\"\nkey_file = \"{pki}/fleet.key\"\nkeepalive_seconds = 5\n",
+                 ca_file = \"{pki}/ca.pem\"\ncert_file = \"{pki}/fleet.crt\"\nkey_file = \"{pki}/fleet.key\"\nkeepalive_seconds = 5\n{extra}",
                 devices = dir.join("devices.toml").display(),
                 pki = pki.display(),
             ),

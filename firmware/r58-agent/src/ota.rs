@@ -1,0 +1,66 @@
+//! The agent's side of OTA: the engine of `r58-ota` wired to the recorder (is anything
+//! recording?) and to the system seam (reboot).
+
+use std::sync::Arc;
+
+use r58_config::R58Config;
+use r58_ota::{BoxFuture, Host, Settings};
+
+use crate::system::System;
+
+pub struct AgentHost {
+    pub http: reqwest::Client,
+    pub recorder_api: String,
+    pub system: Arc<dyn System>,
+}
+
+impl Host for AgentHost {
+    fn recording(&self) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async move {
+            let url = format!("{}/api/status", self.recorder_api.trim_end_matches('/'));
+            let v: serde_json::Value = self
+                .http
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(3))
+                .send()
+                .await
+                .map_err(|e| format!("recorder unreachable: {e}"))?
+                .json()
+                .await
+                .map_err(|e| format!("recorder status: {e}"))?;
+            let inputs = v["inputs"].as_object().ok_or("recorder status has no inputs")?;
+            Ok(inputs.values().any(|i| i["recording"]["recording"].as_bool() == Some(true)))
+        })
+    }
+
+    fn reboot(&self) -> BoxFuture<'_, Result<(), String>> {
+        self.system.reboot()
+    }
+}
+
+pub fn settings(cfg: &R58Config) -> Settings {
+    Settings {
+        dir: cfg.ota.dir.clone(),
+        boot_id_file: cfg.ota.boot_id_file.clone(),
+        download_attempts: cfg.ota.download_attempts,
+        backoff_max: std::time::Duration::from_secs(u64::from(cfg.ota.backoff_max_seconds)),
+        reserve_bytes: u64::from(cfg.ota.reserve_mib) << 20,
+        poll: std::time::Duration::from_secs(u64::from(cfg.ota.poll_seconds)),
+        build_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Parses `jobs/next`: an empty payload or `{}` withdraws the job.
+pub fn parse_next(payload: &[u8]) -> Result<Option<r58_proto::Job>, (Option<String>, String)> {
+    let text = std::str::from_utf8(payload).map_err(|e| (None, format!("not UTF-8: {e}")))?.trim();
+    if text.is_empty() || text == "{}" {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| (None, format!("not JSON: {e}")))?;
+    let id = v.get("job_id").and_then(|j| j.as_str()).map(str::to_string);
+    match &id {
+        Some(j) if r58_proto::valid_device_id(j) => {}
+        _ => return Err((None, "no usable job_id (1-64 of a-z 0-9 - _)".into())),
+    }
+    serde_json::from_value(v).map(Some).map_err(|e| (id, format!("malformed job: {e}")))
+}

@@ -1,0 +1,295 @@
+//! OTA end to end with the real parts: `r58-fleet` (SQLite) publishing and serving signed
+//! RAUC bundles and driving rollouts, Mosquitto with the production ACL, and R58s made of the
+//! real agent and recorder with the real RAUC (private D-Bus, file slots, boot-counting test
+//! backend). See common/ota.rs for how a reboot is carried out.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::ota::OtaDevice;
+use common::*;
+use r58_testkit::rauc;
+use serde_json::{json, Value};
+
+struct Env {
+    dir: tempfile::TempDir,
+    pki: PathBuf,
+    keys: PathBuf,
+    broker: Broker,
+    fleet: Fleet,
+    obs: Observer,
+    token: String,
+}
+
+/// Broker, fleet (checking signatures against the test CA when `keyring`), an observer.
+fn setup(keyring: bool) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let keys = dir.path().join("keys");
+    rauc::dev_keys(&keys);
+    let broker = Broker::start_with_certs(dir.path(), &pki);
+    let extra = format!(
+        "[ota]\ndir = \"{}\"\nkeyring = \"{}\"\ntick_ms = 300\n",
+        dir.path().join("fleet-bundles").display(),
+        if keyring { keys.join("ca.cert.pem").display().to_string() } else { String::new() },
+    );
+    let fleet = Fleet::start_with(&dir.path().join("fleet"), &pki, broker.port, &format!("sqlite://{}/fleet.db", dir.path().display()), "r58-fleet-t", &extra);
+    let token = fleet.operator("ops");
+    let (ca, cert, key) = common::ota::fleet_pki_dir_files(&pki);
+    let obs = Observer::connect_files(&ca, &cert, &key, broker.port, "observer", &["r58/v1/#"]);
+    Env { dir, pki, keys, broker, fleet, obs, token }
+}
+
+impl Env {
+    fn device(&self, id: &str) -> OtaDevice {
+        let d = OtaDevice::start(self.dir.path(), &self.pki, self.broker.port, id, &self.keys);
+        self.obs.wait_json(&format!("r58/v1/{id}/state"), Duration::from_secs(20), "online", |v| v["status"] == "online");
+        d
+    }
+
+    fn bundle(&self, name: &str, version: &str, compatible: &str, mib: u32) -> PathBuf {
+        rauc::bundle(&self.dir.path().join(name), version, compatible, mib, &self.keys)
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(fleet_bin())
+            .args(args)
+            .args(["--server", &self.fleet.url(""), "--token", &self.token])
+            .output()
+            .unwrap()
+    }
+
+    /// `r58-fleet ota publish`; returns the bundle row.
+    fn publish(&self, file: &Path) -> Value {
+        let out = self.cli(&["ota", "publish", file.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "publish: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].clone()
+    }
+
+    /// A job straight to one device (retained jobs/next), for the device-side cases.
+    fn job(&self, device: &str, job: Value) {
+        self.obs.publish(&format!("r58/v1/{device}/jobs/next"), job.to_string(), true);
+    }
+
+    fn job_doc(&self, job_id: &str, b: &Value) -> Value {
+        json!({
+            "job_id": job_id, "version": b["version"], "size": b["size"], "sha256": b["sha256"],
+            "url": self.fleet.url(&format!("/ota/bundles/{}.raucb", b["sha256"].as_str().unwrap())),
+        })
+    }
+
+    fn updates(&self, device: &str, job_id: &str) -> Vec<Value> {
+        self.obs.json_on(&format!("r58/v1/{device}/jobs/{job_id}/update"))
+    }
+
+    fn phases(&self, device: &str, job_id: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for u in self.updates(device, job_id) {
+            let p = u["phase"].as_str().unwrap().to_string();
+            if out.last() != Some(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// Waits for the job's final update, servicing the devices' reboots meanwhile.
+    fn finish(&self, devices: &mut [&mut OtaDevice], device: &str, job_id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for d in devices.iter_mut() {
+                d.service();
+            }
+            if let Some(u) = self.updates(device, job_id).into_iter().find(|u| u["phase"] == "succeeded" || u["phase"] == "failed") {
+                return u;
+            }
+            assert!(Instant::now() < deadline, "job {job_id} on {device} did not finish: {:?}", self.phases(device, job_id));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn subsequence(have: &[String], want: &[&str]) -> bool {
+    let mut it = have.iter();
+    want.iter().all(|w| it.any(|h| h == w))
+}
+
+#[test]
+fn publish_rollout_install_reboot_health_commit() {
+    let env = setup(true);
+    let mut dev = env.device("r58-ota1");
+    let file = env.bundle("v1.raucb", "1.0.0", "r58-test", 4);
+    let b = env.publish(&file);
+    assert_eq!((b["version"].as_str(), b["compatible"].as_str(), b["signature_checked"].as_bool()), (Some("1.0.0"), Some("r58-test"), Some(true)));
+
+    // The fleet serves what it published, with Range.
+    let url = env.fleet.url(&format!("/ota/bundles/{}.raucb", b["sha256"].as_str().unwrap()));
+    let r = reqwest::blocking::Client::new().get(&url).header("Range", "bytes=10-19").send().unwrap();
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(r.bytes().unwrap().as_ref(), &std::fs::read(&file).unwrap()[10..20]);
+
+    let out = env.cli(&["ota", "rollout", "1.0.0", "--devices", "r58-ota1", "--waves", "100%", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rollout: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = rollout["rollout"]["id"].as_str().unwrap().to_string();
+    let job_id = rollout["jobs"][0]["job_id"].as_str().unwrap().to_string();
+
+    let end = env.finish(&mut [&mut dev], "r58-ota1", &job_id, Duration::from_secs(120));
+    assert_eq!(end["phase"], "succeeded", "{end}");
+    let phases = env.phases("r58-ota1", &job_id);
+    assert!(
+        subsequence(&phases, &["queued", "downloading", "verifying", "installing", "waiting_for_reboot", "rebooting", "verifying_boot", "succeeded"]),
+        "{phases:?}"
+    );
+    // Booted the new slot, committed: B is primary with its tries restored.
+    assert_eq!(dev.sim.booted, "B");
+    let boot = dev.sim.boot_state();
+    assert!(boot.contains("BOOT_ORDER=\"B A\"") && boot.contains("BOOT_B_LEFT=3"), "{boot}");
+    // The device said `updating` meanwhile, and now runs 1.0.0 (RAUC's record of slot B).
+    let states = env.obs.json_on("r58/v1/r58-ota1/state");
+    assert!(states.iter().any(|s| s["status"] == "updating"));
+    env.obs.wait_json("r58/v1/r58-ota1/state", Duration::from_secs(20), "1.0.0 online", |s| s["status"] == "online" && s["firmware_version"] == "1.0.0");
+
+    // The fleet saw it all: the rollout completed, and the CLI says so.
+    wait_until(Duration::from_secs(20), "rollout completed", || {
+        let (_, v) = call("GET", &env.fleet.url(&format!("/api/v1/rollouts/{id}")), Some(&env.token), None);
+        (v["rollout"]["state"] == "completed").then_some(())
+    });
+    let out = env.cli(&["ota", "show", &id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("completed") && text.contains("1/1"), "{text}");
+
+    // The same job again (the retained document after a reconnect) does not run twice.
+    let n = env.updates("r58-ota1", &job_id).len();
+    dev.agent.kill9();
+    dev.agent.spawn();
+    env.obs.wait_json("r58/v1/r58-ota1/state", Duration::from_secs(20), "online again", |s| s["status"] == "online" && s["session"].as_u64() > Some(2));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(env.updates("r58-ota1", &job_id).len(), n);
+}
+
+#[test]
+fn refusals_each_with_their_reason() {
+    let env = setup(false);
+    let mut dev = env.device("r58-ota2");
+    let good = env.publish(&env.bundle("good.raucb", "2.0.0", "r58-test", 1));
+
+    // Signed by a CA the device does not trust.
+    let other = env.dir.path().join("other-keys");
+    rauc::dev_keys(&other);
+    let foreign = env.publish(&rauc::bundle(&env.dir.path().join("foreign.raucb"), "2.0.1", "r58-test", 1, &other));
+    // Tampered after signing (a byte of the payload flipped), published as such.
+    let tampered_file = env.dir.path().join("tampered.raucb");
+    let mut bytes = std::fs::read(env.dir.path().join("good.raucb")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&tampered_file, bytes).unwrap();
+    let tampered = env.publish(&tampered_file);
+    let wrong = env.publish(&env.bundle("wrong.raucb", "2.0.2", "another-product", 1));
+    let old = env.publish(&env.bundle("old.raucb", "0.0.1", "r58-test", 1));
+
+    let mut bad_sha = env.job_doc("j-sha", &good);
+    bad_sha["sha256"] = json!("0".repeat(64));
+    let mut missing = env.job_doc("j-404", &good);
+    missing["url"] = json!(env.fleet.url(&format!("/ota/bundles/{}.raucb", "f".repeat(64))));
+    let mut mismatch = env.job_doc("j-vers", &good);
+    mismatch["version"] = json!("2.5.0");
+    let cases = [
+        ("j-foreign", env.job_doc("j-foreign", &foreign), "bad_signature"),
+        ("j-tampered", env.job_doc("j-tampered", &tampered), "bad_signature"),
+        ("j-compat", env.job_doc("j-compat", &wrong), "incompatible"),
+        ("j-old", env.job_doc("j-old", &old), "downgrade"),
+        ("j-sha", bad_sha, "checksum_mismatch"),
+        ("j-404", missing, "http_client_error"),
+        ("j-vers", mismatch, "version_mismatch"),
+    ];
+    for (job_id, doc, reason) in cases {
+        env.job("r58-ota2", doc);
+        let end = env.finish(&mut [&mut dev], "r58-ota2", job_id, Duration::from_secs(60));
+        assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some(reason)), "{job_id}: {end}");
+        assert!(end["details"].as_str().is_some_and(|d| !d.is_empty()), "{end}");
+    }
+    // Nothing was installed: still on A, B never made primary.
+    assert!(dev.sim.boot_state().contains("BOOT_ORDER=\"A B\""), "{}", dev.sim.boot_state());
+    assert_eq!(dev.agent.system_calls().matches("systemctl reboot").count(), 0);
+    // A downgrade the job allows goes ahead.
+    let mut allowed = env.job_doc("j-down-ok", &old);
+    allowed["allow_downgrade"] = json!(true);
+    env.job("r58-ota2", allowed);
+    let end = env.finish(&mut [&mut dev], "r58-ota2", "j-down-ok", Duration::from_secs(90));
+    assert_eq!(end["phase"], "succeeded", "{end}");
+
+    // A fleet with the keyring refuses to publish the foreign and the tampered bundles.
+    let checked = setup(true);
+    for f in [env.dir.path().join("foreign.raucb"), tampered_file] {
+        let out = checked.cli(&["ota", "publish", f.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("422") && err.contains("rauc refused"), "{err}");
+    }
+}
+
+#[test]
+fn failed_health_check_rolls_back_and_says_why() {
+    let env = setup(true);
+    let mut dev = env.device("r58-ota3");
+    dev.health_deadline_s = 4;
+    let b = env.publish(&env.bundle("v3.raucb", "3.0.0", "r58-test", 1));
+    // In the new slot the recorder unit will not come up.
+    std::fs::write(dev.agent.dir.join("inactive-units"), "r58-recorder.service\n").unwrap();
+    env.job("r58-ota3", env.job_doc("j-bad-boot", &b));
+    let end = env.finish(&mut [&mut dev], "r58-ota3", "j-bad-boot", Duration::from_secs(120));
+    assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some("rollback")), "{end}");
+    let details = end["details"].as_str().unwrap();
+    assert!(details.contains("booted A again") && details.contains("r58-recorder.service"), "{details}");
+    assert_eq!(dev.sim.booted, "A");
+    assert!(dev.health_log().contains("boot health check failed"), "{}", dev.health_log());
+    // Never claimed success on the way.
+    assert!(!env.phases("r58-ota3", "j-bad-boot").contains(&"succeeded".to_string()));
+    // Back on A, the device reports the old version and is online, not updating.
+    env.obs.wait_json("r58/v1/r58-ota3/state", Duration::from_secs(20), "online on A", |s| s["status"] == "online" && s["booted_slot"] == "A");
+}
+
+#[test]
+fn a_job_waits_while_recording_and_cancel_works_before_install() {
+    let env = setup(true);
+    let mut dev = env.device("r58-ota4");
+    let b = env.publish(&env.bundle("v4.raucb", "4.0.0", "r58-test", 1));
+    let api = dev.recorder_api;
+    let rec = |path: &str| {
+        let r = reqwest::blocking::Client::new().post(format!("http://127.0.0.1:{api}{path}")).bearer_auth(common::ota::RECORDER_TOKEN).json(&json!({})).send().unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    };
+    rec("/api/recordings/start");
+    wait_until(Duration::from_secs(20), "recording", || {
+        let v: Value = reqwest::blocking::get(format!("http://127.0.0.1:{api}/api/status")).ok()?.json().ok()?;
+        (v["inputs"]["cam1"]["recording"]["recording"] == true).then_some(())
+    });
+
+    // Cancel: a job waiting for the recording to stop is dropped with its reason.
+    env.job("r58-ota4", env.job_doc("j-cancel", &b));
+    env.obs.wait_json("r58/v1/r58-ota4/jobs/j-cancel/update", Duration::from_secs(30), "waiting_for_idle", |u| u["phase"] == "waiting_for_idle");
+    let (code, sent) = call("POST", &env.fleet.url("/api/v1/devices/r58-ota4/commands"), Some(&env.token), Some(json!({ "name": "ota.cancel" })));
+    assert_eq!(code, 202, "{sent}");
+    let end = env.finish(&mut [&mut dev], "r58-ota4", "j-cancel", Duration::from_secs(20));
+    assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some("cancelled")), "{end}");
+
+    // A new job waits while recording, installs once it stops.
+    env.job("r58-ota4", env.job_doc("j-idle", &b));
+    env.obs.wait_json("r58/v1/r58-ota4/jobs/j-idle/update", Duration::from_secs(30), "waiting_for_idle", |u| u["phase"] == "waiting_for_idle");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!env.phases("r58-ota4", "j-idle").contains(&"installing".to_string()), "installed during a recording");
+    let (_, st) = call("POST", &env.fleet.url("/api/v1/devices/r58-ota4/commands"), Some(&env.token), Some(json!({ "name": "ota.status" })));
+    let cmd_id = st["command"]["id"].as_str().unwrap().to_string();
+    let status = wait_until(Duration::from_secs(10), "ota.status result", || {
+        let (_, c) = call("GET", &env.fleet.url(&format!("/api/v1/commands/{cmd_id}")), Some(&env.token), None);
+        (c["command"]["state"] == "succeeded").then(|| c["command"]["result"].clone())
+    });
+    assert_eq!((status["job_id"].as_str(), status["phase"].as_str()), (Some("j-idle"), Some("waiting_for_idle")), "{status}");
+    // Too late to cancel once installing is reached is covered by the phase check; here, stop.
+    rec("/api/recordings/stop");
+    let end = env.finish(&mut [&mut dev], "r58-ota4", "j-idle", Duration::from_secs(120));
+    assert_eq!(end["phase"], "succeeded", "{end}");
+}
