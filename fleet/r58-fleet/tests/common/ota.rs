@@ -127,3 +127,89 @@ impl Drop for OtaDevice {
 pub fn fleet_pki_dir_files(pki: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (pki.join("ca.pem"), pki.join("fleet.crt"), pki.join("fleet.key"))
 }
+
+/// A TCP proxy in front of the fleet's bundle server that can cut the first connections
+/// after some bytes of response and slow the transfer down; it counts the response bytes
+/// it passed and keeps the request heads it saw.
+pub struct CutProxy {
+    pub port: u16,
+    pub passed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CutProxy {
+    /// `cuts`: how many connections are cut after `cut_after` response bytes; `bytes_per_s`
+    /// throttles every response (0: as fast as possible).
+    pub fn start(upstream: u16, cuts: usize, cut_after: u64, bytes_per_s: u64) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let passed = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let cut_left = Arc::new(AtomicUsize::new(cuts));
+        let (p, r) = (passed.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let cut = cut_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                let (p, r) = (p.clone(), r.clone());
+                let mut c2 = client.try_clone().unwrap();
+                let mut s2 = server.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c2.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        r.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                        if s2.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    let mut sent = 0u64;
+                    let start = std::time::Instant::now();
+                    loop {
+                        let n = match server.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let n = if cut { n.min((cut_after - sent) as usize) } else { n };
+                        if client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n as u64;
+                        p.fetch_add(n as u64, Ordering::SeqCst);
+                        if cut && sent >= cut_after {
+                            break;
+                        }
+                        if bytes_per_s > 0 {
+                            let due = std::time::Duration::from_secs_f64(sent as f64 / bytes_per_s as f64);
+                            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Self { port, passed, requests }
+    }
+
+    pub fn ranges(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| l.to_ascii_lowercase().starts_with("range:"))
+            .collect()
+    }
+}
