@@ -313,13 +313,14 @@ impl AgentProc {
                 "[recorder]\ndata_dir = \"{data}\"\n[agent]\ndevice_id = \"{device}\"\nbroker = \"mqtts://127.0.0.1:{port}\"\n\
                  ca_file = \"{ca}\"\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nstate_dir = \"{state}\"\n\
                  keepalive_seconds = 5\nreconnect_max_seconds = 2\ntelemetry_interval_seconds = 1\n\
-                 recorder_api = \"http://127.0.0.1:{dead}\"\n",
+                 recorder_api = \"http://127.0.0.1:{dead}\"\n[ota]\ndir = \"{ota}\"\n",
                 data = dir.display(),
                 ca = ca.display(),
                 cert = cert.display(),
                 key = key.display(),
                 state = dir.join("state").display(),
                 dead = free_port(),
+                ota = dir.join("ota").display(),
             ),
         )
         .unwrap();

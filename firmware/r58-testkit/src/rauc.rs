@@ -103,13 +103,18 @@ impl RaucSim {
     /// Slots, bus and service, trusting the CA in `keys` (made there by
     /// `ota/keys/make-dev-keys` if missing); the machine boots slot A.
     pub fn start(dir: &Path, keys: &Path) -> Self {
+        Self::start_sized(dir, keys, 16)
+    }
+
+    /// With slots of `slot_mib` MiB (a bundle's image must fit).
+    pub fn start_sized(dir: &Path, keys: &Path, slot_mib: u32) -> Self {
         std::fs::create_dir_all(dir.join("slots")).unwrap();
         std::fs::create_dir_all(dir.join("mnt")).unwrap();
         let keys = keys.to_path_buf();
         dev_keys(&keys);
         for s in ["a", "b"] {
             let img = dir.join(format!("slots/{s}.img"));
-            run(Command::new("truncate").arg("-s").arg("16M").arg(&img));
+            run(Command::new("truncate").arg("-s").arg(format!("{slot_mib}M")).arg(&img));
             run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
         }
         std::fs::write(dir.join("boot.env"), "BOOT_ORDER=\"A B\"\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n").unwrap();

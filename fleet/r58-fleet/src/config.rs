@@ -42,7 +42,7 @@ pub struct OtaConfig {
 impl Default for OtaConfig {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("/data/fleet/bundles"),
+            dir: PathBuf::from("/data/fleet/ota"),
             keyring: PathBuf::new(),
             public_url: String::new(),
             rauc: PathBuf::from("rauc"),

@@ -109,7 +109,8 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
     let pki = fleet_pki(dir.path());
     let broker = Broker::start_with_certs(dir.path(), &pki);
     let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let fleet = Fleet::start(&dir.path().join("fleet"), &pki, broker.port, &db, "fleet-web");
+    let ota = format!("[ota]\ndir = \"{}\"\ntick_ms = 300\n", dir.path().join("ota").display());
+    let fleet = Fleet::start_with(&dir.path().join("fleet"), &pki, broker.port, &db, "fleet-web", &ota);
     let token = fleet.operator("web-operator");
     let mut b = Browser::start();
 
@@ -145,4 +146,29 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
           let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 60 && d[i + 2] > 150 && d[i + 3] > 0) n++; return n > 20; })()",
         "a drawn chart line",
     );
+
+    // The updates page shows a rollout with its device's job, and steers it.
+    let keys = dir.path().join("keys");
+    r58_testkit::rauc::dev_keys(&keys);
+    let file = r58_testkit::rauc::bundle(&dir.path().join("web.raucb"), "1.0.0", "r58-test", 1, &keys);
+    let up = reqwest::blocking::Client::new().post(fleet.url("/api/v1/bundles")).bearer_auth(&token).body(std::fs::read(&file).unwrap()).send().unwrap();
+    assert_eq!(up.status().as_u16(), 201);
+    let (code, r) = call(
+        "POST",
+        &fleet.url("/api/v1/rollouts"),
+        Some(&token),
+        Some(json!({ "version": "1.0.0", "target": { "devices": ["r58-web"] }, "waves": ["100%"], "reboot_policy": "manual" })),
+    );
+    assert_eq!(code, 201, "{r}");
+    let id = r["rollout"]["id"].as_str().unwrap().to_string();
+    b.goto(&fleet.url("/updates"));
+    b.wait_js(&format!("!!document.querySelector('section.rollout[data-id=\"{id}\"]')"), "the rollout card");
+    assert_eq!(b.eval("document.querySelector('#bundles tbody td').textContent"), "1.0.0");
+    // This agent has no RAUC: its job fails, the page follows it without a reload.
+    b.wait_js("!!document.querySelector('section.rollout tr.phase-failed')", "the device's failed job");
+    b.wait_js(&format!("document.querySelector('section.rollout[data-id=\"{id}\"]').dataset.state === 'halted'"), "the halted rollout");
+    b.eval("document.querySelector('section.rollout button[data-action=\"abort\"]').click(); 1");
+    b.wait_js(&format!("document.querySelector('section.rollout[data-id=\"{id}\"]').dataset.state === 'aborted'"), "the aborted rollout");
+    let (_, r) = call("GET", &fleet.url(&format!("/api/v1/rollouts/{id}")), Some(&token), None);
+    assert_eq!(r["rollout"]["state"], "aborted");
 }

@@ -20,8 +20,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(|| async { page(include_str!("index.html")) }))
         .route("/device/:id", get(|| async { page(include_str!("device.html")) }))
         .route("/login", get(|| async { page(include_str!("login.html")) }))
+        .route("/updates", get(|| async { page(include_str!("rollouts.html")) }))
         .route("/assets/app.css", get(|| async { asset("text/css", include_str!("app.css")) }))
         .route("/assets/common.js", get(|| async { asset("text/javascript", include_str!("common.js")) }))
         .route("/assets/devices.js", get(|| async { asset("text/javascript", include_str!("devices.js")) }))
         .route("/assets/device.js", get(|| async { asset("text/javascript", include_str!("device.js")) }))
+        .route("/assets/rollouts.js", get(|| async { asset("text/javascript", include_str!("rollouts.js")) }))
 }

@@ -38,7 +38,11 @@ pub fn device_files(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> (Path
 
 impl OtaDevice {
     pub fn start(dir: &Path, pki: &Path, broker_port: u16, id: &str, keys: &Path) -> Self {
-        let sim = RaucSim::start(&dir.join(format!("{id}-rauc")), keys);
+        Self::start_sized(dir, pki, broker_port, id, keys, 16)
+    }
+
+    pub fn start_sized(dir: &Path, pki: &Path, broker_port: u16, id: &str, keys: &Path, slot_mib: u32) -> Self {
+        let sim = RaucSim::start_sized(&dir.join(format!("{id}-rauc")), keys, slot_mib);
         let token = format!("[api]\ntoken = \"{RECORDER_TOKEN}\"\n");
         let (recorder, api) = start_recorder(&dir.join(format!("{id}-recorder")), &token);
         let (ca, cert, key) = device_files(dir, pki, broker_port, id);
