@@ -161,6 +161,20 @@ fn publish_rollout_install_reboot_health_commit() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("completed") && text.contains("1/1"), "{text}");
 
+    // What the fleet serves is checked: a stored bundle whose bytes changed is withheld
+    // (checked before it is first served, and every ten minutes).
+    let stored = env.dir.path().join("fleet-bundles").join(format!("{}.raucb", b["sha256"].as_str().unwrap()));
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    let mut fleet = env.fleet;
+    fleet.kill9();
+    fleet.spawn();
+    let r = reqwest::blocking::get(&url).unwrap();
+    assert_eq!(r.status().as_u16(), 500, "a changed bundle was served");
+    assert!(fleet.log_text().contains("does not match its checksum"));
+    let env = Env { fleet, ..env };
+
     // The same job again (the retained document after a reconnect) does not run twice.
     let n = env.updates("r58-ota1", &job_id).len();
     dev.agent.kill9();
@@ -250,6 +264,24 @@ fn failed_health_check_rolls_back_and_says_why() {
     assert!(!env.phases("r58-ota3", "j-bad-boot").contains(&"succeeded".to_string()));
     // Back on A, the device reports the old version and is online, not updating.
     env.obs.wait_json("r58/v1/r58-ota3/state", Duration::from_secs(20), "online on A", |s| s["status"] == "online" && s["booted_slot"] == "A");
+
+    // A new slot that never comes up: U-Boot's counter gives it three tries, then boots A,
+    // where the agent reports the rollback.
+    std::fs::remove_file(dev.agent.dir.join("inactive-units")).unwrap();
+    env.job("r58-ota3", env.job_doc("j-dead", &b));
+    wait_until(Duration::from_secs(60), "reboot requested", || {
+        (dev.agent.system_calls().matches("systemctl reboot").count() >= 2).then_some(())
+    });
+    let tries: Vec<String> = (0..4).map(|_| dev.dead_boot()).collect();
+    assert_eq!(tries, ["B", "B", "B", "A"], "{}", dev.sim.boot_state());
+    dev.sim.booted = "A".into();
+    // Power on once more into A (the state the last try left), services running this time.
+    std::fs::write(dev.sim.dir.join("boot.env"), dev.sim.boot_state().replace("BOOT_A_LEFT=2", "BOOT_A_LEFT=3")).unwrap();
+    let slot = dev.power_cycle();
+    assert_eq!(slot, "A");
+    let end = env.finish(&mut [&mut dev], "r58-ota3", "j-dead", Duration::from_secs(60));
+    assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some("rollback")), "{end}");
+    assert!(end["details"].as_str().unwrap().contains("did not come up"), "{end}");
 }
 
 #[test]

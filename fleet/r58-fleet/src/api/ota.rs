@@ -89,7 +89,11 @@ pub async fn download(State(s): State<AppState>, Path(file): Path<String>, req: 
     let b = s.db.bundle(sha).await?.ok_or_else(|| ApiError::NotFound(format!("bundle {file:?}")))?;
     let path = stored_path(&s.ota.dir, sha);
     let len = std::fs::metadata(&path).map(|m| m.len() as i64).unwrap_or(-1);
-    if s.withheld.contains(sha) || len != b.size {
+    let good = match s.withheld.verdict(sha) {
+        Some(v) => v,
+        None => bundle::verify_stored(&s.ota.dir, &b, &s.withheld).await,
+    };
+    if !good || len != b.size {
         return Err(ApiError::Storage(format!("bundle {sha} does not match its checksum on this server: withheld")));
     }
     let resp = tower_http::services::ServeFile::new(&path).oneshot(req).await.map_err(storage)?;

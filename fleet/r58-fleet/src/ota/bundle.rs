@@ -80,23 +80,46 @@ pub fn inspect(cfg: &OtaConfig, path: &Path) -> Result<Inspected, FleetError> {
     Ok(Inspected { compatible: field("compatible")?, version, signature_checked: checked })
 }
 
-/// Bundles whose stored bytes no longer match their SHA-256: never served.
+/// What this process has verified of the stored bundles: a bundle is served only once its
+/// bytes were found to match its SHA-256, and never after a check found they do not.
 #[derive(Clone, Default)]
-pub struct Withheld(Arc<Mutex<HashSet<String>>>);
+pub struct Withheld(Arc<Mutex<(HashSet<String>, HashSet<String>)>>);
 
 impl Withheld {
-    pub fn contains(&self, sha: &str) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(sha)
+    /// Some(true): verified good; Some(false): withheld; None: not checked yet.
+    pub fn verdict(&self, sha: &str) -> Option<bool> {
+        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if s.1.contains(sha) {
+            Some(false)
+        } else if s.0.contains(sha) {
+            Some(true)
+        } else {
+            None
+        }
     }
 
     pub fn set(&self, sha: &str, bad: bool) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if bad {
-            s.insert(sha.to_string());
+            s.0.remove(sha);
+            s.1.insert(sha.to_string());
         } else {
-            s.remove(sha);
+            s.1.remove(sha);
+            s.0.insert(sha.to_string());
         }
     }
+}
+
+/// Checks one stored bundle against its name and size; records and returns the verdict.
+pub async fn verify_stored(dir: &Path, b: &crate::db::BundleRow, withheld: &Withheld) -> bool {
+    let path = stored_path(dir, &b.sha256);
+    let result = tokio::task::spawn_blocking(move || sha256_file(&path)).await;
+    let ok = matches!(&result, Ok(Ok((sha, size))) if *sha == b.sha256 && *size as i64 == b.size);
+    if !ok {
+        tracing::error!(sha256 = %b.sha256, version = %b.version, "stored bundle does not match its checksum: withheld");
+    }
+    withheld.set(&b.sha256, !ok);
+    ok
 }
 
 /// Checks every stored bundle against its name (at start, then every `every`).
@@ -105,13 +128,7 @@ pub async fn audit(db: crate::db::Db, dir: PathBuf, withheld: Withheld, every: s
         match db.bundles().await {
             Ok(list) => {
                 for b in list {
-                    let path = stored_path(&dir, &b.sha256);
-                    let result = tokio::task::spawn_blocking(move || sha256_file(&path)).await;
-                    let ok = matches!(&result, Ok(Ok((sha, size))) if *sha == b.sha256 && *size as i64 == b.size);
-                    if !ok {
-                        tracing::error!(sha256 = %b.sha256, version = %b.version, "stored bundle does not match its checksum: withheld");
-                    }
-                    withheld.set(&b.sha256, !ok);
+                    verify_stored(&dir, &b, &withheld).await;
                 }
             }
             Err(e) => tracing::warn!(error = %r58_log::error_chain(&e), "bundle audit"),

@@ -93,6 +93,18 @@ impl OtaDevice {
         slot
     }
 
+    /// A boot that never gets far enough to start the services: the bootloader counts the
+    /// try, nothing else runs. Returns the slot it tried.
+    pub fn dead_boot(&mut self) -> String {
+        self.agent.kill9();
+        if let Some(mut h) = self.health.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        self.reboots_done = self.reboot_requests();
+        self.sim.boot()
+    }
+
     /// Does what the machine would: reboots when the agent asked for it, or when the boot
     /// health check failed. Returns true if it rebooted.
     pub fn service(&mut self) -> bool {
