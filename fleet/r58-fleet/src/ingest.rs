@@ -158,12 +158,28 @@ pub fn client_id(cfg: &MqttConfig) -> String {
     format!("r58-fleet-{}", if host.is_empty() { "replica" } else { &host })
 }
 
-/// Connects and spawns the event loop and the database writer; returns the client the
-/// API publishes commands and desired config with.
-pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncClient, FleetError> {
+fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetError> {
     let broker = r58_tls::parse_broker(&cfg.broker)?;
-    let mut opts = MqttOptions::new(client_id(cfg), broker.host, broker.port);
+    let mut opts = MqttOptions::new(client_id, broker.host, broker.port);
     opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_seconds.max(5))));
+    opts.set_max_packet_size(Some(1 << 20));
+    if broker.tls {
+        let tls = r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    Ok(opts)
+}
+
+/// Connects and spawns the event loop and the database writer; returns the client the
+/// API publishes commands, desired config and jobs with.
+///
+/// Two connections: the ingest one only subscribes and acknowledges; publishing goes over
+/// its own. rumqttc stops reading *all* requests — acknowledgements included — while its
+/// outgoing in-flight window (the broker's receive maximum, 20 on Mosquitto) is full, so a
+/// command to 10 000 devices on the ingest connection stalled the ingest behind it.
+pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncClient, FleetError> {
+    let id = client_id(cfg);
+    let mut opts = options(cfg, id.clone())?;
     opts.set_clean_start(false);
     // Keep the session (and QoS 1 messages) for a day while this replica is away.
     opts.set_session_expiry_interval(Some(86_400));
@@ -171,18 +187,37 @@ pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncC
     // How many unacknowledged QoS 1 messages the broker may have in flight to this replica:
     // acks wait for the commit, so this window is what keeps the ingest streaming.
     opts.set_receive_maximum(Some(RECEIVE_MAXIMUM));
-    opts.set_max_packet_size(Some(1 << 20));
-    if broker.tls {
-        let tls = r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    }
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     // Larger than the broker's in-flight window: the event loop never waits on the writer
     // (it must keep answering pings), the window itself is the back-pressure.
     let (tx, rx) = mpsc::channel::<Publish>(usize::from(RECEIVE_MAXIMUM) * 2);
     tokio::spawn(run_eventloop(eventloop, client.clone(), cfg.share_group.clone(), tx, stats.clone()));
-    tokio::spawn(run_writer(rx, client.clone(), db, stats));
-    Ok(client)
+    tokio::spawn(run_writer(rx, client, db, stats));
+
+    let mut popts = options(cfg, format!("{id}-pub"))?;
+    popts.set_clean_start(true);
+    let (publisher, pub_loop) = AsyncClient::new(popts, 4096);
+    tokio::spawn(run_publisher(pub_loop));
+    Ok(publisher)
+}
+
+/// Drives the publishing connection (reconnects by itself on the next poll).
+async fn run_publisher(mut ev: EventLoop) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match ev.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(500);
+                tracing::info!("publishing connection up");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "publishing connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 async fn run_eventloop(mut ev: EventLoop, client: AsyncClient, group: String, tx: mpsc::Sender<Publish>, stats: Arc<IngestStats>) {

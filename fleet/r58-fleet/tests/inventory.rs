@@ -155,5 +155,7 @@ fn postgres_inventory_commands_config_and_auth() {
     scenario(&|_| pg.url.clone());
     // The same schema, in PostgreSQL.
     assert_eq!(pg.psql("SELECT status FROM devices WHERE id = 'r58-0001'"), "online");
-    assert_eq!(pg.psql("SELECT MAX(version) FROM schema_migrations"), "1");
+    let newest = r58_fleet::db::MIGRATIONS.last().unwrap().0.to_string();
+    assert_eq!(pg.psql("SELECT MAX(version) FROM schema_migrations"), newest);
+    assert_eq!(pg.psql("SELECT COUNT(*) FROM rollouts"), "0");
 }

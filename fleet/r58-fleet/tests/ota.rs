@@ -23,8 +23,12 @@ struct Env {
     token: String,
 }
 
-/// Broker, fleet (checking signatures against the test CA when `keyring`), an observer.
+/// Broker, fleet on SQLite (checking signatures against the test CA when `keyring`), an observer.
 fn setup(keyring: bool) -> Env {
+    setup_db(keyring, None)
+}
+
+fn setup_db(keyring: bool, db_url: Option<&str>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let keys = dir.path().join("keys");
@@ -35,7 +39,8 @@ fn setup(keyring: bool) -> Env {
         dir.path().join("fleet-bundles").display(),
         if keyring { keys.join("ca.cert.pem").display().to_string() } else { String::new() },
     );
-    let fleet = Fleet::start_with(&dir.path().join("fleet"), &pki, broker.port, &format!("sqlite://{}/fleet.db", dir.path().display()), "r58-fleet-t", &extra);
+    let db = db_url.map_or_else(|| format!("sqlite://{}/fleet.db", dir.path().display()), str::to_string);
+    let fleet = Fleet::start_with(&dir.path().join("fleet"), &pki, broker.port, &db, "r58-fleet-t", &extra);
     let token = fleet.operator("ops");
     let (ca, cert, key) = common::ota::fleet_pki_dir_files(&pki);
     let obs = Observer::connect_files(&ca, &cert, &key, broker.port, "observer", &["r58/v1/#"]);
@@ -442,7 +447,19 @@ fn answer(env: &Env, id: &str, b: Behaviour, answered: &mut std::collections::Ha
 
 #[test]
 fn rollouts_go_in_waves_halt_on_failures_and_time_out_silent_devices() {
-    let env = setup(true);
+    rollouts_scenario(&setup(true));
+}
+
+#[test]
+fn rollouts_on_postgresql() {
+    let pg = Postgres::start();
+    let env = setup_db(true, Some(&pg.url));
+    rollouts_scenario(&env);
+    assert_eq!(pg.psql("SELECT COUNT(*) FROM rollouts"), "2");
+    assert_eq!(pg.psql("SELECT holder LIKE 'r58-fleet-t-%' FROM leases WHERE name = 'rollouts'"), "t");
+}
+
+fn rollouts_scenario(env: &Env) {
     let b = env.publish(&env.bundle("v7.raucb", "7.0.0", "r58-test", 1));
     let ids: Vec<String> = (0..6).map(|i| format!("sim-{i}")).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();

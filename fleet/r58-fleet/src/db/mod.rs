@@ -22,6 +22,7 @@ pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
 pub use ingest::{Figures, IngestOutcome, Message};
 pub use operators::Operator;
 pub use ota::{phase_rank, BundleRow, JobRow, NewRollout, RolloutRow};
+pub use migrations::MIGRATIONS;
 pub use telemetry::TelemetryRow;
 
 #[derive(Debug, thiserror::Error)]
