@@ -44,9 +44,10 @@ fn main() {
     let b: Value = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].clone();
     let size = b["size"].as_u64().unwrap();
 
+    let bus = dev.sim.bus.clone();
     let rauc_install = |label: &str| -> f64 {
         let t = Instant::now();
-        let out = std::process::Command::new("rauc").args(["install", file.to_str().unwrap()]).env("DBUS_SYSTEM_BUS_ADDRESS", &dev.sim.bus).output().unwrap();
+        let out = std::process::Command::new("rauc").args(["install", file.to_str().unwrap()]).env("DBUS_SYSTEM_BUS_ADDRESS", &bus).output().unwrap();
         assert!(out.status.success(), "rauc install: {}", String::from_utf8_lossy(&out.stderr));
         let s = t.elapsed().as_secs_f64();
         eprintln!("{label}: rauc install {s:.2} s");
@@ -65,20 +66,24 @@ fn main() {
         eprintln!("{job_id}: queued→downloading {:.2} s, download {:.2} s, verify {:.2} s, install {:.2} s", secs(q, d), secs(d, v), secs(v, i), secs(i, w));
         secs(q, w)
     };
-    let base1 = rauc_install("baseline 1");
-    let url = fleet.url(&format!("/ota/bundles/{}.raucb", b["sha256"].as_str().unwrap()));
-    let agent = job("bench-1", url);
-    let base2 = rauc_install("baseline 2");
-    let base = (base1 + base2) / 2.0;
-
-    // The cut at 50 %: what crosses the wire beyond one bundle was fetched twice.
+    // The cut at 50 % first: what crosses the wire beyond one bundle was fetched twice.
     let proxy = CutProxy::start(fleet.port, 1, size / 2, 0);
     let cut_url = format!("http://127.0.0.1:{}/ota/bundles/{}.raucb", proxy.port, b["sha256"].as_str().unwrap());
     let _ = job("bench-cut", cut_url);
     let passed = proxy.passed.load(std::sync::atomic::Ordering::SeqCst);
     // Response headers of the two requests are in `passed` too (a few hundred bytes).
     let again = passed.saturating_sub(size);
-    let _ = dev.service();
+    // Reboot into it (the job's reboot policy is manual) and let it commit, so that the next
+    // job starts from a finished one.
+    dev.power_cycle();
+    obs.wait_json("r58/v1/r58-bench/jobs/bench-cut/update", Duration::from_secs(120), "committed", |u| u["phase"] == "succeeded");
+
+    // Now the timing, all three into the same (other) slot.
+    let base1 = rauc_install("baseline 1");
+    let url = fleet.url(&format!("/ota/bundles/{}.raucb", b["sha256"].as_str().unwrap()));
+    let agent = job("bench-1", url);
+    let base2 = rauc_install("baseline 2");
+    let base = (base1 + base2) / 2.0;
 
     println!("bundle: {size} bytes ({mib} MiB payload, plain format)");
     println!("agent (job received -> waiting_for_reboot): {agent:.2} s");
