@@ -173,11 +173,14 @@ fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetErro
 /// Connects and spawns the event loop and the database writer; returns the client the
 /// API publishes commands, desired config and jobs with.
 ///
-/// Two connections: the ingest one only subscribes and acknowledges; publishing goes over
-/// its own. rumqttc stops reading *all* requests — acknowledgements included — while its
-/// outgoing in-flight window (the broker's receive maximum, 20 on Mosquitto) is full, so a
-/// command to 10 000 devices on the ingest connection stalled the ingest behind it.
-pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncClient, FleetError> {
+/// Two connections: the ingest one (MQTT 5: shared subscriptions) only subscribes and
+/// acknowledges; publishing goes over its own. rumqttc stops reading *all* requests —
+/// acknowledgements included — while its outgoing in-flight window is full, and on MQTT 5 that
+/// window is the broker's receive maximum (`max_inflight_messages`, 32 here): a command to
+/// 10 000 devices on the ingest connection stalled the ingest behind it, and went out 32 at a
+/// time. The publisher speaks MQTT 3.1.1, where the window is the client's own
+/// (`PUBLISH_WINDOW`).
+pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<rumqttc::AsyncClient, FleetError> {
     let id = client_id(cfg);
     let mut opts = options(cfg, id.clone())?;
     opts.set_clean_start(false);
@@ -194,19 +197,32 @@ pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<AsyncC
     tokio::spawn(run_eventloop(eventloop, client.clone(), cfg.share_group.clone(), tx, stats.clone()));
     tokio::spawn(run_writer(rx, client, db, stats));
 
-    let mut popts = options(cfg, format!("{id}-pub"))?;
-    popts.set_clean_start(true);
-    let (publisher, pub_loop) = AsyncClient::new(popts, 4096);
+    let broker = r58_tls::parse_broker(&cfg.broker)?;
+    let mut popts = rumqttc::MqttOptions::new(format!("{id}-pub"), broker.host, broker.port);
+    popts.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_seconds.max(5))));
+    popts.set_clean_session(true);
+    popts.set_inflight(PUBLISH_WINDOW);
+    if broker.tls {
+        let tls = r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+        popts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    let (publisher, mut pub_loop) = rumqttc::AsyncClient::new(popts, 4096);
+    let mut net = pub_loop.network_options();
+    net.set_tcp_nodelay(true);
+    pub_loop.set_network_options(net);
     tokio::spawn(run_publisher(pub_loop));
     Ok(publisher)
 }
 
+/// QoS 1 messages the publisher may have unacknowledged (commands to a whole fleet).
+const PUBLISH_WINDOW: u16 = 1000;
+
 /// Drives the publishing connection (reconnects by itself on the next poll).
-async fn run_publisher(mut ev: EventLoop) {
+async fn run_publisher(mut ev: rumqttc::EventLoop) {
     let mut backoff = Duration::from_millis(500);
     loop {
         match ev.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(500);
                 tracing::info!("publishing connection up");
             }

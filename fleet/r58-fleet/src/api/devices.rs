@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::QoS;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
-use rumqttc::v5::AsyncClient;
+use rumqttc::AsyncClient;
 use serde_json::json;
 use tokio::sync::broadcast;
 

@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::AsyncClient;
+use rumqttc::QoS;
+use rumqttc::AsyncClient;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
