@@ -254,7 +254,7 @@ impl Worker {
             if Self::past_deadline(&job) {
                 return Err(Fail(Reason::Deadline, "deadline passed before the install".into()));
             }
-            self.install(&job).await?;
+            self.install().await?;
         }
         let rec = self.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().cloned();
         if rec.as_ref().is_some_and(|r| r.phase <= Phase::WaitingForReboot) {
@@ -315,7 +315,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn install(&self, job: &Job) -> Result<(), Fail> {
+    async fn install(&self) -> Result<(), Fail> {
         let sys = self.rauc.system().await.map_err(|e| Fail(Reason::InstallFailed, e.to_string()))?;
         let target = sys.other_bootname();
         let from = sys.booted.clone();
@@ -346,7 +346,6 @@ impl Worker {
         }
         // The bundle has served its purpose; the slot holds it now.
         let _ = std::fs::remove_file(self.bundle_path());
-        let _ = job;
         self.set(Phase::WaitingForReboot, 100, None, |_| {}).await?;
         Ok(())
     }
@@ -454,17 +453,14 @@ impl Engine {
             let result = match phase {
                 Some(Phase::Rebooting | Phase::VerifyingBoot) => w.verify_boot().await,
                 Some(Phase::WaitingForReboot) => {
-                    // A reboot may have happened (an operator's, with the manual policy).
+                    // A reboot may have happened meanwhile (an operator's, with the manual
+                    // policy): then the target slot runs and only the boot is left to verify.
                     let boot = read_boot_id(&w.settings.boot_id_file);
-                    let sys = w.rauc.system().await.ok();
-                    let rec = w.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().cloned();
-                    if let (Some(sys), Some(rec)) = (sys, rec) {
-                        if rec.target_slot.as_deref() == Some(sys.booted.as_str()) {
-                            let _ = w.set(Phase::Rebooting, 100, None, |r| r.reboot_boot_id = Some(format!("before-{boot}"))).await;
-                            w.verify_boot().await
-                        } else {
-                            w.drive().await
-                        }
+                    let booted = w.rauc.system().await.ok().map(|s| s.booted);
+                    let target = w.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().and_then(|r| r.target_slot.clone());
+                    if booted.is_some() && booted == target {
+                        let _ = w.set(Phase::Rebooting, 100, None, |r| r.reboot_boot_id = Some(format!("before-{boot}"))).await;
+                        w.verify_boot().await
                     } else {
                         w.drive().await
                     }

@@ -213,11 +213,7 @@ pub async fn action(State(s): State<AppState>, Extension(op): Extension<Operator
     let done = match action.as_str() {
         "pause" => s.db.set_rollout_state(&id, &["running"], "paused", Some(&format!("paused by {}", op.0))).await?,
         "resume" => s.db.set_rollout_state(&id, &["paused", "halted"], "running", Some(&format!("resumed by {}", op.0))).await?,
-        "abort" => {
-            let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
-            let driver = rollout::Driver { db: s.db.clone(), mqtt, bundle_base: String::new(), holder: String::new() };
-            driver.abort(&id).await?
-        }
+        "abort" => rollout::abort(&s.db, s.mqtt.as_ref().ok_or(ApiError::NoBroker)?, &id).await?,
         other => return Err(ApiError::NotFound(format!("rollout action {other:?} (pause, resume, abort)"))),
     };
     if !done {

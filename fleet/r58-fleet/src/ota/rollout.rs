@@ -94,6 +94,29 @@ fn is_final(phase: &str) -> bool {
     matches!(phase, "succeeded" | "failed" | "skipped")
 }
 
+/// Withdraws a device's retained job (an empty retained message deletes it).
+pub async fn withdraw(mqtt: &AsyncClient, device: &str) -> Result<(), String> {
+    mqtt.publish(r58_proto::jobs_next(device), QoS::AtLeastOnce, true, Vec::new()).await.map_err(|e| e.to_string())
+}
+
+/// Aborts a rollout: unstarted jobs are skipped, started ones withdrawn. False when its
+/// state does not allow it.
+pub async fn abort(db: &Db, mqtt: &AsyncClient, id: &str) -> Result<bool, DbError> {
+    if !db.set_rollout_state(id, &["running", "paused", "halted"], "aborted", Some("aborted by an operator")).await? {
+        return Ok(false);
+    }
+    for j in db.rollout_jobs(id).await? {
+        if j.phase == "pending" {
+            db.set_job(&j.job_id, "skipped", Some("aborted"), None).await?;
+        } else if !is_final(&j.phase) {
+            if let Err(e) = withdraw(mqtt, &j.device).await {
+                tracing::warn!(device = %j.device, error = %e, "withdrawing a job of an aborted rollout");
+            }
+        }
+    }
+    Ok(true)
+}
+
 pub struct Driver {
     pub db: Db,
     pub mqtt: AsyncClient,
@@ -124,9 +147,8 @@ impl Driver {
         self.mqtt.publish(r58_proto::jobs_next(device), QoS::AtLeastOnce, true, payload).await.map_err(|e| e.to_string())
     }
 
-    /// Withdraws a device's retained job (an empty retained message deletes it).
-    pub async fn withdraw(&self, device: &str) -> Result<(), String> {
-        self.retain(device, Vec::new()).await
+    async fn withdraw(&self, device: &str) -> Result<(), String> {
+        withdraw(&self.mqtt, device).await
     }
 
     async fn tick_one(&self, r: &RolloutRow) -> Result<(), DbError> {
@@ -211,23 +233,6 @@ impl Driver {
             }
         }
         Ok(())
-    }
-
-    /// Aborts: unstarted jobs are skipped, started ones withdrawn.
-    pub async fn abort(&self, id: &str) -> Result<bool, DbError> {
-        if !self.db.set_rollout_state(id, &["running", "paused", "halted"], "aborted", Some("aborted by an operator")).await? {
-            return Ok(false);
-        }
-        for j in self.db.rollout_jobs(id).await? {
-            if j.phase == "pending" {
-                self.db.set_job(&j.job_id, "skipped", Some("aborted"), None).await?;
-            } else if !is_final(&j.phase) {
-                if let Err(e) = self.withdraw(&j.device).await {
-                    tracing::warn!(device = %j.device, error = %e, "withdrawing a job of an aborted rollout");
-                }
-            }
-        }
-        Ok(true)
     }
 
     pub async fn run(self, every: Duration) {
