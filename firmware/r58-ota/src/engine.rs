@@ -170,10 +170,14 @@ impl Worker {
         }
     }
 
-    /// The version running now: RAUC's record of the booted slot's bundle, else the build's.
+    /// The version running on `sys`: RAUC's record of the booted slot's bundle, else the build's.
+    fn version_on(&self, sys: &crate::rauc::System) -> String {
+        sys.booted_slot().and_then(|s| s.bundle_version.clone()).unwrap_or_else(|| self.settings.build_version.clone())
+    }
+
     async fn current_version(&self) -> String {
         match self.rauc.system().await {
-            Ok(sys) => sys.booted_slot().and_then(|s| s.bundle_version.clone()).unwrap_or_else(|| self.settings.build_version.clone()),
+            Ok(sys) => self.version_on(&sys),
             Err(_) => self.settings.build_version.clone(),
         }
     }
@@ -308,7 +312,7 @@ impl Worker {
         if info.version != job.version {
             return Err(Fail(Reason::VersionMismatch, format!("bundle version {}, the job says {}", info.version, job.version)));
         }
-        let current = self.current_version().await;
+        let current = self.version_on(&sys);
         if !job.allow_downgrade && compare_versions(&info.version, &current).is_lt() {
             return Err(Fail(Reason::Downgrade, format!("{} is older than the running {current}", info.version)));
         }
@@ -550,19 +554,7 @@ impl Engine {
                 return;
             }
         }
-        let _ = self
-            .worker
-            .out
-            .send(Out::Update(JobUpdate {
-                job_id: job.job_id.clone(),
-                phase: Phase::Queued,
-                progress: 0,
-                reason: None,
-                details: None,
-                version: job.version.clone(),
-                ts: Utc::now(),
-            }))
-            .await;
+        let _ = self.worker.out.send(Out::Update(Worker::update_of(&Record::new(job.clone())))).await;
         self.accept(job);
     }
 

@@ -152,13 +152,15 @@ impl Driver {
     }
 
     async fn tick_one(&self, r: &RolloutRow) -> Result<(), DbError> {
-        let jobs = self.db.rollout_jobs(&r.id).await?;
+        let mut jobs = self.db.rollout_jobs(&r.id).await?;
         let now = now_ms();
+        let mut timed_out = false;
         // Silent devices: failed, and their job withdrawn.
         for j in jobs.iter().filter(|j| j.published_at.is_some() && !is_final(&j.phase)) {
             if now - j.updated_at > r.step_timeout_s * 1000 {
                 let details = format!("no report for {} s (last phase {})", r.step_timeout_s, j.phase);
                 if self.db.set_job(&j.job_id, "failed", Some("timeout"), Some(&details)).await? {
+                    timed_out = true;
                     tracing::warn!(rollout = %r.id, device = %j.device, %details, "OTA job timed out");
                     if let Err(e) = self.withdraw(&j.device).await {
                         tracing::warn!(device = %j.device, error = %e, "withdrawing a timed-out job");
@@ -169,7 +171,9 @@ impl Driver {
         if r.state != "running" {
             return Ok(());
         }
-        let jobs = self.db.rollout_jobs(&r.id).await?;
+        if timed_out {
+            jobs = self.db.rollout_jobs(&r.id).await?;
+        }
         let started = jobs.iter().filter(|j| j.published_at.is_some()).count() as i64;
         let failed = jobs.iter().filter(|j| j.phase == "failed").count() as i64;
         if started > 0 && failed * 100 > r.failure_percent * started {
