@@ -12,7 +12,11 @@ use r58_testkit::{Broker, Observer, Pki};
 
 fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -20,11 +24,20 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(&dir.path().join("pki"));
     let broker = Broker::start(dir.path(), &pki);
-    let obs = Observer::connect(&pki, broker.port, "bench-fleet", "fleet", &["r58/v1/r58-bench/cmd/status", "r58/v1/bench/echo"]);
+    let obs = Observer::connect(
+        &pki,
+        broker.port,
+        "bench-fleet",
+        "fleet",
+        &["r58/v1/r58-bench/cmd/status", "r58/v1/bench/echo"],
+    );
 
     let (cert, key) = pki.issue("r58-bench", "r58-bench", false);
     let state = dir.path().join("agent");
@@ -42,11 +55,31 @@ fn main() {
     .unwrap();
     let exe = std::env::current_exe().unwrap();
     let agent_bin = exe.parent().unwrap().parent().unwrap().join("r58-agent");
-    let mut agent = Command::new(&agent_bin).args(["--config", cfg.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap();
+    let mut agent = Command::new(&agent_bin)
+        .args(["--config", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let (fc, fk) = pki.issue("bench-sub", "fleet", false);
     let mut sub = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "--cafile", pki.ca().to_str().unwrap()])
-        .args(["--cert", fc.to_str().unwrap(), "--key", fk.to_str().unwrap(), "-t", "r58/v1/r58-bench/#", "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "--cafile",
+            pki.ca().to_str().unwrap(),
+        ])
+        .args([
+            "--cert",
+            fc.to_str().unwrap(),
+            "--key",
+            fk.to_str().unwrap(),
+            "-t",
+            "r58/v1/r58-bench/#",
+            "-q",
+            "1",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -58,8 +91,17 @@ fn main() {
     for i in 0..n {
         let id = format!("b{i}");
         let t = Instant::now();
-        obs.publish("r58/v1/r58-bench/cmd/ping", serde_json::json!({"id": id}).to_string(), false);
-        obs.wait_json("r58/v1/r58-bench/cmd/status", Duration::from_secs(10), "ping", |v| v["id"] == id.as_str() && v["state"] == "succeeded");
+        obs.publish(
+            "r58/v1/r58-bench/cmd/ping",
+            serde_json::json!({"id": id}).to_string(),
+            false,
+        );
+        obs.wait_json(
+            "r58/v1/r58-bench/cmd/status",
+            Duration::from_secs(10),
+            "ping",
+            |v| v["id"] == id.as_str() && v["state"] == "succeeded",
+        );
         rtts.push(t.elapsed());
     }
     let mut echo = Vec::with_capacity(n);
@@ -67,7 +109,9 @@ fn main() {
         let body = format!("{{\"e\":{i}}}");
         let t = Instant::now();
         obs.publish("r58/v1/bench/echo", body.clone(), false);
-        obs.wait_json("r58/v1/bench/echo", Duration::from_secs(10), "echo", |v| v["e"] == i);
+        obs.wait_json("r58/v1/bench/echo", Duration::from_secs(10), "echo", |v| {
+            v["e"] == i
+        });
         echo.push(t.elapsed());
     }
     // 1 Hz telemetry for 20 s (desired config through the twin, as an operator would).
@@ -84,8 +128,22 @@ fn main() {
     echo.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("agent RSS idle:            {:.1} MiB   (mosquitto_sub baseline {:.1} MiB, ratio {:.2}; goal <= 8 MiB)", idle as f64 / 1024.0, sub_rss as f64 / 1024.0, idle as f64 / sub_rss.max(1) as f64);
-    println!("agent RSS 1 Hz telemetry:  {:.1} MiB   (goal <= 8 MiB)", busy as f64 / 1024.0);
-    println!("command round trip ({n}):  p50 {:.2} ms, p99 {:.2} ms   (goal p99 <= 10 ms)", ms(pct(&rtts, 0.5)), ms(pct(&rtts, 0.99)));
-    println!("broker echo baseline ({n}): p50 {:.2} ms, p99 {:.2} ms", ms(pct(&echo, 0.5)), ms(pct(&echo, 0.99)));
-    println!("ratio p99 agent/broker:    {:.2}", ms(pct(&rtts, 0.99)) / ms(pct(&echo, 0.99)).max(0.001));
+    println!(
+        "agent RSS 1 Hz telemetry:  {:.1} MiB   (goal <= 8 MiB)",
+        busy as f64 / 1024.0
+    );
+    println!(
+        "command round trip ({n}):  p50 {:.2} ms, p99 {:.2} ms   (goal p99 <= 10 ms)",
+        ms(pct(&rtts, 0.5)),
+        ms(pct(&rtts, 0.99))
+    );
+    println!(
+        "broker echo baseline ({n}): p50 {:.2} ms, p99 {:.2} ms",
+        ms(pct(&echo, 0.5)),
+        ms(pct(&echo, 0.99))
+    );
+    println!(
+        "ratio p99 agent/broker:    {:.2}",
+        ms(pct(&rtts, 0.99)) / ms(pct(&echo, 0.99)).max(0.001)
+    );
 }

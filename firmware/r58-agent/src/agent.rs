@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use r58_config::{ConfigPaths, R58Config};
-use r58_proto::{self as proto, CmdState, Inbound, State, Status, Telemetry, TwinDesired, TwinReported};
+use r58_proto::{
+    self as proto, CmdState, Inbound, State, Status, Telemetry, TwinDesired, TwinReported,
+};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, QoS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,16 +94,26 @@ fn now_ms(started: Instant) -> u64 {
 }
 
 impl Agent {
-    pub fn new(cfg: R58Config, paths: ConfigPaths, system: Arc<dyn System>) -> Result<Self, AgentError> {
+    pub fn new(
+        cfg: R58Config,
+        paths: ConfigPaths,
+        system: Arc<dyn System>,
+    ) -> Result<Self, AgentError> {
         if cfg.agent.device_id.is_empty() {
             return Err(AgentError::NoDeviceId);
         }
         let dir = cfg.agent.state_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| AgentError::StateDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| AgentError::StateDir {
+            path: dir.clone(),
+            source,
+        })?;
         let queue = DiskQueue::open(&dir.join("queue"), cfg.agent.queue_max_messages as usize)?;
         let seen = SeenIds::open(&dir.join("command-ids.json"));
         let state_file = dir.join("agent-state.json");
-        let persisted: Persisted = r58_fs::read_json(&state_file).ok().flatten().unwrap_or_default();
+        let persisted: Persisted = r58_fs::read_json(&state_file)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let tls = if crate::mqtt::parse_broker(&cfg.agent.broker)?.2 {
             Some(crate::mqtt::tls_config(&cfg.agent)?)
         } else {
@@ -111,7 +123,10 @@ impl Agent {
             cfg,
             paths,
             system,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
             queue,
             seen,
             state_file,
@@ -161,7 +176,11 @@ impl Agent {
     /// Hands a message to `flush`: sent at once while online, else kept on disk.
     fn enqueue(&mut self, topic: String, payload: &impl Serialize) {
         let payload = serde_json::to_string(payload).unwrap_or_default();
-        self.outbox.push_back(Queued { topic, payload, retain: false });
+        self.outbox.push_back(Queued {
+            topic,
+            payload,
+            retain: false,
+        });
     }
 
     fn to_disk(&mut self, msg: &Queued) {
@@ -176,11 +195,19 @@ impl Agent {
     async fn flush(&mut self, mut conn: Option<&mut Conn>) {
         while let Some(msg) = self.outbox.pop_front() {
             match conn.as_deref_mut() {
-                Some(c) if self.link == Link::Online && self.queue.is_empty() && c.direct.len() < WINDOW * 4 => {
+                Some(c)
+                    if self.link == Link::Online
+                        && self.queue.is_empty()
+                        && c.direct.len() < WINDOW * 4 =>
+                {
                     let n = c.next_direct;
                     c.next_direct += 1;
                     let body = msg.payload.clone().into_bytes();
-                    match c.client.publish(msg.topic.clone(), QoS::AtLeastOnce, msg.retain, body).await {
+                    match c
+                        .client
+                        .publish(msg.topic.clone(), QoS::AtLeastOnce, msg.retain, body)
+                        .await
+                    {
                         Ok(()) => {
                             c.expect.push_back(Sent::Direct(n));
                             c.direct.push_back((n, msg));
@@ -208,10 +235,22 @@ impl Agent {
     fn sample_telemetry(&mut self, cpu: &mut CpuSampler, recorder: Value) {
         let data_dir = self.cfg.recorder.data_dir.clone();
         let system = telemetry::system(cpu, &data_dir, self.queue.len(), self.queue.dropped());
-        for (stream, data) in [("system", system), ("network", telemetry::network()), ("recorder", recorder)] {
-            let seq = self.persisted.stream_seq.entry(stream.to_string()).or_insert(0);
+        for (stream, data) in [
+            ("system", system),
+            ("network", telemetry::network()),
+            ("recorder", recorder),
+        ] {
+            let seq = self
+                .persisted
+                .stream_seq
+                .entry(stream.to_string())
+                .or_insert(0);
             *seq += 1;
-            let t = Telemetry { seq: *seq, ts: chrono::Utc::now(), data };
+            let t = Telemetry {
+                seq: *seq,
+                ts: chrono::Utc::now(),
+                data,
+            };
             let topic = proto::telemetry(self.id(), stream);
             self.enqueue(topic, &t);
         }
@@ -242,8 +281,19 @@ impl Agent {
         })
     }
 
-    async fn publish(&self, conn: &mut Conn, topic: String, payload: Vec<u8>, retain: bool, seq: Option<u64>) -> bool {
-        match conn.client.publish(topic, QoS::AtLeastOnce, retain, payload).await {
+    async fn publish(
+        &self,
+        conn: &mut Conn,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+        seq: Option<u64>,
+    ) -> bool {
+        match conn
+            .client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+        {
             Ok(()) => {
                 conn.expect.push_back(seq.map_or(Sent::Other, Sent::Queue));
                 true
@@ -263,7 +313,16 @@ impl Agent {
         let after = conn.in_flight.back().copied();
         let batch = self.queue.peek(after, WINDOW - conn.in_flight.len());
         for (seq, msg) in batch {
-            if !self.publish(conn, msg.topic, msg.payload.into_bytes(), msg.retain, Some(seq)).await {
+            if !self
+                .publish(
+                    conn,
+                    msg.topic,
+                    msg.payload.into_bytes(),
+                    msg.retain,
+                    Some(seq),
+                )
+                .await
+            {
                 break;
             }
             conn.in_flight.push_back(seq);
@@ -274,19 +333,34 @@ impl Agent {
         self.set_link(Link::Online);
         // For the boot health check: the broker was reached during this boot.
         let mark = self.cfg.agent.state_dir.join(crate::health::CONNECTED_FILE);
-        if let Err(e) = r58_fs::write_json_replace(&mark, &serde_json::json!({ "ts": chrono::Utc::now(), "session": self.persisted.session })) {
+        if let Err(e) = r58_fs::write_json_replace(
+            &mark,
+            &serde_json::json!({ "ts": chrono::Utc::now(), "session": self.persisted.session }),
+        ) {
             tracing::warn!(error = %e, "cannot record the connection for the health check");
         }
         let id = self.id().to_string();
-        let _ = conn.client.subscribe(proto::cmd_filter(&id), QoS::AtLeastOnce).await;
-        let _ = conn.client.subscribe(proto::twin_desired(&id), QoS::AtLeastOnce).await;
+        let _ = conn
+            .client
+            .subscribe(proto::cmd_filter(&id), QoS::AtLeastOnce)
+            .await;
+        let _ = conn
+            .client
+            .subscribe(proto::twin_desired(&id), QoS::AtLeastOnce)
+            .await;
         if self.ota.is_some() {
-            let _ = conn.client.subscribe(proto::jobs_next(&id), QoS::AtLeastOnce).await;
+            let _ = conn
+                .client
+                .subscribe(proto::jobs_next(&id), QoS::AtLeastOnce)
+                .await;
         }
         let doc = self.state_doc(self.status);
         self.publish(conn, proto::state(&id), doc, true, None).await;
         if !self.ready_sent {
-            r58_systemd::notify_or_log(&[r58_systemd::Notify::Ready, r58_systemd::Notify::Status("online".into())]);
+            r58_systemd::notify_or_log(&[
+                r58_systemd::Notify::Ready,
+                r58_systemd::Notify::Status("online".into()),
+            ]);
             self.ready_sent = true;
         } else {
             r58_systemd::notify_or_log(&[r58_systemd::Notify::Status("online".into())]);
@@ -294,7 +368,13 @@ impl Agent {
         self.drain(conn).await;
     }
 
-    async fn on_publish(&mut self, conn: &mut Conn, topic: &str, payload: &[u8], tx: &mpsc::Sender<ToLoop>) {
+    async fn on_publish(
+        &mut self,
+        conn: &mut Conn,
+        topic: &str,
+        payload: &[u8],
+        tx: &mpsc::Sender<ToLoop>,
+    ) {
         let id = self.id().to_string();
         match proto::parse_inbound(&id, topic) {
             Some(Inbound::Command(name)) => self.on_command(&name, payload, tx),
@@ -330,7 +410,9 @@ impl Agent {
                 };
                 self.enqueue(proto::job_update(self.id(), &job_id), &update);
             }
-            Err((None, reason)) => tracing::error!(%reason, "jobs/next unusable and has no job id to answer to"),
+            Err((None, reason)) => {
+                tracing::error!(%reason, "jobs/next unusable and has no job id to answer to")
+            }
         }
     }
 
@@ -354,29 +436,58 @@ impl Agent {
         }
         if let Err(e) = self.seen.insert(&cmd.id) {
             tracing::error!(error = %e, "cannot record command id: refusing to run it");
-            let st = commands::status(&cmd.id, name, CmdState::Failed, 0, Some(format!("state write failed: {e}")), None);
+            let st = commands::status(
+                &cmd.id,
+                name,
+                CmdState::Failed,
+                0,
+                Some(format!("state write failed: {e}")),
+                None,
+            );
             self.enqueue(proto::cmd_status(self.id()), &st);
             return;
         }
         let st = commands::status(&cmd.id, name, CmdState::Accepted, 0, None, None);
         self.enqueue(proto::cmd_status(self.id()), &st);
-        let ctx = Ctx { cfg: self.cfg.clone(), system: self.system.clone(), http: self.http.clone(), ota: self.ota.clone() };
+        let ctx = Ctx {
+            cfg: self.cfg.clone(),
+            system: self.system.clone(),
+            http: self.http.clone(),
+            ota: self.ota.clone(),
+        };
         let tx = tx.clone();
         let name = name.to_string();
         tokio::spawn(async move {
             if commands::is_long(&name) {
-                let _ = tx.send(ToLoop::Status(commands::status(&cmd.id, &name, CmdState::InProgress, 10, None, None))).await;
+                let _ = tx
+                    .send(ToLoop::Status(commands::status(
+                        &cmd.id,
+                        &name,
+                        CmdState::InProgress,
+                        10,
+                        None,
+                        None,
+                    )))
+                    .await;
             }
             let tx2 = tx.clone();
             let before_reboot = || async move {
                 let (done, wait) = oneshot::channel();
-                if tx2.send(ToLoop::SetStatus(Status::Rebooting, done)).await.is_ok() {
+                if tx2
+                    .send(ToLoop::SetStatus(Status::Rebooting, done))
+                    .await
+                    .is_ok()
+                {
                     let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
                 }
             };
             let st = match commands::execute(&ctx, &name, &cmd, before_reboot).await {
-                Ok(result) => commands::status(&cmd.id, &name, CmdState::Succeeded, 100, None, Some(result)),
-                Err(reason) => commands::status(&cmd.id, &name, CmdState::Failed, 100, Some(reason), None),
+                Ok(result) => {
+                    commands::status(&cmd.id, &name, CmdState::Succeeded, 100, None, Some(result))
+                }
+                Err(reason) => {
+                    commands::status(&cmd.id, &name, CmdState::Failed, 100, Some(reason), None)
+                }
             };
             let _ = tx.send(ToLoop::Status(st)).await;
         });
@@ -401,13 +512,15 @@ impl Agent {
             let paths = self.paths.clone();
             let previous = self.persisted.twin_applied.clone();
             let d = desired.clone();
-            let outcome = match tokio::task::spawn_blocking(move || twin::apply(&paths, &d, &previous)).await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(error = %e, "twin apply panicked");
-                    return;
-                }
-            };
+            let outcome =
+                match tokio::task::spawn_blocking(move || twin::apply(&paths, &d, &previous)).await
+                {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::error!(error = %e, "twin apply panicked");
+                        return;
+                    }
+                };
             if let Some(cfg) = outcome.config {
                 tracing::info!(version = desired.version, "desired config applied");
                 self.cfg.agent.telemetry_interval_seconds = cfg.agent.telemetry_interval_seconds;
@@ -457,7 +570,9 @@ impl Agent {
         let (ota_out_tx, mut ota_out) = mpsc::channel::<r58_ota::Out>(64);
         let mut engine_task = None;
         if self.cfg.ota.enabled {
-            let rauc: Arc<dyn r58_ota::rauc::Rauc> = Arc::new(r58_ota::rauc::DbusRauc { conf: self.cfg.ota.rauc_conf.clone() });
+            let rauc: Arc<dyn r58_ota::rauc::Rauc> = Arc::new(r58_ota::rauc::DbusRauc {
+                conf: self.cfg.ota.rauc_conf.clone(),
+            });
             if let Ok(Ok(sys)) = tokio::time::timeout(Duration::from_secs(3), rauc.system()).await {
                 if let Some(v) = sys.booted_slot().and_then(|s| s.bundle_version.clone()) {
                     self.firmware_version = v;
@@ -468,25 +583,35 @@ impl Agent {
                 recorder_api: self.cfg.agent.recorder_api.clone(),
                 system: self.system.clone(),
             });
-            match r58_ota::Engine::new(crate::ota::settings(&self.cfg), rauc, host, self.http.clone(), ota_out_tx) {
+            match r58_ota::Engine::new(
+                crate::ota::settings(&self.cfg),
+                rauc,
+                host,
+                self.http.clone(),
+                ota_out_tx,
+            ) {
                 Ok(engine) => {
                     let (in_tx, in_rx) = mpsc::channel(16);
                     self.ota = Some(in_tx);
                     engine_task = Some(tokio::spawn(engine.run(in_rx)));
                 }
-                Err(e) => tracing::error!(error = %e, "OTA disabled: its job record cannot be read"),
+                Err(e) => {
+                    tracing::error!(error = %e, "OTA disabled: its job record cannot be read")
+                }
             }
         }
         let mut cpu = CpuSampler::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut next_telemetry = Instant::now();
-        let ready_deadline = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.ready_timeout_seconds));
+        let ready_deadline =
+            Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.ready_timeout_seconds));
         let mut attempt: u32 = 0;
         let mut conn: Option<Conn> = None;
         let mut backoff_until: Option<Instant> = None;
         let mut pending_status: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
-            self.heartbeat.store(now_ms(self.started), Ordering::Relaxed);
+            self.heartbeat
+                .store(now_ms(self.started), Ordering::Relaxed);
             if conn.is_none() && backoff_until.map_or(true, |t| Instant::now() >= t) {
                 self.set_link(Link::Connecting { attempt });
                 match self.connect() {

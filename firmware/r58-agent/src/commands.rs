@@ -11,11 +11,35 @@ use serde_json::{json, Value};
 
 use crate::system::System;
 
-pub const NAMES: &[&str] =
-    &["ping", "record.start", "record.stop", "service.restart", "reboot", "logs.tail", "config.get", "ota.cancel", "ota.status"];
+pub const NAMES: &[&str] = &[
+    "ping",
+    "record.start",
+    "record.stop",
+    "service.restart",
+    "reboot",
+    "logs.tail",
+    "config.get",
+    "ota.cancel",
+    "ota.status",
+];
 
-pub fn status(id: &str, name: &str, state: CmdState, progress: u8, message: Option<String>, result: Option<Value>) -> CmdStatus {
-    CmdStatus { id: id.into(), name: name.into(), state, progress, message, result, ts: Utc::now() }
+pub fn status(
+    id: &str,
+    name: &str,
+    state: CmdState,
+    progress: u8,
+    message: Option<String>,
+    result: Option<Value>,
+) -> CmdStatus {
+    CmdStatus {
+        id: id.into(),
+        name: name.into(),
+        state,
+        progress,
+        message,
+        result,
+        ts: Utc::now(),
+    }
 }
 
 /// Why a command is refused before it runs (with the id when one could be read).
@@ -29,19 +53,28 @@ pub enum Refusal {
 
 /// Parses a command payload for `name`, checks the name and the expiry.
 pub fn parse(name: &str, payload: &[u8]) -> Result<Command, Refusal> {
-    let value: Value = serde_json::from_slice(payload).map_err(|e| Refusal::Unanswerable(format!("not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| Refusal::Unanswerable(format!("not JSON: {e}")))?;
     let id = match value.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() && id.len() <= 128 => id.to_string(),
         _ => return Err(Refusal::Unanswerable("no usable \"id\"".into())),
     };
-    let cmd: Command =
-        serde_json::from_value(value).map_err(|e| Refusal::Rejected { id: id.clone(), reason: format!("malformed: {e}") })?;
+    let cmd: Command = serde_json::from_value(value).map_err(|e| Refusal::Rejected {
+        id: id.clone(),
+        reason: format!("malformed: {e}"),
+    })?;
     if !NAMES.contains(&name) {
-        return Err(Refusal::Rejected { id, reason: format!("unknown command {name:?}") });
+        return Err(Refusal::Rejected {
+            id,
+            reason: format!("unknown command {name:?}"),
+        });
     }
     if let Some(exp) = cmd.expires_at {
         if exp <= Utc::now() {
-            return Err(Refusal::Rejected { id, reason: format!("expired at {exp}") });
+            return Err(Refusal::Rejected {
+                id,
+                reason: format!("expired at {exp}"),
+            });
         }
     }
     Ok(cmd)
@@ -54,11 +87,20 @@ pub struct Ctx {
     pub ota: Option<tokio::sync::mpsc::Sender<r58_ota::In>>,
 }
 
-async fn ota(ctx: &Ctx, make: impl FnOnce(tokio::sync::oneshot::Sender<Result<Value, String>>) -> r58_ota::In) -> Result<Value, String> {
-    let tx = ctx.ota.as_ref().ok_or("OTA is disabled on this device (ota.enabled)")?;
+async fn ota(
+    ctx: &Ctx,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<Result<Value, String>>) -> r58_ota::In,
+) -> Result<Value, String> {
+    let tx = ctx
+        .ota
+        .as_ref()
+        .ok_or("OTA is disabled on this device (ota.enabled)")?;
     let (reply, wait) = tokio::sync::oneshot::channel();
-    tx.send(make(reply)).await.map_err(|_| "the OTA engine stopped".to_string())?;
-    wait.await.map_err(|_| "the OTA engine stopped".to_string())?
+    tx.send(make(reply))
+        .await
+        .map_err(|_| "the OTA engine stopped".to_string())?;
+    wait.await
+        .map_err(|_| "the OTA engine stopped".to_string())?
 }
 
 fn redacted(cfg: &R58Config) -> Value {
@@ -88,13 +130,21 @@ async fn recorder(ctx: &Ctx, path: &str, args: &Value) -> Result<Value, String> 
     if code.is_success() {
         Ok(v)
     } else {
-        Err(format!("recorder answered {code}: {}", v["reason"].as_str().unwrap_or("")))
+        Err(format!(
+            "recorder answered {code}: {}",
+            v["reason"].as_str().unwrap_or("")
+        ))
     }
 }
 
 /// Runs a parsed command. `before_reboot` is awaited before a reboot (it publishes
 /// `rebooting`).
-pub async fn execute<F, Fut>(ctx: &Ctx, name: &str, cmd: &Command, before_reboot: F) -> Result<Value, String>
+pub async fn execute<F, Fut>(
+    ctx: &Ctx,
+    name: &str,
+    cmd: &Command,
+    before_reboot: F,
+) -> Result<Value, String>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -104,23 +154,48 @@ where
         "record.start" => recorder(ctx, "/api/recordings/start", &cmd.args).await,
         "record.stop" => recorder(ctx, "/api/recordings/stop", &cmd.args).await,
         "service.restart" => {
-            let unit = cmd.args.get("unit").and_then(Value::as_str).unwrap_or("r58-recorder.service");
+            let unit = cmd
+                .args
+                .get("unit")
+                .and_then(Value::as_str)
+                .unwrap_or("r58-recorder.service");
             if !ctx.cfg.agent.restartable_units.iter().any(|u| u == unit) {
                 return Err(format!("unit {unit:?} is not in agent.restartable_units"));
             }
-            ctx.system.restart_unit(unit).await.map(|_| json!({ "restarted": unit }))
+            ctx.system
+                .restart_unit(unit)
+                .await
+                .map(|_| json!({ "restarted": unit }))
         }
         "reboot" => {
             before_reboot().await;
-            ctx.system.reboot().await.map(|_| json!({ "rebooting": true }))
+            ctx.system
+                .reboot()
+                .await
+                .map(|_| json!({ "rebooting": true }))
         }
         "logs.tail" => {
-            let unit = cmd.args.get("unit").and_then(Value::as_str).unwrap_or("r58-recorder.service");
-            let lines = cmd.args.get("lines").and_then(Value::as_u64).unwrap_or(100).clamp(1, 1000) as u32;
-            if !unit.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
+            let unit = cmd
+                .args
+                .get("unit")
+                .and_then(Value::as_str)
+                .unwrap_or("r58-recorder.service");
+            let lines = cmd
+                .args
+                .get("lines")
+                .and_then(Value::as_u64)
+                .unwrap_or(100)
+                .clamp(1, 1000) as u32;
+            if !unit
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+            {
                 return Err(format!("bad unit name {unit:?}"));
             }
-            ctx.system.journal_tail(unit, lines).await.map(|l| json!({ "unit": unit, "lines": l }))
+            ctx.system
+                .journal_tail(unit, lines)
+                .await
+                .map(|l| json!({ "unit": unit, "lines": l }))
         }
         "config.get" => Ok(redacted(&ctx.cfg)),
         "ota.cancel" => ota(ctx, r58_ota::In::Cancel).await,
@@ -131,7 +206,10 @@ where
 
 /// Whether a command reports `in_progress` before it finishes.
 pub fn is_long(name: &str) -> bool {
-    matches!(name, "record.start" | "record.stop" | "service.restart" | "reboot" | "logs.tail")
+    matches!(
+        name,
+        "record.start" | "record.stop" | "service.restart" | "reboot" | "logs.tail"
+    )
 }
 
 #[cfg(test)]
@@ -140,11 +218,22 @@ mod tests {
 
     #[test]
     fn refusals_carry_the_id_when_there_is_one() {
-        assert!(matches!(parse("ping", b"{nope"), Err(Refusal::Unanswerable(_))));
-        assert!(matches!(parse("ping", br#"{"args":{}}"#), Err(Refusal::Unanswerable(_))));
+        assert!(matches!(
+            parse("ping", b"{nope"),
+            Err(Refusal::Unanswerable(_))
+        ));
+        assert!(matches!(
+            parse("ping", br#"{"args":{}}"#),
+            Err(Refusal::Unanswerable(_))
+        ));
         let past = (Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
-        match parse("ping", format!(r#"{{"id":"a","expires_at":"{past}"}}"#).as_bytes()) {
-            Err(Refusal::Rejected { id, reason }) => assert!(id == "a" && reason.contains("expired")),
+        match parse(
+            "ping",
+            format!(r#"{{"id":"a","expires_at":"{past}"}}"#).as_bytes(),
+        ) {
+            Err(Refusal::Rejected { id, reason }) => {
+                assert!(id == "a" && reason.contains("expired"))
+            }
             other => panic!("{other:?}"),
         }
         match parse("self.destruct", br#"{"id":"b"}"#) {

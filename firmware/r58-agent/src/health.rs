@@ -26,7 +26,10 @@ fn unit_active(unit: &str) -> Result<(), String> {
 
 fn recorder_healthy(api: &str) -> Result<(), String> {
     let url = format!("{}/healthz", api.trim_end_matches('/'));
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
     match client.get(&url).send() {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("recorder {url} answered {}", r.status())),
@@ -36,7 +39,8 @@ fn recorder_healthy(api: &str) -> Result<(), String> {
 
 fn connected_this_boot(cfg: &R58Config) -> Result<(), String> {
     let path = cfg.agent.state_dir.join(CONNECTED_FILE);
-    let meta = std::fs::metadata(&path).map_err(|_| "the agent has not reached the broker yet".to_string())?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|_| "the agent has not reached the broker yet".to_string())?;
     let modified = meta.modified().map_err(|e| e.to_string())?;
     let boot = std::time::SystemTime::now() - Duration::from_secs(crate::telemetry::uptime_s());
     if modified >= boot {
@@ -68,11 +72,18 @@ pub fn check(cfg: &R58Config, units: &[&str]) -> Result<(), Vec<String>> {
 }
 
 fn rauc(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("rauc").args(args).output().map_err(|e| format!("running rauc: {e}"))?;
+    let out = std::process::Command::new("rauc")
+        .args(args)
+        .output()
+        .map_err(|e| format!("running rauc: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("rauc {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "rauc {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

@@ -27,7 +27,10 @@ impl SeenIds {
                 Stored::default()
             }
         };
-        Self { path: path.to_path_buf(), stored }
+        Self {
+            path: path.to_path_buf(),
+            stored,
+        }
     }
 
     pub fn contains(&self, id: &str) -> bool {

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         match a.as_str() {
             "--config" => config = args.next().map(std::path::PathBuf::from),
             "--check-config" => check = true,
-            "--health-check" => health = Some(args.next().and_then(|s| s.parse().ok()).unwrap_or(180)),
+            "--health-check" => {
+                health = Some(args.next().and_then(|s| s.parse().ok()).unwrap_or(180))
+            }
             "--version" => {
                 println!("r58-agent {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
@@ -44,7 +46,10 @@ fn main() -> ExitCode {
 
 fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError> {
     let paths = match config {
-        Some(main) => r58_config::ConfigPaths { main, required: true },
+        Some(main) => r58_config::ConfigPaths {
+            main,
+            required: true,
+        },
         None => r58_config::ConfigPaths::from_env(),
     };
     let cfg: r58_config::R58Config = r58_config::load_from(&paths)?.config;
@@ -52,7 +57,10 @@ fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError
         println!("config ok");
         return Ok(());
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AgentError::Runtime)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AgentError::Runtime)?;
     rt.block_on(async move {
         let agent = Agent::new(cfg, paths, Arc::new(Systemd))?;
         let heartbeat = agent.heartbeat.clone();
@@ -64,7 +72,10 @@ fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError
             if now.saturating_sub(last) < 10_000 {
                 Ok(())
             } else {
-                Err(format!("event loop stuck for {} ms", now.saturating_sub(last)))
+                Err(format!(
+                    "event loop stuck for {} ms",
+                    now.saturating_sub(last)
+                ))
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -85,7 +96,10 @@ fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError
 
 fn health_check(config: Option<std::path::PathBuf>, seconds: u64) -> ExitCode {
     let paths = match config {
-        Some(main) => r58_config::ConfigPaths { main, required: true },
+        Some(main) => r58_config::ConfigPaths {
+            main,
+            required: true,
+        },
         None => r58_config::ConfigPaths::from_env(),
     };
     let cfg: r58_config::R58Config = match r58_config::load_from(&paths) {

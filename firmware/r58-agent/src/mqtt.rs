@@ -17,19 +17,36 @@ pub fn parse_broker(url: &str) -> Result<(String, u16, bool), AgentError> {
 
 /// A rustls client config that trusts `ca` and presents `cert`/`key`.
 pub fn tls_config(cfg: &AgentConfig) -> Result<Arc<rustls::ClientConfig>, AgentError> {
-    Ok(r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?)
+    Ok(r58_tls::client_config(
+        &cfg.ca_file,
+        &cfg.cert_file,
+        &cfg.key_file,
+    )?)
 }
 
-pub fn options(cfg: &AgentConfig, tls: Option<&Arc<rustls::ClientConfig>>, will: Vec<u8>) -> Result<MqttOptions, AgentError> {
+pub fn options(
+    cfg: &AgentConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    will: Vec<u8>,
+) -> Result<MqttOptions, AgentError> {
     let (host, port, use_tls) = parse_broker(&cfg.broker)?;
     let mut opts = MqttOptions::new(cfg.device_id.clone(), host, port);
     opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_seconds)));
     opts.set_clean_session(false);
     opts.set_max_packet_size(1 << 20, 1 << 20);
-    opts.set_last_will(LastWill::new(r58_proto::state(&cfg.device_id), will, QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        r58_proto::state(&cfg.device_id),
+        will,
+        QoS::AtLeastOnce,
+        true,
+    ));
     if use_tls {
-        let tls = tls.ok_or_else(|| AgentError::BrokerUrl(cfg.broker.clone(), "TLS material not loaded".into()))?;
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+        let tls = tls.ok_or_else(|| {
+            AgentError::BrokerUrl(cfg.broker.clone(), "TLS material not loaded".into())
+        })?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.clone(),
+        )));
     }
     Ok(opts)
 }
@@ -40,8 +57,14 @@ mod tests {
 
     #[test]
     fn broker_urls() {
-        assert_eq!(parse_broker("mqtts://fleet.example.com:8883").unwrap(), ("fleet.example.com".into(), 8883, true));
-        assert_eq!(parse_broker("mqtt://127.0.0.1:1884").unwrap(), ("127.0.0.1".into(), 1884, false));
+        assert_eq!(
+            parse_broker("mqtts://fleet.example.com:8883").unwrap(),
+            ("fleet.example.com".into(), 8883, true)
+        );
+        assert_eq!(
+            parse_broker("mqtt://127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".into(), 1884, false)
+        );
         assert_eq!(parse_broker("mqtts://h").unwrap().1, 8883);
         assert!(parse_broker("http://h").is_err());
         assert!(parse_broker("mqtt://h:x").is_err());

@@ -28,8 +28,12 @@ impl Host for AgentHost {
                 .json()
                 .await
                 .map_err(|e| format!("recorder status: {e}"))?;
-            let inputs = v["inputs"].as_object().ok_or("recorder status has no inputs")?;
-            Ok(inputs.values().any(|i| i["recording"]["recording"].as_bool() == Some(true)))
+            let inputs = v["inputs"]
+                .as_object()
+                .ok_or("recorder status has no inputs")?;
+            Ok(inputs
+                .values()
+                .any(|i| i["recording"]["recording"].as_bool() == Some(true)))
         })
     }
 
@@ -52,15 +56,20 @@ pub fn settings(cfg: &R58Config) -> Settings {
 
 /// Parses `jobs/next`: an empty payload or `{}` withdraws the job.
 pub fn parse_next(payload: &[u8]) -> Result<Option<r58_proto::Job>, (Option<String>, String)> {
-    let text = std::str::from_utf8(payload).map_err(|e| (None, format!("not UTF-8: {e}")))?.trim();
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| (None, format!("not UTF-8: {e}")))?
+        .trim();
     if text.is_empty() || text == "{}" {
         return Ok(None);
     }
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| (None, format!("not JSON: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| (None, format!("not JSON: {e}")))?;
     let id = v.get("job_id").and_then(|j| j.as_str()).map(str::to_string);
     match &id {
         Some(j) if r58_proto::valid_device_id(j) => {}
         _ => return Err((None, "no usable job_id (1-64 of a-z 0-9 - _)".into())),
     }
-    serde_json::from_value(v).map(Some).map_err(|e| (id, format!("malformed job: {e}")))
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|e| (id, format!("malformed job: {e}")))
 }

@@ -33,16 +33,31 @@ struct Counters {
 
 impl DiskQueue {
     pub fn open(dir: &Path, max: usize) -> Result<Self, AgentError> {
-        std::fs::create_dir_all(dir).map_err(|source| AgentError::StateDir { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| AgentError::StateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut seqs: Vec<u64> = std::fs::read_dir(dir)
-            .map_err(|source| AgentError::StateDir { path: dir.to_path_buf(), source })?
+            .map_err(|source| AgentError::StateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
             .collect();
         seqs.sort_unstable();
-        let counters: Counters = r58_fs::read_json(&dir.join("counters")).ok().flatten().unwrap_or_default();
+        let counters: Counters = r58_fs::read_json(&dir.join("counters"))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let next = seqs.last().map_or(1, |s| s + 1);
-        Ok(Self { dir: dir.to_path_buf(), seqs: seqs.into(), next, max: max.max(1), dropped: counters.dropped })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            seqs: seqs.into(),
+            next,
+            max: max.max(1),
+            dropped: counters.dropped,
+        })
     }
 
     fn path(&self, seq: u64) -> PathBuf {
@@ -56,7 +71,12 @@ impl DiskQueue {
                 let _ = std::fs::remove_file(self.path(old));
                 self.dropped += 1;
             }
-            let _ = r58_fs::write_json_atomic(&self.dir.join("counters"), &Counters { dropped: self.dropped });
+            let _ = r58_fs::write_json_atomic(
+                &self.dir.join("counters"),
+                &Counters {
+                    dropped: self.dropped,
+                },
+            );
         }
         let seq = self.next;
         r58_fs::write_json_atomic(&self.path(seq), msg)?;
@@ -110,7 +130,11 @@ mod tests {
     use super::*;
 
     fn msg(i: u32) -> Queued {
-        Queued { topic: "t".into(), payload: i.to_string(), retain: false }
+        Queued {
+            topic: "t".into(),
+            payload: i.to_string(),
+            retain: false,
+        }
     }
 
     #[test]
@@ -123,14 +147,22 @@ mod tests {
         assert_eq!(q.dropped(), 2);
         drop(q);
         let mut q = DiskQueue::open(dir.path(), 3).unwrap();
-        let items: Vec<String> = q.peek(None, 10).into_iter().map(|(_, m)| m.payload).collect();
+        let items: Vec<String> = q
+            .peek(None, 10)
+            .into_iter()
+            .map(|(_, m)| m.payload)
+            .collect();
         assert_eq!(items, vec!["2", "3", "4"]);
         assert_eq!(q.dropped(), 2, "drop count survives a restart");
         let first = q.peek(None, 1)[0].0;
         q.ack(first);
         let next = q.push(&msg(9)).unwrap();
         assert!(next > first);
-        let items: Vec<String> = q.peek(None, 10).into_iter().map(|(_, m)| m.payload).collect();
+        let items: Vec<String> = q
+            .peek(None, 10)
+            .into_iter()
+            .map(|(_, m)| m.payload)
+            .collect();
         assert_eq!(items, vec!["3", "4", "9"]);
     }
 }

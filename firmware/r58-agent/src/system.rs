@@ -11,7 +11,11 @@ pub type SystemFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait System: Send + Sync {
     fn restart_unit<'a>(&'a self, unit: &'a str) -> SystemFuture<'a, Result<(), String>>;
     fn reboot(&self) -> SystemFuture<'_, Result<(), String>>;
-    fn journal_tail<'a>(&'a self, unit: &'a str, lines: u32) -> SystemFuture<'a, Result<Vec<String>, String>>;
+    fn journal_tail<'a>(
+        &'a self,
+        unit: &'a str,
+        lines: u32,
+    ) -> SystemFuture<'a, Result<Vec<String>, String>>;
 }
 
 /// systemd through its command-line tools.
@@ -37,17 +41,29 @@ async fn run(program: &str, args: &[&str]) -> Result<String, String> {
 
 impl System for Systemd {
     fn restart_unit<'a>(&'a self, unit: &'a str) -> SystemFuture<'a, Result<(), String>> {
-        Box::pin(async move { run("systemctl", &["restart", "--no-block", unit]).await.map(|_| ()) })
+        Box::pin(async move {
+            run("systemctl", &["restart", "--no-block", unit])
+                .await
+                .map(|_| ())
+        })
     }
 
     fn reboot(&self) -> SystemFuture<'_, Result<(), String>> {
         Box::pin(async move { run("systemctl", &["reboot"]).await.map(|_| ()) })
     }
 
-    fn journal_tail<'a>(&'a self, unit: &'a str, lines: u32) -> SystemFuture<'a, Result<Vec<String>, String>> {
+    fn journal_tail<'a>(
+        &'a self,
+        unit: &'a str,
+        lines: u32,
+    ) -> SystemFuture<'a, Result<Vec<String>, String>> {
         Box::pin(async move {
             let n = lines.to_string();
-            let out = run("journalctl", &["--no-pager", "-o", "short-iso", "-u", unit, "-n", &n]).await?;
+            let out = run(
+                "journalctl",
+                &["--no-pager", "-o", "short-iso", "-u", unit, "-n", &n],
+            )
+            .await?;
             Ok(out.lines().map(str::to_string).collect())
         })
     }

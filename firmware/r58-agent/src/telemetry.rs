@@ -14,7 +14,13 @@ impl CpuSampler {
     /// CPU use in percent since the previous call (None on the first).
     pub fn sample(&mut self) -> Option<f64> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
         let total: u64 = fields.iter().sum();
         let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
         let prev = self.last.replace((total, idle));
@@ -38,26 +44,40 @@ fn meminfo() -> Value {
 
 fn load() -> Value {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let v: Vec<f64> = text.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     json!(v)
 }
 
 pub fn uptime_s() -> u64 {
     std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|t| {
+            t.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map_or(0, |v| v as u64)
 }
 
 /// `/sys/class/thermal/thermal_zone*/temp` in °C, by zone type.
 pub fn temperatures(root: &Path) -> Map<String, Value> {
     let mut out = Map::new();
-    let Ok(rd) = std::fs::read_dir(root) else { return out };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return out;
+    };
     let mut zones: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     zones.sort();
     for z in zones {
-        let temp = std::fs::read_to_string(z.join("temp")).ok().and_then(|t| t.trim().parse::<f64>().ok());
-        let kind = std::fs::read_to_string(z.join("type")).map(|t| t.trim().to_string()).unwrap_or_default();
+        let temp = std::fs::read_to_string(z.join("temp"))
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok());
+        let kind = std::fs::read_to_string(z.join("type"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
         if let (Some(t), false) = (temp, kind.is_empty()) {
             out.insert(kind, json!(t / 1000.0));
         }
@@ -75,7 +95,12 @@ fn disk(path: &Path) -> Value {
     }
 }
 
-pub fn system(cpu: &mut CpuSampler, data_dir: &Path, queue_len: usize, queue_dropped: u64) -> Value {
+pub fn system(
+    cpu: &mut CpuSampler,
+    data_dir: &Path,
+    queue_len: usize,
+    queue_dropped: u64,
+) -> Value {
     json!({
         "cpu_percent": cpu.sample(),
         "memory": meminfo(),
@@ -91,13 +116,21 @@ pub fn network() -> Value {
     let text = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
     let mut out = Map::new();
     for line in text.lines().skip(2) {
-        let Some((name, rest)) = line.split_once(':') else { continue };
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name == "lo" {
             continue;
         }
-        let v: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        out.insert(name.into(), json!({ "rx_bytes": v.first(), "tx_bytes": v.get(8) }));
+        let v: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        out.insert(
+            name.into(),
+            json!({ "rx_bytes": v.first(), "tx_bytes": v.get(8) }),
+        );
     }
     Value::Object(out)
 }
@@ -107,7 +140,12 @@ pub async fn recorder(client: &reqwest::Client, api: &str) -> Value {
     let url = format!("{}/api/status", api.trim_end_matches('/'));
     // Awaited inside the agent's event loop: keep it short so a hung recorder cannot stall
     // commands and keepalives.
-    let status: Value = match client.get(&url).timeout(std::time::Duration::from_secs(2)).send().await {
+    let status: Value = match client
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+    {
         Ok(r) => match r.json().await {
             Ok(v) => v,
             Err(e) => return json!({ "error": format!("recorder status: {e}") }),
@@ -161,7 +199,10 @@ mod tests {
     #[test]
     fn reads_thermal_zones_in_celsius() {
         let dir = tempfile::tempdir().unwrap();
-        for (z, kind, milli) in [("thermal_zone0", "soc-thermal", "45123"), ("thermal_zone1", "gpu-thermal", "39000")] {
+        for (z, kind, milli) in [
+            ("thermal_zone0", "soc-thermal", "45123"),
+            ("thermal_zone1", "gpu-thermal", "39000"),
+        ] {
             std::fs::create_dir(dir.path().join(z)).unwrap();
             std::fs::write(dir.path().join(z).join("type"), format!("{kind}\n")).unwrap();
             std::fs::write(dir.path().join(z).join("temp"), format!("{milli}\n")).unwrap();

@@ -59,11 +59,15 @@ fn insert_dotted(table: &mut Table, key: &str, value: toml::Value) {
             cur.insert(p.to_string(), value);
             return;
         }
-        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Table::new()));
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(Table::new());
         }
-        let toml::Value::Table(next) = entry else { return };
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
         cur = next;
     }
 }
@@ -77,7 +81,11 @@ fn to_toml(v: &Value) -> Result<toml::Value, String> {
 
 /// Checks and applies `desired`. `previous` is what was applied before (for the report when
 /// nothing changes). Writes nothing unless every key is valid.
-pub fn apply(paths: &ConfigPaths, desired: &TwinDesired, previous: &BTreeMap<String, Value>) -> Outcome {
+pub fn apply(
+    paths: &ConfigPaths,
+    desired: &TwinDesired,
+    previous: &BTreeMap<String, Value>,
+) -> Outcome {
     let mut errors = BTreeMap::new();
     let mut layer = Table::new();
     for (key, value) in &desired.settings {
@@ -104,7 +112,12 @@ pub fn apply(paths: &ConfigPaths, desired: &TwinDesired, previous: &BTreeMap<Str
     let now = chrono::Utc::now();
     if !errors.is_empty() {
         return Outcome {
-            reported: TwinReported { version: desired.version, applied: previous.clone(), errors, ts: now },
+            reported: TwinReported {
+                version: desired.version,
+                applied: previous.clone(),
+                errors,
+                ts: now,
+            },
             config: None,
             restart_recorder: false,
         };
@@ -114,7 +127,12 @@ pub fn apply(paths: &ConfigPaths, desired: &TwinDesired, previous: &BTreeMap<Str
         Err(e) => {
             errors.insert("*".into(), e.to_string());
             return Outcome {
-                reported: TwinReported { version: desired.version, applied: previous.clone(), errors, ts: now },
+                reported: TwinReported {
+                    version: desired.version,
+                    applied: previous.clone(),
+                    errors,
+                    ts: now,
+                },
                 config: None,
                 restart_recorder: false,
             };
@@ -133,16 +151,28 @@ pub fn apply(paths: &ConfigPaths, desired: &TwinDesired, previous: &BTreeMap<Str
     if let Err(e) = write {
         errors.insert("*".into(), format!("writing {}: {e}", path.display()));
         return Outcome {
-            reported: TwinReported { version: desired.version, applied: previous.clone(), errors, ts: now },
+            reported: TwinReported {
+                version: desired.version,
+                applied: previous.clone(),
+                errors,
+                ts: now,
+            },
             config: None,
             restart_recorder: false,
         };
     }
     let changed = |k: &String| previous.get(k) != desired.settings.get(k);
     let keys: Vec<&String> = desired.settings.keys().chain(previous.keys()).collect();
-    let restart_recorder = keys.into_iter().any(|k| changed(k) && applies(k) == Some(Applies::Recorder));
+    let restart_recorder = keys
+        .into_iter()
+        .any(|k| changed(k) && applies(k) == Some(Applies::Recorder));
     Outcome {
-        reported: TwinReported { version: desired.version, applied: desired.settings.clone(), errors, ts: now },
+        reported: TwinReported {
+            version: desired.version,
+            applied: desired.settings.clone(),
+            errors,
+            ts: now,
+        },
         config: Some(config),
         restart_recorder,
     }
@@ -154,24 +184,53 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, ConfigPaths) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("r58.toml"), "[encoder]\nbitrate_kbps = 4000\n").unwrap();
-        let paths = ConfigPaths { main: dir.path().join("r58.toml"), required: true };
+        std::fs::write(
+            dir.path().join("r58.toml"),
+            "[encoder]\nbitrate_kbps = 4000\n",
+        )
+        .unwrap();
+        let paths = ConfigPaths {
+            main: dir.path().join("r58.toml"),
+            required: true,
+        };
         (dir, paths)
     }
 
     fn desired(version: u64, pairs: &[(&str, Value)]) -> TwinDesired {
-        TwinDesired { version, settings: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() }
+        TwinDesired {
+            version,
+            settings: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
     }
 
     #[test]
     fn valid_keys_are_written_and_need_a_recorder_restart() {
         let (dir, paths) = setup();
-        let out = apply(&paths, &desired(3, &[("encoder.bitrate_kbps", 8000.into()), ("agent.telemetry_interval_seconds", 5.into())]), &BTreeMap::new());
+        let out = apply(
+            &paths,
+            &desired(
+                3,
+                &[
+                    ("encoder.bitrate_kbps", 8000.into()),
+                    ("agent.telemetry_interval_seconds", 5.into()),
+                ],
+            ),
+            &BTreeMap::new(),
+        );
         assert!(out.reported.errors.is_empty(), "{:?}", out.reported.errors);
         assert_eq!(out.reported.version, 3);
         assert!(out.restart_recorder);
         let cfg = out.config.unwrap();
-        assert_eq!((cfg.encoder.bitrate_kbps, cfg.agent.telemetry_interval_seconds), (8000, 5));
+        assert_eq!(
+            (
+                cfg.encoder.bitrate_kbps,
+                cfg.agent.telemetry_interval_seconds
+            ),
+            (8000, 5)
+        );
         let text = std::fs::read_to_string(dir.path().join("conf.d/50-remote.toml")).unwrap();
         assert!(text.contains("bitrate_kbps = 8000"), "{text}");
     }
@@ -181,20 +240,34 @@ mod tests {
         let (dir, paths) = setup();
         let out = apply(
             &paths,
-            &desired(4, &[("encoder.bitrate_kbps", 5.into()), ("encoder.gop_seconds", 2.into()), ("api.token", "x".into())]),
+            &desired(
+                4,
+                &[
+                    ("encoder.bitrate_kbps", 5.into()),
+                    ("encoder.gop_seconds", 2.into()),
+                    ("api.token", "x".into()),
+                ],
+            ),
             &BTreeMap::new(),
         );
         assert!(out.config.is_none());
         assert!(out.reported.errors["encoder.bitrate_kbps"].contains("out of range"));
         assert_eq!(out.reported.errors["api.token"], "not settable remotely");
         assert!(!out.reported.errors.contains_key("encoder.gop_seconds"));
-        assert!(!dir.path().join("conf.d/50-remote.toml").exists(), "nothing half-applied");
+        assert!(
+            !dir.path().join("conf.d/50-remote.toml").exists(),
+            "nothing half-applied"
+        );
     }
 
     #[test]
     fn agent_only_change_needs_no_recorder_restart() {
         let (_dir, paths) = setup();
-        let out = apply(&paths, &desired(1, &[("agent.telemetry_interval_seconds", 7.into())]), &BTreeMap::new());
+        let out = apply(
+            &paths,
+            &desired(1, &[("agent.telemetry_interval_seconds", 7.into())]),
+            &BTreeMap::new(),
+        );
         assert!(!out.restart_recorder);
     }
 }

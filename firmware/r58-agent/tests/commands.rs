@@ -11,7 +11,10 @@ use serde_json::json;
 const STATUS: &str = "r58/v1/r58-c/cmd/status";
 
 fn statuses(obs: &Observer, id: &str) -> Vec<serde_json::Value> {
-    obs.json_on(STATUS).into_iter().filter(|v| v["id"] == id).collect()
+    obs.json_on(STATUS)
+        .into_iter()
+        .filter(|v| v["id"] == id)
+        .collect()
 }
 
 #[test]
@@ -21,18 +24,32 @@ fn commands_run_once_and_bad_ones_are_rejected_with_reasons() {
     let broker = Broker::start(dir.path(), &pki);
     let obs = Observer::connect(&pki, broker.port, "fleet-observer", "fleet", &["r58/v1/#"]);
     let mut agent = AgentProc::start(&dir.path().join("c"), &pki, broker.port, "r58-c", "");
-    obs.wait_json("r58/v1/r58-c/state", Duration::from_secs(15), "online", |v| v["status"] == "online");
+    obs.wait_json(
+        "r58/v1/r58-c/state",
+        Duration::from_secs(15),
+        "online",
+        |v| v["status"] == "online",
+    );
 
     // Same id three times (one after a restart of the agent): executed once.
     obs.publish("r58/v1/r58-c/cmd/ping", cmd("p1", json!({})), false);
     obs.publish("r58/v1/r58-c/cmd/ping", cmd("p1", json!({})), false);
-    obs.wait_json(STATUS, Duration::from_secs(10), "ping done", |v| v["id"] == "p1" && v["state"] == "succeeded");
+    obs.wait_json(STATUS, Duration::from_secs(10), "ping done", |v| {
+        v["id"] == "p1" && v["state"] == "succeeded"
+    });
     agent.kill9();
     agent.spawn();
-    obs.wait_json("r58/v1/r58-c/state", Duration::from_secs(15), "online", |v| v["status"] == "online" && v["session"].as_u64() >= Some(2));
+    obs.wait_json(
+        "r58/v1/r58-c/state",
+        Duration::from_secs(15),
+        "online",
+        |v| v["status"] == "online" && v["session"].as_u64() >= Some(2),
+    );
     obs.publish("r58/v1/r58-c/cmd/ping", cmd("p1", json!({})), false);
     obs.publish("r58/v1/r58-c/cmd/ping", cmd("p2", json!({})), false);
-    obs.wait_json(STATUS, Duration::from_secs(10), "second ping", |v| v["id"] == "p2" && v["state"] == "succeeded");
+    obs.wait_json(STATUS, Duration::from_secs(10), "second ping", |v| {
+        v["id"] == "p2" && v["state"] == "succeeded"
+    });
     // Statuses are delivered at least once (a status whose PUBACK was not yet processed at the
     // kill is sent again, identical); an execution would produce new ones (new timestamps).
     let mut distinct: Vec<serde_json::Value> = Vec::new();
@@ -41,43 +58,98 @@ fn commands_run_once_and_bad_ones_are_rejected_with_reasons() {
             distinct.push(v);
         }
     }
-    let p1: Vec<&str> = distinct.iter().map(|v| v["state"].as_str().unwrap()).collect();
+    let p1: Vec<&str> = distinct
+        .iter()
+        .map(|v| v["state"].as_str().unwrap())
+        .collect();
     assert_eq!(p1, vec!["accepted", "succeeded"], "executed once");
 
     // Expired, unknown, malformed (with and without an id).
-    let past = json!({"id": "old", "expires_at": chrono::Utc::now() - chrono::Duration::seconds(1)}).to_string();
+    let past =
+        json!({"id": "old", "expires_at": chrono::Utc::now() - chrono::Duration::seconds(1)})
+            .to_string();
     obs.publish("r58/v1/r58-c/cmd/ping", past, false);
-    obs.publish("r58/v1/r58-c/cmd/self.destruct", cmd("u1", json!({})), false);
-    obs.publish("r58/v1/r58-c/cmd/ping", r#"{"id": "m1", "expires_at": "yesterday"}"#, false);
+    obs.publish(
+        "r58/v1/r58-c/cmd/self.destruct",
+        cmd("u1", json!({})),
+        false,
+    );
+    obs.publish(
+        "r58/v1/r58-c/cmd/ping",
+        r#"{"id": "m1", "expires_at": "yesterday"}"#,
+        false,
+    );
     obs.publish("r58/v1/r58-c/cmd/ping", "not json at all", false);
-    for (id, word) in [("old", "expired"), ("u1", "unknown command"), ("m1", "malformed")] {
+    for (id, word) in [
+        ("old", "expired"),
+        ("u1", "unknown command"),
+        ("m1", "malformed"),
+    ] {
         let v = obs.wait_json(STATUS, Duration::from_secs(10), id, |v| v["id"] == id);
         assert_eq!(v["state"], "rejected");
         assert!(v["message"].as_str().unwrap().contains(word), "{v}");
     }
 
     // System commands go through systemctl / journalctl; units outside the list are refused.
-    obs.publish("r58/v1/r58-c/cmd/service.restart", cmd("r1", json!({"unit": "r58-recorder.service"})), false);
-    obs.wait_json(STATUS, Duration::from_secs(10), "restart", |v| v["id"] == "r1" && v["state"] == "succeeded");
-    obs.publish("r58/v1/r58-c/cmd/service.restart", cmd("r2", json!({"unit": "sshd.service"})), false);
-    let r2 = obs.wait_json(STATUS, Duration::from_secs(10), "refused restart", |v| v["id"] == "r2" && v["state"] == "failed");
-    assert!(r2["message"].as_str().unwrap().contains("restartable_units"));
-    obs.publish("r58/v1/r58-c/cmd/logs.tail", cmd("l1", json!({"unit": "r58-agent.service", "lines": 2})), false);
-    let l1 = obs.wait_json(STATUS, Duration::from_secs(10), "logs", |v| v["id"] == "l1" && v["state"] == "succeeded");
+    obs.publish(
+        "r58/v1/r58-c/cmd/service.restart",
+        cmd("r1", json!({"unit": "r58-recorder.service"})),
+        false,
+    );
+    obs.wait_json(STATUS, Duration::from_secs(10), "restart", |v| {
+        v["id"] == "r1" && v["state"] == "succeeded"
+    });
+    obs.publish(
+        "r58/v1/r58-c/cmd/service.restart",
+        cmd("r2", json!({"unit": "sshd.service"})),
+        false,
+    );
+    let r2 = obs.wait_json(STATUS, Duration::from_secs(10), "refused restart", |v| {
+        v["id"] == "r2" && v["state"] == "failed"
+    });
+    assert!(r2["message"]
+        .as_str()
+        .unwrap()
+        .contains("restartable_units"));
+    obs.publish(
+        "r58/v1/r58-c/cmd/logs.tail",
+        cmd("l1", json!({"unit": "r58-agent.service", "lines": 2})),
+        false,
+    );
+    let l1 = obs.wait_json(STATUS, Duration::from_secs(10), "logs", |v| {
+        v["id"] == "l1" && v["state"] == "succeeded"
+    });
     assert_eq!(l1["result"]["lines"], json!(["line one", "line two"]));
-    assert!(statuses(&obs, "l1").iter().any(|v| v["state"] == "in_progress"));
+    assert!(statuses(&obs, "l1")
+        .iter()
+        .any(|v| v["state"] == "in_progress"));
     obs.publish("r58/v1/r58-c/cmd/config.get", cmd("g1", json!({})), false);
-    let g1 = obs.wait_json(STATUS, Duration::from_secs(10), "config", |v| v["id"] == "g1" && v["state"] == "succeeded");
+    let g1 = obs.wait_json(STATUS, Duration::from_secs(10), "config", |v| {
+        v["id"] == "g1" && v["state"] == "succeeded"
+    });
     assert_eq!(g1["result"]["agent"]["device_id"], "r58-c");
 
     // Reboot: `rebooting` is published before systemctl reboot runs.
     obs.publish("r58/v1/r58-c/cmd/reboot", cmd("b1", json!({})), false);
-    obs.wait_json(STATUS, Duration::from_secs(10), "reboot", |v| v["id"] == "b1" && v["state"] == "succeeded");
-    obs.wait_json("r58/v1/r58-c/state", Duration::from_secs(5), "rebooting", |v| v["status"] == "rebooting");
+    obs.wait_json(STATUS, Duration::from_secs(10), "reboot", |v| {
+        v["id"] == "b1" && v["state"] == "succeeded"
+    });
+    obs.wait_json(
+        "r58/v1/r58-c/state",
+        Duration::from_secs(5),
+        "rebooting",
+        |v| v["status"] == "rebooting",
+    );
     let calls = agent.system_calls();
-    assert!(calls.contains("systemctl restart --no-block r58-recorder.service"), "{calls}");
+    assert!(
+        calls.contains("systemctl restart --no-block r58-recorder.service"),
+        "{calls}"
+    );
     assert!(!calls.contains("sshd"), "{calls}");
-    assert!(calls.contains("journalctl --no-pager -o short-iso -u r58-agent.service -n 2"), "{calls}");
+    assert!(
+        calls.contains("journalctl --no-pager -o short-iso -u r58-agent.service -n 2"),
+        "{calls}"
+    );
     assert!(calls.contains("systemctl reboot"), "{calls}");
     assert!(agent.alive());
 }

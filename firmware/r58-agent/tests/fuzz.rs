@@ -18,9 +18,29 @@ impl Rng {
     }
     fn payload(&mut self) -> Vec<u8> {
         let fragments: &[&str] = &[
-            "{", "}", "[", "]", "\"id\":", "\"x\"", "\"version\":", "\"settings\":", "{\"a.b\":1}", "null", "-1",
-            "18446744073709551616", "\"expires_at\":", "\"2026-13-40T99:00:00Z\"", ",", ":", "\u{0}", "\u{feff}",
-            "\"args\":", "{\"unit\":\"../../etc\"}", "true", "1e999", "\"\\u0000\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"id\":",
+            "\"x\"",
+            "\"version\":",
+            "\"settings\":",
+            "{\"a.b\":1}",
+            "null",
+            "-1",
+            "18446744073709551616",
+            "\"expires_at\":",
+            "\"2026-13-40T99:00:00Z\"",
+            ",",
+            ":",
+            "\u{0}",
+            "\u{feff}",
+            "\"args\":",
+            "{\"unit\":\"../../etc\"}",
+            "true",
+            "1e999",
+            "\"\\u0000\"",
         ];
         let n = (self.next() % 12) as usize;
         let mut out = Vec::new();
@@ -29,7 +49,9 @@ impl Rng {
                 let len = (self.next() % 16) as usize;
                 out.extend((0..len).map(|_| (self.next() & 0xff) as u8));
             } else {
-                out.extend_from_slice(fragments[(self.next() as usize) % fragments.len()].as_bytes());
+                out.extend_from_slice(
+                    fragments[(self.next() as usize) % fragments.len()].as_bytes(),
+                );
             }
         }
         out
@@ -43,10 +65,19 @@ fn random_payloads_on_inbound_topics_do_not_crash_the_agent() {
     let broker = Broker::start(dir.path(), &pki);
     let obs = Observer::connect(&pki, broker.port, "fleet-observer", "fleet", &["r58/v1/#"]);
     let mut agent = AgentProc::start(&dir.path().join("f"), &pki, broker.port, "r58-f", "");
-    obs.wait_json("r58/v1/r58-f/state", Duration::from_secs(15), "online", |v| v["status"] == "online");
+    obs.wait_json(
+        "r58/v1/r58-f/state",
+        Duration::from_secs(15),
+        "online",
+        |v| v["status"] == "online",
+    );
     let topics = [
-        "r58/v1/r58-f/cmd/ping", "r58/v1/r58-f/cmd/config.get", "r58/v1/r58-f/cmd/logs.tail",
-        "r58/v1/r58-f/cmd/nope", "r58/v1/r58-f/twin/desired", "r58/v1/r58-f/jobs/next",
+        "r58/v1/r58-f/cmd/ping",
+        "r58/v1/r58-f/cmd/config.get",
+        "r58/v1/r58-f/cmd/logs.tail",
+        "r58/v1/r58-f/cmd/nope",
+        "r58/v1/r58-f/twin/desired",
+        "r58/v1/r58-f/jobs/next",
     ];
     let mut rng = Rng(0x5eed_1234_abcd);
     for i in 0..400 {
@@ -58,8 +89,15 @@ fn random_payloads_on_inbound_topics_do_not_crash_the_agent() {
     }
     std::thread::sleep(Duration::from_secs(2));
     assert!(agent.alive(), "agent died: {}", agent.log_text());
-    obs.publish("r58/v1/r58-f/cmd/ping", cmd("after-fuzz", serde_json::json!({})), false);
-    obs.wait_json("r58/v1/r58-f/cmd/status", Duration::from_secs(10), "ping after fuzz", |v| {
-        v["id"] == "after-fuzz" && v["state"] == "succeeded"
-    });
+    obs.publish(
+        "r58/v1/r58-f/cmd/ping",
+        cmd("after-fuzz", serde_json::json!({})),
+        false,
+    );
+    obs.wait_json(
+        "r58/v1/r58-f/cmd/status",
+        Duration::from_secs(10),
+        "ping after fuzz",
+        |v| v["id"] == "after-fuzz" && v["state"] == "succeeded",
+    );
 }

@@ -13,31 +13,70 @@ const TOKEN: &str = "agent-test-token-0123456789";
 #[test]
 fn record_commands_and_recorder_telemetry() {
     let dir = tempfile::tempdir().unwrap();
-    let (_recorder, api) = start_recorder(&dir.path().join("rec"), &format!("[api]\ntoken = \"{TOKEN}\"\n"));
+    let (_recorder, api) = start_recorder(
+        &dir.path().join("rec"),
+        &format!("[api]\ntoken = \"{TOKEN}\"\n"),
+    );
 
     let pki = Pki::new(&dir.path().join("pki"));
     let broker = Broker::start(dir.path(), &pki);
     let obs = Observer::connect(&pki, broker.port, "fleet-observer", "fleet", &["r58/v1/#"]);
-    let extra = format!("[api]\ntoken = \"{TOKEN}\"\n[agent]\nrecorder_api = \"http://127.0.0.1:{api}\"\n");
-    let _agent = AgentProc::start(&dir.path().join("agent"), &pki, broker.port, "r58-r", &extra);
-    obs.wait_json("r58/v1/r58-r/state", Duration::from_secs(15), "online", |v| v["status"] == "online");
+    let extra =
+        format!("[api]\ntoken = \"{TOKEN}\"\n[agent]\nrecorder_api = \"http://127.0.0.1:{api}\"\n");
+    let _agent = AgentProc::start(
+        &dir.path().join("agent"),
+        &pki,
+        broker.port,
+        "r58-r",
+        &extra,
+    );
+    obs.wait_json(
+        "r58/v1/r58-r/state",
+        Duration::from_secs(15),
+        "online",
+        |v| v["status"] == "online",
+    );
     // The recorder's own figures, as its API reports them (fps is measured after a second).
-    obs.wait_json("r58/v1/r58-r/telemetry/recorder", Duration::from_secs(30), "recorder telemetry", |v| {
-        v["data"]["inputs"]["cam1"]["signal"] == true && v["data"]["inputs"]["cam1"]["fps"].as_f64() > Some(0.0)
-    });
+    obs.wait_json(
+        "r58/v1/r58-r/telemetry/recorder",
+        Duration::from_secs(30),
+        "recorder telemetry",
+        |v| {
+            v["data"]["inputs"]["cam1"]["signal"] == true
+                && v["data"]["inputs"]["cam1"]["fps"].as_f64() > Some(0.0)
+        },
+    );
 
-    obs.publish("r58/v1/r58-r/cmd/record.start", cmd("s1", json!({"inputs": ["cam1"]})), false);
-    let s1 = obs.wait_json("r58/v1/r58-r/cmd/status", Duration::from_secs(15), "record.start", |v| {
-        v["id"] == "s1" && v["state"].as_str().is_some_and(|s| s == "succeeded" || s == "failed")
-    });
+    obs.publish(
+        "r58/v1/r58-r/cmd/record.start",
+        cmd("s1", json!({"inputs": ["cam1"]})),
+        false,
+    );
+    let s1 = obs.wait_json(
+        "r58/v1/r58-r/cmd/status",
+        Duration::from_secs(15),
+        "record.start",
+        |v| {
+            v["id"] == "s1"
+                && v["state"]
+                    .as_str()
+                    .is_some_and(|s| s == "succeeded" || s == "failed")
+        },
+    );
     assert_eq!(s1["state"], "succeeded", "{s1}");
     assert_eq!(s1["result"]["started"], json!(["cam1"]));
-    obs.wait_json("r58/v1/r58-r/telemetry/recorder", Duration::from_secs(15), "recording in telemetry", |v| {
-        v["data"]["inputs"]["cam1"]["recording"] == true
-    });
+    obs.wait_json(
+        "r58/v1/r58-r/telemetry/recorder",
+        Duration::from_secs(15),
+        "recording in telemetry",
+        |v| v["data"]["inputs"]["cam1"]["recording"] == true,
+    );
     obs.publish("r58/v1/r58-r/cmd/record.stop", cmd("s2", json!({})), false);
-    let s2 = obs.wait_json("r58/v1/r58-r/cmd/status", Duration::from_secs(15), "record.stop", |v| {
-        v["id"] == "s2" && v["state"] == "succeeded"
-    });
+    let s2 = obs.wait_json(
+        "r58/v1/r58-r/cmd/status",
+        Duration::from_secs(15),
+        "record.stop",
+        |v| v["id"] == "s2" && v["state"] == "succeeded",
+    );
     assert_eq!(s2["result"]["stopped"], json!(["cam1"]));
 }

@@ -25,13 +25,22 @@ impl ConfigPaths {
     /// `R58_CONFIG` if set, else `/etc/r58/r58.toml` (which may be absent: defaults apply).
     pub fn from_env() -> Self {
         match std::env::var_os(CONFIG_ENV) {
-            Some(p) if !p.is_empty() => Self { main: PathBuf::from(p), required: true },
-            _ => Self { main: PathBuf::from(DEFAULT_CONFIG_PATH), required: false },
+            Some(p) if !p.is_empty() => Self {
+                main: PathBuf::from(p),
+                required: true,
+            },
+            _ => Self {
+                main: PathBuf::from(DEFAULT_CONFIG_PATH),
+                required: false,
+            },
         }
     }
 
     pub fn conf_d(&self) -> PathBuf {
-        self.main.parent().unwrap_or_else(|| Path::new(".")).join("conf.d")
+        self.main
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("conf.d")
     }
 }
 
@@ -48,7 +57,9 @@ pub fn load<T: DeserializeOwned + Validate>() -> Result<Loaded<T>, ConfigError> 
 }
 
 /// Loads built-in defaults, then the main file, then `conf.d/*.toml` sorted by name.
-pub fn load_from<T: DeserializeOwned + Validate>(paths: &ConfigPaths) -> Result<Loaded<T>, ConfigError> {
+pub fn load_from<T: DeserializeOwned + Validate>(
+    paths: &ConfigPaths,
+) -> Result<Loaded<T>, ConfigError> {
     load_replacing(paths, None)
 }
 
@@ -70,7 +81,12 @@ fn load_replacing<T: DeserializeOwned + Validate>(
     match std::fs::metadata(&paths.main) {
         Ok(_) => files.push(paths.main.clone()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !paths.required => {}
-        Err(source) => return Err(ConfigError::Read { path: paths.main.clone(), source }),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: paths.main.clone(),
+                source,
+            })
+        }
     }
     let mut drop_ins = drop_in_files(&paths.conf_d())?;
     if let Some((path, _)) = &replacement {
@@ -105,11 +121,19 @@ fn drop_in_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(ConfigError::ListDir { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(ConfigError::ListDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ConfigError::ListDir { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| ConfigError::ListDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         let is_toml = path.extension().is_some_and(|e| e == "toml");
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
@@ -122,10 +146,14 @@ fn drop_in_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 fn read_layer(path: &Path) -> Result<Table, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    text.parse::<Table>()
-        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim().to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse::<Table>().map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim().to_string(),
+    })
 }
 
 fn deserialize<T: DeserializeOwned>(merged: &Table, file: &str) -> Result<T, ConfigError> {
@@ -133,16 +161,30 @@ fn deserialize<T: DeserializeOwned>(merged: &Table, file: &str) -> Result<T, Con
         let key = e.path().to_string();
         ConfigError::Invalid {
             file: file.to_string(),
-            key: if key == "." { "(top level)".into() } else { key },
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
             reason: e.into_inner().to_string().trim().to_string(),
         }
     })
 }
 
 /// Merges `layer` into `base`; records for each leaf key which file set it last.
-fn merge(base: &mut Table, layer: Table, file: &str, prefix: &str, origins: &mut BTreeMap<String, String>) {
+fn merge(
+    base: &mut Table,
+    layer: Table,
+    file: &str,
+    prefix: &str,
+    origins: &mut BTreeMap<String, String>,
+) {
     for (key, value) in layer {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match (base.get_mut(&key), value) {
             (Some(Value::Table(b)), Value::Table(l)) => merge(b, l, file, &path, origins),
             (_, value) => {
@@ -162,7 +204,10 @@ fn origin_of<'a>(origins: &'a BTreeMap<String, String>, key: &str) -> Option<&'a
             return Some(f);
         }
         // A table key set as a whole, or any child of it.
-        if let Some((_, f)) = origins.iter().find(|(o, _)| o.starts_with(&format!("{k}."))) {
+        if let Some((_, f)) = origins
+            .iter()
+            .find(|(o, _)| o.starts_with(&format!("{k}.")))
+        {
             return Some(f);
         }
         k = k.rsplit_once('.')?.0;

@@ -10,6 +10,8 @@ mod layers;
 mod schema;
 
 pub use error::ConfigError;
-pub use layers::{load, load_from, load_with_drop_in, ConfigPaths, Loaded, CONFIG_ENV, DEFAULT_CONFIG_PATH};
-pub use toml::Table;
+pub use layers::{
+    load, load_from, load_with_drop_in, ConfigPaths, Loaded, CONFIG_ENV, DEFAULT_CONFIG_PATH,
+};
 pub use schema::*;
+pub use toml::Table;

@@ -35,17 +35,29 @@ pub enum FsError {
 
 /// `.<name>.tmp` beside `path`: where a new version is written before the rename.
 fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("path has no file name"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("path has no file name"))?;
     Ok(path.with_file_name(format!(".{}.tmp", name.to_string_lossy())))
 }
 
 /// Writes `data` to `path` atomically: `.<name>.tmp` beside it, fsync, rename, fsync folder.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
-    let err = |source| FsError::Write { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let err = |source| FsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = temp_path(path).map_err(err)?;
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
@@ -60,8 +72,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
 
 /// Serializes `value` as pretty JSON and writes it with [`write_atomic`].
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), FsError> {
-    let mut data = serde_json::to_vec_pretty(value)
-        .map_err(|source| FsError::Encode { path: path.to_path_buf(), source })?;
+    let mut data = serde_json::to_vec_pretty(value).map_err(|source| FsError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
     data.push(b'\n');
     write_atomic(path, &data)
 }
@@ -71,13 +85,21 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 /// last write (ext4 with `auto_da_alloc` still never leaves an empty file). For state on a
 /// hot path where losing the last second is acceptable.
 pub fn write_json_replace<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), FsError> {
-    let err = |source| FsError::Write { path: path.to_path_buf(), source };
-    let data = serde_json::to_vec(value).map_err(|source| FsError::Encode { path: path.to_path_buf(), source })?;
+    let err = |source| FsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let data = serde_json::to_vec(value).map_err(|source| FsError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let tmp = temp_path(path).map_err(err)?;
-    std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    std::fs::write(&tmp, &data)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
 }
 
 /// Reads JSON written by [`write_json_atomic`]; Ok(None) when the file does not exist.
@@ -85,9 +107,15 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     match std::fs::read(path) {
         Ok(data) => serde_json::from_slice(&data)
             .map(Some)
-            .map_err(|source| FsError::Decode { path: path.to_path_buf(), source }),
+            .map_err(|source| FsError::Decode {
+                path: path.to_path_buf(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(FsError::Read { path: path.to_path_buf(), source }),
+        Err(source) => Err(FsError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -113,7 +141,10 @@ mod tests {
         write_json_atomic(&path, &vec![1, 2]).unwrap();
         write_json_atomic(&path, &vec![3]).unwrap();
         assert_eq!(read_json::<Vec<i32>>(&path).unwrap(), Some(vec![3]));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
     }
 
@@ -134,6 +165,9 @@ mod tests {
         let path = dir.path().join("x.json");
         assert!(read_json::<u32>(&path).unwrap().is_none());
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(matches!(read_json::<u32>(&path), Err(FsError::Decode { .. })));
+        assert!(matches!(
+            read_json::<u32>(&path),
+            Err(FsError::Decode { .. })
+        ));
     }
 }

@@ -21,14 +21,24 @@ pub fn init(service: &str) -> Sink {
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(layer) = tracing_journald::layer() {
             let layer = layer.with_syslog_identifier(service.to_string());
-            if tracing_subscriber::registry().with(filter).with(layer).try_init().is_ok() {
+            if tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .try_init()
+                .is_ok()
+            {
                 return Sink::Journald;
             }
             return Sink::Stderr;
         }
     }
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).try_init();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
     Sink::Stderr
 }
 

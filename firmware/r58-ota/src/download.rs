@@ -31,15 +31,26 @@ pub enum DownloadError {
     #[error("server refused {url}: HTTP {status}")]
     Client { url: String, status: u16 },
     #[error("giving up on {url} after {attempts} attempts: {last}")]
-    Exhausted { url: String, attempts: u32, last: String },
+    Exhausted {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
     #[error("not enough space in {dir}: {need} bytes needed, {free} free")]
     NoSpace { dir: PathBuf, need: u64, free: u64 },
     #[error("{url} has {got} bytes, the job says {expected}")]
-    Size { url: String, expected: u64, got: u64 },
+    Size {
+        url: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("SHA-256 of the download is {got}, the job says {expected}")]
     Checksum { expected: String, got: String },
     #[error("writing {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What one successful download did, for reports and the benchmark.
@@ -60,7 +71,10 @@ pub fn part_path(dest: &Path) -> PathBuf {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
-    move |source| DownloadError::Io { path: path.to_path_buf(), source }
+    move |source| DownloadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn free_bytes(dir: &Path) -> Result<u64, DownloadError> {
@@ -95,7 +109,11 @@ enum Attempt {
 }
 
 /// Fetches `spec` into `spec.dest`, reporting the bytes on disk through `progress`.
-pub async fn fetch(client: &reqwest::Client, spec: &Spec, mut progress: impl FnMut(u64, u64)) -> Result<Stats, DownloadError> {
+pub async fn fetch(
+    client: &reqwest::Client,
+    spec: &Spec,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Stats, DownloadError> {
     let part = part_path(&spec.dest);
     let dir = spec.dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -110,20 +128,42 @@ pub async fn fetch(client: &reqwest::Client, spec: &Spec, mut progress: impl FnM
     let need = spec.size - have + spec.reserve_bytes;
     let free = free_bytes(dir)?;
     if free < need {
-        return Err(DownloadError::NoSpace { dir: dir.to_path_buf(), need, free });
+        return Err(DownloadError::NoSpace {
+            dir: dir.to_path_buf(),
+            need,
+            free,
+        });
     }
-    let mut stats = Stats { resumed_from: have, ..Stats::default() };
+    let mut stats = Stats {
+        resumed_from: have,
+        ..Stats::default()
+    };
     let mut hasher = hash_prefix(&part, have)?;
     let mut failures = 0u32;
     loop {
-        match attempt(client, spec, &part, &mut have, &mut hasher, &mut stats, &mut progress).await? {
+        match attempt(
+            client,
+            spec,
+            &part,
+            &mut have,
+            &mut hasher,
+            &mut stats,
+            &mut progress,
+        )
+        .await?
+        {
             Attempt::Done => break,
             Attempt::Retry(why, gained) => {
                 failures = if gained { 1 } else { failures + 1 };
                 if failures >= spec.max_attempts {
-                    return Err(DownloadError::Exhausted { url: spec.url.clone(), attempts: failures, last: why });
+                    return Err(DownloadError::Exhausted {
+                        url: spec.url.clone(),
+                        attempts: failures,
+                        last: why,
+                    });
                 }
-                let wait = Duration::from_millis(500u64.saturating_mul(1 << failures.min(16))).min(spec.backoff_max);
+                let wait = Duration::from_millis(500u64.saturating_mul(1 << failures.min(16)))
+                    .min(spec.backoff_max);
                 tracing::warn!(url = %spec.url, error = %why, have, retry_in_ms = wait.as_millis() as u64, "download interrupted");
                 tokio::time::sleep(wait).await;
             }
@@ -133,7 +173,10 @@ pub async fn fetch(client: &reqwest::Client, spec: &Spec, mut progress: impl FnM
     if got != spec.sha256.to_ascii_lowercase() {
         // Start over next time rather than resume a corrupt prefix.
         let _ = std::fs::remove_file(&part);
-        return Err(DownloadError::Checksum { expected: spec.sha256.clone(), got });
+        return Err(DownloadError::Checksum {
+            expected: spec.sha256.clone(),
+            got,
+        });
     }
     r58_fs::sync_file(&part).map_err(io(&part))?;
     std::fs::rename(&part, &spec.dest).map_err(io(&spec.dest))?;
@@ -172,17 +215,29 @@ async fn attempt(
             .and_then(|v| v.rsplit('/').next())
             .and_then(|n| n.parse::<u64>().ok());
         return match total {
-            Some(t) if t != spec.size => Err(DownloadError::Size { url: spec.url.clone(), expected: spec.size, got: t }),
+            Some(t) if t != spec.size => Err(DownloadError::Size {
+                url: spec.url.clone(),
+                expected: spec.size,
+                got: t,
+            }),
             _ => Ok(Attempt::Done),
         };
     }
     if status.is_client_error() {
-        return Err(DownloadError::Client { url: spec.url.clone(), status: status.as_u16() });
+        return Err(DownloadError::Client {
+            url: spec.url.clone(),
+            status: status.as_u16(),
+        });
     }
     if !status.is_success() {
         return Ok(Attempt::Retry(format!("HTTP {status}"), false));
     }
-    let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(part).map_err(io(part))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(part)
+        .map_err(io(part))?;
     if status.as_u16() == 206 {
         file.seek(SeekFrom::Start(*have)).map_err(io(part))?;
     } else {
@@ -193,7 +248,11 @@ async fn attempt(
         file.set_len(0).map_err(io(part))?;
         if let Some(len) = resp.content_length() {
             if len != spec.size {
-                return Err(DownloadError::Size { url: spec.url.clone(), expected: spec.size, got: len });
+                return Err(DownloadError::Size {
+                    url: spec.url.clone(),
+                    expected: spec.size,
+                    got: len,
+                });
             }
         }
     }
@@ -209,7 +268,11 @@ async fn attempt(
             }
         };
         if *have + chunk.len() as u64 > spec.size {
-            return Err(DownloadError::Size { url: spec.url.clone(), expected: spec.size, got: *have + chunk.len() as u64 });
+            return Err(DownloadError::Size {
+                url: spec.url.clone(),
+                expected: spec.size,
+                got: *have + chunk.len() as u64,
+            });
         }
         file.write_all(&chunk).map_err(io(part))?;
         hasher.update(&chunk);
@@ -225,7 +288,10 @@ async fn attempt(
     }
     file.sync_data().map_err(io(part))?;
     if *have < spec.size {
-        return Ok(Attempt::Retry(format!("connection closed at {} of {} bytes", *have, spec.size), *have > start));
+        return Ok(Attempt::Retry(
+            format!("connection closed at {} of {} bytes", *have, spec.size),
+            *have > start,
+        ));
     }
     Ok(Attempt::Done)
 }

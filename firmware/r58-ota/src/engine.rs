@@ -70,7 +70,9 @@ pub enum Out {
 }
 
 pub fn read_boot_id(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 struct Shared {
@@ -115,7 +117,9 @@ fn in_window(job: &Job) -> bool {
         let (h, m) = s.split_once(':')?;
         Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
     };
-    let (Some(a), Some(b)) = (mins(&w.start), mins(&w.end)) else { return false };
+    let (Some(a), Some(b)) = (mins(&w.start), mins(&w.end)) else {
+        return false;
+    };
     let now = Utc::now();
     let t = now.hour() * 60 + now.minute();
     if a <= b {
@@ -144,13 +148,23 @@ impl Worker {
 
     /// Writes the record's new phase, then reports it. Refused (Err) when the job was
     /// cancelled and the new phase would start installing.
-    async fn set(&self, phase: Phase, progress: u8, details: Option<String>, edit: impl FnOnce(&mut Record)) -> Result<Record, Fail> {
+    async fn set(
+        &self,
+        phase: Phase,
+        progress: u8,
+        details: Option<String>,
+        edit: impl FnOnce(&mut Record),
+    ) -> Result<Record, Fail> {
         let rec = {
             let mut sh = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             if sh.cancelled && phase >= Phase::Installing && phase < Phase::Succeeded {
                 return Err(Fail(Reason::Cancelled, "cancelled".into()));
             }
-            let mut rec = sh.store.current().cloned().ok_or_else(|| Fail(Reason::StorageError, "job record vanished".into()))?;
+            let mut rec = sh
+                .store
+                .current()
+                .cloned()
+                .ok_or_else(|| Fail(Reason::StorageError, "job record vanished".into()))?;
             rec.phase = phase;
             rec.progress = progress;
             rec.details = details;
@@ -172,7 +186,9 @@ impl Worker {
 
     /// The version running on `sys`: RAUC's record of the booted slot's bundle, else the build's.
     fn version_on(&self, sys: &crate::rauc::System) -> String {
-        sys.booted_slot().and_then(|s| s.bundle_version.clone()).unwrap_or_else(|| self.settings.build_version.clone())
+        sys.booted_slot()
+            .and_then(|s| s.bundle_version.clone())
+            .unwrap_or_else(|| self.settings.build_version.clone())
     }
 
     async fn current_version(&self) -> String {
@@ -187,7 +203,13 @@ impl Worker {
     }
 
     /// Waits until nothing records (or the window opens, or the policy says go).
-    async fn wait_idle(&self, policy: Policy, job: &Job, phase_if_waiting: Phase, check_deadline: bool) -> Result<(), Fail> {
+    async fn wait_idle(
+        &self,
+        policy: Policy,
+        job: &Job,
+        phase_if_waiting: Phase,
+        check_deadline: bool,
+    ) -> Result<(), Fail> {
         let mut reported = false;
         loop {
             if policy == Policy::Force || in_window(job) {
@@ -204,11 +226,19 @@ impl Worker {
                 }
             }
             if check_deadline && Self::past_deadline(job) {
-                return Err(Fail(Reason::Deadline, "deadline passed while waiting for the recording to stop".into()));
+                return Err(Fail(
+                    Reason::Deadline,
+                    "deadline passed while waiting for the recording to stop".into(),
+                ));
             }
             if !reported {
-                let why = if policy == Policy::Manual { "waiting for an operator's reboot" } else { "an input is recording" };
-                self.set(phase_if_waiting, 0, Some(why.into()), |_| {}).await?;
+                let why = if policy == Policy::Manual {
+                    "waiting for an operator's reboot"
+                } else {
+                    "an input is recording"
+                };
+                self.set(phase_if_waiting, 0, Some(why.into()), |_| {})
+                    .await?;
                 reported = true;
             }
             tokio::time::sleep(self.settings.poll).await;
@@ -217,7 +247,13 @@ impl Worker {
 
     /// Runs the job from its recorded phase up to the reboot (or a final phase).
     async fn drive(&self) -> Result<(), Fail> {
-        let rec = self.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().cloned();
+        let rec = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .current()
+            .cloned();
         let Some(rec) = rec else { return Ok(()) };
         let job = rec.job.clone();
         if rec.phase <= Phase::Installing {
@@ -251,18 +287,37 @@ impl Worker {
                         },
                     }
                 };
-                tracing::info!(resumed_from = stats.resumed_from, received = stats.received, refetched = stats.refetched, "bundle downloaded");
+                tracing::info!(
+                    resumed_from = stats.resumed_from,
+                    received = stats.received,
+                    refetched = stats.refetched,
+                    "bundle downloaded"
+                );
             }
             self.verify(&job).await?;
-            self.wait_idle(job.install_policy, &job, Phase::WaitingForIdle, true).await?;
+            self.wait_idle(job.install_policy, &job, Phase::WaitingForIdle, true)
+                .await?;
             if Self::past_deadline(&job) {
-                return Err(Fail(Reason::Deadline, "deadline passed before the install".into()));
+                return Err(Fail(
+                    Reason::Deadline,
+                    "deadline passed before the install".into(),
+                ));
             }
             self.install().await?;
         }
-        let rec = self.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().cloned();
-        if rec.as_ref().is_some_and(|r| r.phase <= Phase::WaitingForReboot) {
-            self.wait_idle(job.reboot_policy, &job, Phase::WaitingForReboot, false).await?;
+        let rec = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .current()
+            .cloned();
+        if rec
+            .as_ref()
+            .is_some_and(|r| r.phase <= Phase::WaitingForReboot)
+        {
+            self.wait_idle(job.reboot_policy, &job, Phase::WaitingForReboot, false)
+                .await?;
             self.reboot().await?;
         }
         Ok(())
@@ -270,10 +325,16 @@ impl Worker {
 
     async fn check_job(&self, job: &Job) -> Result<(), Fail> {
         if job.sha256.len() != 64 || !job.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Fail(Reason::InvalidJob, format!("sha256 {:?} is not 64 hex digits", job.sha256)));
+            return Err(Fail(
+                Reason::InvalidJob,
+                format!("sha256 {:?} is not 64 hex digits", job.sha256),
+            ));
         }
         if !(job.url.starts_with("https://") || job.url.starts_with("http://")) {
-            return Err(Fail(Reason::InvalidJob, format!("url {:?} is not http(s)", job.url)));
+            return Err(Fail(
+                Reason::InvalidJob,
+                format!("url {:?} is not http(s)", job.url),
+            ));
         }
         if job.size == 0 {
             return Err(Fail(Reason::InvalidJob, "size is 0".into()));
@@ -281,14 +342,26 @@ impl Worker {
         let current = self.current_version().await;
         if let Some(min) = &job.min_version {
             if compare_versions(&current, min).is_lt() {
-                return Err(Fail(Reason::MinVersion, format!("running {current}, the job needs at least {min}")));
+                return Err(Fail(
+                    Reason::MinVersion,
+                    format!("running {current}, the job needs at least {min}"),
+                ));
             }
         }
         if !job.allow_downgrade && compare_versions(&job.version, &current).is_lt() {
-            return Err(Fail(Reason::Downgrade, format!("{} is older than the running {current} (allow_downgrade not set)", job.version)));
+            return Err(Fail(
+                Reason::Downgrade,
+                format!(
+                    "{} is older than the running {current} (allow_downgrade not set)",
+                    job.version
+                ),
+            ));
         }
         if Self::past_deadline(job) {
-            return Err(Fail(Reason::Deadline, "the job's deadline has passed".into()));
+            return Err(Fail(
+                Reason::Deadline,
+                "the job's deadline has passed".into(),
+            ));
         }
         Ok(())
     }
@@ -305,22 +378,45 @@ impl Worker {
                 Fail(Reason::InstallFailed, e.to_string())
             }
         })?;
-        let sys = self.rauc.system().await.map_err(|e| Fail(Reason::InstallFailed, e.to_string()))?;
+        let sys = self
+            .rauc
+            .system()
+            .await
+            .map_err(|e| Fail(Reason::InstallFailed, e.to_string()))?;
         if info.compatible != sys.compatible {
-            return Err(Fail(Reason::Incompatible, format!("bundle is for {:?}, this system is {:?}", info.compatible, sys.compatible)));
+            return Err(Fail(
+                Reason::Incompatible,
+                format!(
+                    "bundle is for {:?}, this system is {:?}",
+                    info.compatible, sys.compatible
+                ),
+            ));
         }
         if info.version != job.version {
-            return Err(Fail(Reason::VersionMismatch, format!("bundle version {}, the job says {}", info.version, job.version)));
+            return Err(Fail(
+                Reason::VersionMismatch,
+                format!(
+                    "bundle version {}, the job says {}",
+                    info.version, job.version
+                ),
+            ));
         }
         let current = self.version_on(&sys);
         if !job.allow_downgrade && compare_versions(&info.version, &current).is_lt() {
-            return Err(Fail(Reason::Downgrade, format!("{} is older than the running {current}", info.version)));
+            return Err(Fail(
+                Reason::Downgrade,
+                format!("{} is older than the running {current}", info.version),
+            ));
         }
         Ok(())
     }
 
     async fn install(&self) -> Result<(), Fail> {
-        let sys = self.rauc.system().await.map_err(|e| Fail(Reason::InstallFailed, e.to_string()))?;
+        let sys = self
+            .rauc
+            .system()
+            .await
+            .map_err(|e| Fail(Reason::InstallFailed, e.to_string()))?;
         let target = sys.other_bootname();
         let from = sys.booted.clone();
         self.set(Phase::Installing, 0, None, |r| {
@@ -362,19 +458,31 @@ impl Worker {
         })
         .await?;
         self.set_status(Status::Rebooting).await;
-        self.host.reboot().await.map_err(|e| Fail(Reason::InstallFailed, format!("reboot failed: {e}")))
+        self.host
+            .reboot()
+            .await
+            .map_err(|e| Fail(Reason::InstallFailed, format!("reboot failed: {e}")))
     }
 
     /// After a boot: on the target slot, wait for the health check's verdict of this boot;
     /// on the old slot, the update was rolled back.
     async fn verify_boot(&self) -> Result<(), Fail> {
-        let rec = self.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().cloned();
+        let rec = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .current()
+            .cloned();
         let Some(rec) = rec else { return Ok(()) };
         let boot = read_boot_id(&self.settings.boot_id_file);
         if rec.phase == Phase::Rebooting && rec.reboot_boot_id.as_deref() == Some(boot.as_str()) {
             // The agent restarted, the machine did not: reboot again (bounded).
             if rec.reboot_attempts >= 3 {
-                return Err(Fail(Reason::InstallFailed, "the reboot into the new slot did not happen".into()));
+                return Err(Fail(
+                    Reason::InstallFailed,
+                    "the reboot into the new slot did not happen".into(),
+                ));
             }
             return self.reboot().await;
         }
@@ -400,10 +508,15 @@ impl Worker {
                     .and_then(|s| s.boot_status.clone())
                     .unwrap_or_default();
                 let why = match verdict {
-                    Some(v) if !v.good && v.boot_id != boot => format!("health check failed on slot {target}: {}", v.details),
+                    Some(v) if !v.good && v.boot_id != boot => {
+                        format!("health check failed on slot {target}: {}", v.details)
+                    }
                     _ => format!("slot {target} did not come up (boot status {status:?})"),
                 };
-                return Err(Fail(Reason::Rollback, format!("booted {} again: {why}", sys.booted)));
+                return Err(Fail(
+                    Reason::Rollback,
+                    format!("booted {} again: {why}", sys.booted),
+                ));
             }
             match verdict {
                 Some(v) if v.boot_id == boot && v.good => {
@@ -438,12 +551,32 @@ impl Engine {
         out: mpsc::Sender<Out>,
     ) -> Result<Self, r58_fs::FsError> {
         let store = Store::open(&settings.dir)?;
-        let shared = Arc::new(Mutex::new(Shared { store, cancelled: false }));
-        Ok(Self { worker: Arc::new(Worker { settings, rauc, host, http, out, shared }), running: None, pending: None })
+        let shared = Arc::new(Mutex::new(Shared {
+            store,
+            cancelled: false,
+        }));
+        Ok(Self {
+            worker: Arc::new(Worker {
+                settings,
+                rauc,
+                host,
+                http,
+                out,
+                shared,
+            }),
+            running: None,
+            pending: None,
+        })
     }
 
     fn current(&self) -> Option<Record> {
-        self.worker.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().cloned()
+        self.worker
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .current()
+            .cloned()
     }
 
     fn active(&self) -> bool {
@@ -453,7 +586,13 @@ impl Engine {
     fn start(&mut self) {
         let w = self.worker.clone();
         self.running = Some(tokio::spawn(async move {
-            let phase = w.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().map(|r| r.phase);
+            let phase = w
+                .shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .store
+                .current()
+                .map(|r| r.phase);
             let result = match phase {
                 Some(Phase::Rebooting | Phase::VerifyingBoot) => w.verify_boot().await,
                 Some(Phase::WaitingForReboot) => {
@@ -461,9 +600,19 @@ impl Engine {
                     // policy): then the target slot runs and only the boot is left to verify.
                     let boot = read_boot_id(&w.settings.boot_id_file);
                     let booted = w.rauc.system().await.ok().map(|s| s.booted);
-                    let target = w.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().and_then(|r| r.target_slot.clone());
+                    let target = w
+                        .shared
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .store
+                        .current()
+                        .and_then(|r| r.target_slot.clone());
                     if booted.is_some() && booted == target {
-                        let _ = w.set(Phase::Rebooting, 100, None, |r| r.reboot_boot_id = Some(format!("before-{boot}"))).await;
+                        let _ = w
+                            .set(Phase::Rebooting, 100, None, |r| {
+                                r.reboot_boot_id = Some(format!("before-{boot}"))
+                            })
+                            .await;
                         w.verify_boot().await
                     } else {
                         w.drive().await
@@ -474,7 +623,9 @@ impl Engine {
             };
             if let Err(Fail(reason, details)) = result {
                 tracing::error!(?reason, %details, "ota job failed");
-                if reason != Reason::Cancelled || !w.shared.lock().unwrap_or_else(|p| p.into_inner()).cancelled {
+                if reason != Reason::Cancelled
+                    || !w.shared.lock().unwrap_or_else(|p| p.into_inner()).cancelled
+                {
                     let _ = w
                         .set(Phase::Failed, 0, Some(details), |r| {
                             r.reason = Some(reason);
@@ -484,7 +635,13 @@ impl Engine {
                 let _ = std::fs::remove_file(download::part_path(&w.bundle_path()));
                 let _ = std::fs::remove_file(w.bundle_path());
             }
-            let done = w.shared.lock().unwrap_or_else(|p| p.into_inner()).store.current().is_some_and(|r| r.phase.is_final());
+            let done = w
+                .shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .store
+                .current()
+                .is_some_and(|r| r.phase.is_final());
             if done {
                 w.set_status(Status::Online).await;
             }
@@ -495,12 +652,22 @@ impl Engine {
     async fn cancel(&mut self, why: &str) -> Result<Value, String> {
         let rec = {
             let mut sh = self.worker.shared.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(rec) = sh.store.current().cloned() else { return Err("no OTA job".into()) };
+            let Some(rec) = sh.store.current().cloned() else {
+                return Err("no OTA job".into());
+            };
             if rec.phase.is_final() {
-                return Err(format!("job {} already {}", rec.job.job_id, rec.phase.as_str()));
+                return Err(format!(
+                    "job {} already {}",
+                    rec.job.job_id,
+                    rec.phase.as_str()
+                ));
             }
             if rec.phase >= Phase::Installing {
-                return Err(format!("job {} is {}: too late to cancel", rec.job.job_id, rec.phase.as_str()));
+                return Err(format!(
+                    "job {} is {}: too late to cancel",
+                    rec.job.job_id,
+                    rec.phase.as_str()
+                ));
             }
             sh.cancelled = true;
             if let Some(h) = self.running.take() {
@@ -515,7 +682,11 @@ impl Engine {
         };
         let _ = std::fs::remove_file(download::part_path(&self.worker.bundle_path()));
         let _ = std::fs::remove_file(self.worker.bundle_path());
-        let _ = self.worker.out.send(Out::Update(Worker::update_of(&rec))).await;
+        let _ = self
+            .worker
+            .out
+            .send(Out::Update(Worker::update_of(&rec)))
+            .await;
         self.worker.set_status(Status::Online).await;
         Ok(json!({ "job_id": rec.job.job_id, "cancelled": true }))
     }
@@ -544,17 +715,32 @@ impl Engine {
         if current.as_ref().is_some_and(|r| r.job.job_id == job.job_id) {
             return; // the retained document again
         }
-        if self.worker.shared.lock().unwrap_or_else(|p| p.into_inner()).store.is_done(&job.job_id) {
+        if self
+            .worker
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .is_done(&job.job_id)
+        {
             return;
         }
         if self.active() {
-            if self.cancel(&format!("superseded by job {}", job.job_id)).await.is_err() {
+            if self
+                .cancel(&format!("superseded by job {}", job.job_id))
+                .await
+                .is_err()
+            {
                 tracing::info!(job = %job.job_id, "a job is installing: the new one waits for it");
                 self.pending = Some(job);
                 return;
             }
         }
-        let _ = self.worker.out.send(Out::Update(Worker::update_of(&Record::new(job.clone())))).await;
+        let _ = self
+            .worker
+            .out
+            .send(Out::Update(Worker::update_of(&Record::new(job.clone()))))
+            .await;
         self.accept(job);
     }
 

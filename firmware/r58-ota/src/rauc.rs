@@ -10,7 +10,11 @@ use std::pin::Pin;
 use futures::StreamExt;
 use zbus::zvariant::{OwnedValue, Value};
 
-#[zbus::proxy(interface = "de.pengutronix.rauc.Installer", default_service = "de.pengutronix.rauc", default_path = "/")]
+#[zbus::proxy(
+    interface = "de.pengutronix.rauc.Installer",
+    default_service = "de.pengutronix.rauc",
+    default_path = "/"
+)]
 trait Installer {
     fn install_bundle(&self, source: &str, args: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
     fn info(&self, bundle: &str) -> zbus::Result<(String, String)>;
@@ -49,10 +53,15 @@ impl RaucError {
     /// RAUC's message for a signature it refuses (unsigned, tampered, unknown signer).
     pub fn is_signature(&self) -> bool {
         let m = match self {
-            Self::Info { message, .. } | Self::Install { message, .. } => message.to_ascii_lowercase(),
+            Self::Info { message, .. } | Self::Install { message, .. } => {
+                message.to_ascii_lowercase()
+            }
             _ => return false,
         };
-        m.contains("signature") || m.contains("verify") || m.contains("certificate") || m.contains("signed")
+        m.contains("signature")
+            || m.contains("verify")
+            || m.contains("certificate")
+            || m.contains("signed")
     }
 }
 
@@ -84,7 +93,9 @@ pub struct System {
 
 impl System {
     pub fn booted_slot(&self) -> Option<&Slot> {
-        self.slots.iter().find(|s| s.bootname.as_deref() == Some(&self.booted))
+        self.slots
+            .iter()
+            .find(|s| s.bootname.as_deref() == Some(&self.booted))
     }
 
     /// The other slot of the booted one's class: where an install goes.
@@ -93,7 +104,11 @@ impl System {
         let class = booted.name.split('.').next()?;
         self.slots
             .iter()
-            .find(|s| s.name != booted.name && s.name.split('.').next() == Some(class) && s.bootname.is_some())
+            .find(|s| {
+                s.name != booted.name
+                    && s.name.split('.').next() == Some(class)
+                    && s.bootname.is_some()
+            })
             .and_then(|s| s.bootname.clone())
     }
 }
@@ -104,7 +119,11 @@ pub type RaucFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RaucError>> +
 pub trait Rauc: Send + Sync {
     fn info<'a>(&'a self, bundle: &'a str) -> RaucFuture<'a, BundleInfo>;
     /// Installs, calling `progress` with RAUC's percentage; returns when RAUC completes.
-    fn install<'a>(&'a self, bundle: &'a str, progress: &'a (dyn Fn(u8) + Send + Sync)) -> RaucFuture<'a, ()>;
+    fn install<'a>(
+        &'a self,
+        bundle: &'a str,
+        progress: &'a (dyn Fn(u8) + Send + Sync),
+    ) -> RaucFuture<'a, ()>;
     fn system(&self) -> RaucFuture<'_, System>;
     /// `state` is `good` or `bad`, for the booted slot.
     fn mark_booted<'a>(&'a self, state: &'a str) -> RaucFuture<'a, ()>;
@@ -126,14 +145,21 @@ impl DbusRauc {
             .await
             .ok()?;
         let text = String::from_utf8_lossy(&out.stderr);
-        let why: Vec<&str> = text.lines().filter(|l| !l.contains("rauc-Message") && !l.trim().is_empty()).collect();
+        let why: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("rauc-Message") && !l.trim().is_empty())
+            .collect();
         (!out.status.success() && !why.is_empty()).then(|| why.join(" "))
     }
 }
 
 async fn proxy() -> Result<InstallerProxy<'static>, RaucError> {
-    let conn = zbus::Connection::system().await.map_err(|e| RaucError::Connect(e.to_string()))?;
-    InstallerProxy::new(&conn).await.map_err(|e| RaucError::Connect(e.to_string()))
+    let conn = zbus::Connection::system()
+        .await
+        .map_err(|e| RaucError::Connect(e.to_string()))?;
+    InstallerProxy::new(&conn)
+        .await
+        .map_err(|e| RaucError::Connect(e.to_string()))
 }
 
 fn text(v: Option<&OwnedValue>) -> Option<String> {
@@ -152,26 +178,44 @@ impl Rauc for DbusRauc {
         Box::pin(async move {
             let p = proxy().await?;
             match p.info(bundle).await {
-                Ok((compatible, version)) => Ok(BundleInfo { compatible, version }),
+                Ok((compatible, version)) => Ok(BundleInfo {
+                    compatible,
+                    version,
+                }),
                 Err(e) => {
                     let message = match self.explain(bundle).await {
                         Some(why) => why,
                         None => dbus_message(e),
                     };
-                    Err(RaucError::Info { bundle: bundle.into(), message })
+                    Err(RaucError::Info {
+                        bundle: bundle.into(),
+                        message,
+                    })
                 }
             }
         })
     }
 
-    fn install<'a>(&'a self, bundle: &'a str, progress: &'a (dyn Fn(u8) + Send + Sync)) -> RaucFuture<'a, ()> {
+    fn install<'a>(
+        &'a self,
+        bundle: &'a str,
+        progress: &'a (dyn Fn(u8) + Send + Sync),
+    ) -> RaucFuture<'a, ()> {
         Box::pin(async move {
-            let fail = |message: String| RaucError::Install { bundle: bundle.into(), message };
+            let fail = |message: String| RaucError::Install {
+                bundle: bundle.into(),
+                message,
+            };
             let p = proxy().await?;
             // Listen before starting, so a fast install cannot complete unseen.
-            let mut done = p.receive_completed().await.map_err(|e| fail(e.to_string()))?;
+            let mut done = p
+                .receive_completed()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             let mut changes = p.receive_progress_changed().await;
-            p.install_bundle(bundle, HashMap::new()).await.map_err(|e| fail(dbus_message(e)))?;
+            p.install_bundle(bundle, HashMap::new())
+                .await
+                .map_err(|e| fail(dbus_message(e)))?;
             loop {
                 tokio::select! {
                     sig = done.next() => {
@@ -213,14 +257,22 @@ impl Rauc for DbusRauc {
                     bundle_version: text(m.get("bundle.version")),
                 })
                 .collect();
-            Ok(System { compatible, booted, primary, slots })
+            Ok(System {
+                compatible,
+                booted,
+                primary,
+                slots,
+            })
         })
     }
 
     fn mark_booted<'a>(&'a self, state: &'a str) -> RaucFuture<'a, ()> {
         Box::pin(async move {
             let p = proxy().await?;
-            p.mark(state, "booted").await.map_err(|e| RaucError::Mark { state: state.into(), message: dbus_message(e) })?;
+            p.mark(state, "booted").await.map_err(|e| RaucError::Mark {
+                state: state.into(),
+                message: dbus_message(e),
+            })?;
             Ok(())
         })
     }

@@ -67,7 +67,10 @@ impl Store {
     /// Opens (or starts) the store. A file that cannot be read is an error: a job must not be
     /// forgotten silently.
     pub fn open(dir: &Path) -> Result<Self, r58_fs::FsError> {
-        std::fs::create_dir_all(dir).map_err(|source| r58_fs::FsError::Write { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| r58_fs::FsError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join("job.json");
         let disk = r58_fs::read_json(&path)?.unwrap_or_default();
         Ok(Self { path, disk })

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Serves `respond(request_number, request_head)` → raw response bytes, one per connection.
-async fn server(respond: impl Fn(usize, &str) -> Vec<u8> + Send + Sync + 'static) -> (String, Arc<AtomicUsize>) {
+async fn server(
+    respond: impl Fn(usize, &str) -> Vec<u8> + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/b.raucb", l.local_addr().unwrap());
     let n = Arc::new(AtomicUsize::new(0));
@@ -36,7 +38,11 @@ async fn server(respond: impl Fn(usize, &str) -> Vec<u8> + Send + Sync + 'static
 }
 
 fn ok(body: &[u8]) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     r.extend_from_slice(body);
     r
 }
@@ -56,19 +62,44 @@ fn spec(url: &str, body: &[u8], dir: &std::path::Path) -> Spec {
 #[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, calls) = server(|_, _| b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()).await;
+    let (url, calls) = server(|_, _| {
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec()
+    })
+    .await;
     let body = vec![7u8; 1000];
-    let e = fetch(&reqwest::Client::new(), &spec(&url, &body, dir.path()), |_, _| {}).await.unwrap_err();
-    assert!(matches!(e, DownloadError::Exhausted { attempts: 3, .. }), "{e}");
+    let e = fetch(
+        &reqwest::Client::new(),
+        &spec(&url, &body, dir.path()),
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, DownloadError::Exhausted { attempts: 3, .. }),
+        "{e}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn a_client_error_is_final_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, calls) = server(|_, _| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()).await;
-    let e = fetch(&reqwest::Client::new(), &spec(&url, b"x", dir.path()), |_, _| {}).await.unwrap_err();
-    assert!(matches!(e, DownloadError::Client { status: 404, .. }), "{e}");
+    let (url, calls) = server(|_, _| {
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+    })
+    .await;
+    let e = fetch(
+        &reqwest::Client::new(),
+        &spec(&url, b"x", dir.path()),
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, DownloadError::Client { status: 404, .. }),
+        "{e}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -77,7 +108,14 @@ async fn a_server_ignoring_range_makes_it_start_over_and_the_result_is_still_rig
     let dir = tempfile::tempdir().unwrap();
     let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let b2 = body.clone();
-    let (url, _) = server(move |k, _| if k == 0 { ok(&b2)[..200].to_vec() } else { ok(&b2) }).await;
+    let (url, _) = server(move |k, _| {
+        if k == 0 {
+            ok(&b2)[..200].to_vec()
+        } else {
+            ok(&b2)
+        }
+    })
+    .await;
     let s = spec(&url, &body, dir.path());
     let stats = fetch(&reqwest::Client::new(), &s, |_, _| {}).await.unwrap();
     assert!(stats.refetched > 0, "{stats:?}");
@@ -109,7 +147,10 @@ async fn a_resumed_download_asks_for_the_rest_only() {
     .await;
     let s = Spec { url, ..s0 };
     let stats = fetch(&reqwest::Client::new(), &s, |_, _| {}).await.unwrap();
-    assert_eq!((stats.resumed_from, stats.received, stats.refetched), (20_000, 30_000, 0));
+    assert_eq!(
+        (stats.resumed_from, stats.received, stats.refetched),
+        (20_000, 30_000, 0)
+    );
     assert_eq!(std::fs::read(&s.dest).unwrap(), body);
 }
 
@@ -119,10 +160,17 @@ async fn wrong_bytes_and_too_many_bytes_are_refused() {
     let (url, _) = server(|_, _| ok(b"not the bundle")).await;
     let mut s = spec(&url, b"the real bundle", dir.path());
     s.size = 14;
-    let e = fetch(&reqwest::Client::new(), &s, |_, _| {}).await.unwrap_err();
+    let e = fetch(&reqwest::Client::new(), &s, |_, _| {})
+        .await
+        .unwrap_err();
     assert!(matches!(e, DownloadError::Checksum { .. }), "{e}");
-    assert!(!part_path(&s.dest).exists(), "a corrupt prefix must not be resumed");
+    assert!(
+        !part_path(&s.dest).exists(),
+        "a corrupt prefix must not be resumed"
+    );
     let s = spec(&url, b"short", dir.path());
-    let e = fetch(&reqwest::Client::new(), &s, |_, _| {}).await.unwrap_err();
+    let e = fetch(&reqwest::Client::new(), &s, |_, _| {})
+        .await
+        .unwrap_err();
     assert!(matches!(e, DownloadError::Size { .. }), "{e}");
 }

@@ -155,7 +155,10 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     let parts = |s: &str| -> Vec<(u64, String)> {
         s.trim_start_matches('v')
             .split(['.', '-', '+'])
-            .map(|p| p.parse::<u64>().map_or((u64::MAX, p.to_string()), |n| (n, String::new())))
+            .map(|p| {
+                p.parse::<u64>()
+                    .map_or((u64::MAX, p.to_string()), |n| (n, String::new()))
+            })
             .collect()
     };
     let (pa, pb) = (parts(a), parts(b));
@@ -191,7 +194,10 @@ mod tests {
         .unwrap();
         assert_eq!(j.install_policy, Policy::Force);
         assert_eq!(j.reboot_policy, Policy::WhenIdle);
-        assert!(serde_json::from_str::<Job>(r#"{"job_id":"j1","version":"1","url":"u"}"#).is_err(), "size and sha256 are required");
+        assert!(
+            serde_json::from_str::<Job>(r#"{"job_id":"j1","version":"1","url":"u"}"#).is_err(),
+            "size and sha256 are required"
+        );
         for p in ALL_PHASES {
             assert_eq!(Phase::parse(p.as_str()), Some(p));
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());

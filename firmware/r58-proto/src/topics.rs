@@ -6,7 +6,9 @@ pub const PREFIX: &str = "r58/v1";
 pub fn valid_device_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 pub fn state(device: &str) -> String {
@@ -51,7 +53,11 @@ pub enum Inbound {
 
 /// Parses a topic published to `device`; None when it is not one of its inbound topics.
 pub fn parse_inbound(device: &str, topic: &str) -> Option<Inbound> {
-    let rest = topic.strip_prefix(PREFIX)?.strip_prefix('/')?.strip_prefix(device)?.strip_prefix('/')?;
+    let rest = topic
+        .strip_prefix(PREFIX)?
+        .strip_prefix('/')?
+        .strip_prefix(device)?
+        .strip_prefix('/')?;
     if rest == "twin/desired" {
         return Some(Inbound::TwinDesired);
     }
@@ -61,7 +67,8 @@ pub fn parse_inbound(device: &str, topic: &str) -> Option<Inbound> {
         }
         return None;
     }
-    rest.strip_prefix("jobs/").map(|j| Inbound::Jobs(j.to_string()))
+    rest.strip_prefix("jobs/")
+        .map(|j| Inbound::Jobs(j.to_string()))
 }
 
 #[cfg(test)]
@@ -70,12 +77,23 @@ mod tests {
 
     #[test]
     fn parses_only_this_devices_inbound_topics() {
-        assert_eq!(parse_inbound("a", "r58/v1/a/cmd/ping"), Some(Inbound::Command("ping".into())));
-        assert_eq!(parse_inbound("a", "r58/v1/a/twin/desired"), Some(Inbound::TwinDesired));
+        assert_eq!(
+            parse_inbound("a", "r58/v1/a/cmd/ping"),
+            Some(Inbound::Command("ping".into()))
+        );
+        assert_eq!(
+            parse_inbound("a", "r58/v1/a/twin/desired"),
+            Some(Inbound::TwinDesired)
+        );
         assert_eq!(parse_inbound("a", "r58/v1/a/cmd/status"), None);
         assert_eq!(parse_inbound("a", "r58/v1/ab/cmd/ping"), None);
         assert_eq!(parse_inbound("a", "r58/v1/a/cmd/x/y"), None);
         assert_eq!(parse_inbound("a", "r58/v2/a/cmd/ping"), None);
-        assert!(valid_device_id("r58-0001") && !valid_device_id("R58") && !valid_device_id("a/b") && !valid_device_id("a+"));
+        assert!(
+            valid_device_id("r58-0001")
+                && !valid_device_id("R58")
+                && !valid_device_id("a/b")
+                && !valid_device_id("a+")
+        );
     }
 }

@@ -28,14 +28,18 @@ fn pick(wanted: &str, order: &[&str]) -> Result<String, RecorderError> {
     if wanted != "auto" {
         return match gst::ElementFactory::find(wanted) {
             Some(_) => Ok(wanted.to_string()),
-            None => Err(RecorderError::EncoderMissing { name: wanted.to_string() }),
+            None => Err(RecorderError::EncoderMissing {
+                name: wanted.to_string(),
+            }),
         };
     }
     order
         .iter()
         .find(|name| gst::ElementFactory::find(name).is_some())
         .map(|s| s.to_string())
-        .ok_or_else(|| RecorderError::EncoderMissing { name: order.join(", ") })
+        .ok_or_else(|| RecorderError::EncoderMissing {
+            name: order.join(", "),
+        })
 }
 
 /// The raw format the encoder is fed: NV12 for the hardware encoders, I420 otherwise.

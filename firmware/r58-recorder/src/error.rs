@@ -19,7 +19,11 @@ pub enum RecorderError {
         source: glib::Error,
     },
     #[error("wiring the {stage} pipeline of input `{input}`: {what}")]
-    PipelineWire { input: String, stage: &'static str, what: String },
+    PipelineWire {
+        input: String,
+        stage: &'static str,
+        what: String,
+    },
     #[error("starting the {stage} pipeline of input `{input}`: {source}")]
     PipelineStart {
         input: String,
@@ -32,7 +36,11 @@ pub enum RecorderError {
     #[error("input `{0}` is disabled")]
     InputDisabled(String),
     #[error("no space for recording on {path}: {free_mib} MiB free, floor is {floor_mib} MiB")]
-    DiskFull { path: PathBuf, free_mib: u64, floor_mib: u64 },
+    DiskFull {
+        path: PathBuf,
+        free_mib: u64,
+        floor_mib: u64,
+    },
     #[error("creating folder {path}: {source}")]
     CreateDir {
         path: PathBuf,

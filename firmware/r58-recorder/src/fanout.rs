@@ -47,11 +47,21 @@ pub struct PushOutcome {
 
 impl Fanout {
     pub fn new(input: &str) -> Self {
-        Self { input: input.to_string(), consumers: Mutex::new(Vec::new()), next_id: AtomicU64::new(1), dropped: AtomicU64::new(0) }
+        Self {
+            input: input.to_string(),
+            consumers: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            dropped: AtomicU64::new(0),
+        }
     }
 
     /// Attaches a consumer; returns its id for [`Fanout::detach`].
-    pub fn attach(&self, name: &str, video: &gst_app::AppSrc, audio: Option<&gst_app::AppSrc>) -> u64 {
+    pub fn attach(
+        &self,
+        name: &str,
+        video: &gst_app::AppSrc,
+        audio: Option<&gst_app::AppSrc>,
+    ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let consumer = Consumer {
             id,
@@ -87,11 +97,20 @@ impl Fanout {
 
     /// Hands one encoded sample to every consumer. `now_rt` is the encode pipeline's
     /// running time at this moment, used to map timestamps on a consumer's first buffer.
-    pub fn push(&self, stream: Stream, sample: &gst::Sample, now_rt: Option<gst::ClockTime>) -> PushOutcome {
+    pub fn push(
+        &self,
+        stream: Stream,
+        sample: &gst::Sample,
+        now_rt: Option<gst::ClockTime>,
+    ) -> PushOutcome {
         let mut outcome = PushOutcome::default();
-        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else { return outcome };
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else {
+            return outcome;
+        };
         let is_key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+        let segment = sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
         let mut consumers = self.lock();
         consumers.retain_mut(|c| {
             let src = match stream {

@@ -23,11 +23,18 @@ pub struct Hls {
 impl Hls {
     pub fn start(input: &Arc<Input>, cfg: &HlsConfig) -> Result<Self, RecorderError> {
         let id = &input.id;
-        let werr = |what: &str| RecorderError::PipelineWire { input: id.clone(), stage: "hls", what: what.into() };
+        let werr = |what: &str| RecorderError::PipelineWire {
+            input: id.clone(),
+            stage: "hls",
+            what: what.into(),
+        };
         let dir = cfg.dir.join(id);
         // Old segments from an earlier run would confuse players: start clean.
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|source| RecorderError::CreateDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| RecorderError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
         let audio = input.audio_encoder.is_some();
         let mut desc = format!(
             "appsrc name=v is-live=true format=time max-bytes=16777216 ! h264parse ! hlssink2 name=hls \
@@ -37,27 +44,45 @@ impl Hls {
             cfg.playlist_length + 4
         );
         if audio {
-            desc.push_str(" appsrc name=a is-live=true format=time max-bytes=4194304 ! aacparse ! hls.audio");
+            desc.push_str(
+                " appsrc name=a is-live=true format=time max-bytes=4194304 ! aacparse ! hls.audio",
+            );
         }
         let pipeline = gst::parse::launch(&desc)
-            .map_err(|source| RecorderError::PipelineBuild { input: id.clone(), stage: "hls", source })?
+            .map_err(|source| RecorderError::PipelineBuild {
+                input: id.clone(),
+                stage: "hls",
+                source,
+            })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| werr("not a pipeline"))?;
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let hls = pipeline.by_name("hls").ok_or_else(|| werr("hls"))?;
         hls.set_property("location", path_str(&dir.join("segment%05d.ts")));
         hls.set_property("playlist-location", path_str(&dir.join("index.m3u8")));
-        let appsrc = |n: &str| pipeline.by_name(n).and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).ok_or_else(|| werr(n));
+        let appsrc = |n: &str| {
+            pipeline
+                .by_name(n)
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .ok_or_else(|| werr(n))
+        };
         let v = appsrc("v")?;
         let a = if audio { Some(appsrc("a")?) } else { None };
-        pipeline.set_state(gst::State::Playing).map_err(|source| RecorderError::PipelineStart {
-            input: id.clone(),
-            stage: "hls",
-            source,
-        })?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|source| RecorderError::PipelineStart {
+                input: id.clone(),
+                stage: "hls",
+                source,
+            })?;
         spawn_bus_log(&pipeline, id);
         let consumer = input.fanout.attach(&format!("hls:{id}"), &v, a.as_ref());
-        Ok(Self { pipeline, input: input.clone(), consumer, dir })
+        Ok(Self {
+            pipeline,
+            input: input.clone(),
+            consumer,
+            dir,
+        })
     }
 
     pub fn stop(&self) {
@@ -75,15 +100,26 @@ pub fn spawn_bus_log(pipeline: &gst::Pipeline, id: &str) {
     let Some(bus) = pipeline.bus() else { return };
     let weak = pipeline.downgrade();
     let id = id.to_string();
-    let _ = std::thread::Builder::new().name(format!("hls-bus-{id}")).spawn(move || loop {
-        if weak.upgrade().map_or(true, |p| p.current_state() == gst::State::Null) {
-            break;
-        }
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else { continue };
-        match msg.view() {
-            gst::MessageView::Error(e) => tracing::error!(input = %id, error = %e.error(), "hls pipeline"),
-            gst::MessageView::Warning(w) => tracing::warn!(input = %id, warning = %w.error(), "hls pipeline"),
-            _ => {}
-        }
-    });
+    let _ = std::thread::Builder::new()
+        .name(format!("hls-bus-{id}"))
+        .spawn(move || loop {
+            if weak
+                .upgrade()
+                .map_or(true, |p| p.current_state() == gst::State::Null)
+            {
+                break;
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    tracing::error!(input = %id, error = %e.error(), "hls pipeline")
+                }
+                gst::MessageView::Warning(w) => {
+                    tracing::warn!(input = %id, warning = %w.error(), "hls pipeline")
+                }
+                _ => {}
+            }
+        });
 }

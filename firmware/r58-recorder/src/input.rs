@@ -50,7 +50,12 @@ pub struct Input {
 }
 
 /// The gst-launch description of the encode pipeline (also used by the benchmark baseline).
-pub fn describe_encode(cfg: &InputConfig, enc: &EncoderConfig, venc: &str, aenc: Option<&str>) -> String {
+pub fn describe_encode(
+    cfg: &InputConfig,
+    enc: &EncoderConfig,
+    venc: &str,
+    aenc: Option<&str>,
+) -> String {
     let (w, h, f) = (cfg.width, cfg.height, cfg.fps);
     let profile = enc.profile.as_str();
     let fmt = encoder::raw_format(venc);
@@ -78,7 +83,11 @@ pub fn describe_encode(cfg: &InputConfig, enc: &EncoderConfig, venc: &str, aenc:
 }
 
 fn wire_err(input: &str, what: &str) -> RecorderError {
-    RecorderError::PipelineWire { input: input.to_string(), stage: "encode", what: what.to_string() }
+    RecorderError::PipelineWire {
+        input: input.to_string(),
+        stage: "encode",
+        what: what.to_string(),
+    }
 }
 
 impl Input {
@@ -90,10 +99,18 @@ impl Input {
         wd: &WatchdogConfig,
     ) -> Result<Arc<Self>, RecorderError> {
         let venc = encoder::pick_video(enc)?;
-        let aenc = if cfg.audio { Some(encoder::pick_audio()?) } else { None };
+        let aenc = if cfg.audio {
+            Some(encoder::pick_audio()?)
+        } else {
+            None
+        };
         let desc = describe_encode(cfg, enc, &venc, aenc.as_deref());
         let pipeline = gst::parse::launch(&desc)
-            .map_err(|source| RecorderError::PipelineBuild { input: id.into(), stage: "encode", source })?
+            .map_err(|source| RecorderError::PipelineBuild {
+                input: id.into(),
+                stage: "encode",
+                source,
+            })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| wire_err(id, "not a pipeline"))?;
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
@@ -102,13 +119,33 @@ impl Input {
         if aenc.is_some() {
             encoder::configure_audio(&by("aenc")?, enc);
         }
-        let slate = crate::slate::render(id, encoder::raw_format(&venc), cfg.width, cfg.height, cfg.fps)?;
-        let appsrc = |n: &str| by(n)?.downcast::<gst_app::AppSrc>().map_err(|_| wire_err(id, n));
+        let slate = crate::slate::render(
+            id,
+            encoder::raw_format(&venc),
+            cfg.width,
+            cfg.height,
+            cfg.fps,
+        )?;
+        let appsrc = |n: &str| {
+            by(n)?
+                .downcast::<gst_app::AppSrc>()
+                .map_err(|_| wire_err(id, n))
+        };
         let vin = appsrc("vin")?;
-        let ain = if aenc.is_some() { Some(appsrc("ain")?) } else { None };
-        let vout = by("vout")?.downcast::<gst_app::AppSink>().map_err(|_| wire_err(id, "vout"))?;
+        let ain = if aenc.is_some() {
+            Some(appsrc("ain")?)
+        } else {
+            None
+        };
+        let vout = by("vout")?
+            .downcast::<gst_app::AppSink>()
+            .map_err(|_| wire_err(id, "vout"))?;
         let aout = if aenc.is_some() {
-            Some(by("aout")?.downcast::<gst_app::AppSink>().map_err(|_| wire_err(id, "aout"))?)
+            Some(
+                by("aout")?
+                    .downcast::<gst_app::AppSink>()
+                    .map_err(|_| wire_err(id, "aout"))?,
+            )
         } else {
             None
         };
@@ -137,11 +174,14 @@ impl Input {
         if let Some(aout) = &aout {
             input.connect_output(aout, Stream::Audio);
         }
-        input.pipeline.set_state(gst::State::Playing).map_err(|source| RecorderError::PipelineStart {
-            input: id.into(),
-            stage: "encode",
-            source,
-        })?;
+        input
+            .pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|source| RecorderError::PipelineStart {
+                input: id.into(),
+                stage: "encode",
+                source,
+            })?;
         input.spawn_bus_loop();
 
         let weak = Arc::downgrade(&input);
@@ -169,7 +209,9 @@ impl Input {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(input) = weak.upgrade() else { return Err(gst::FlowError::Flushing) };
+                    let Some(input) = weak.upgrade() else {
+                        return Err(gst::FlowError::Flushing);
+                    };
                     input.on_encoded(stream, &sample);
                     Ok(gst::FlowSuccess::Ok)
                 })
@@ -181,14 +223,20 @@ impl Input {
         if stream == Stream::Video {
             if let Some(buf) = sample.buffer() {
                 self.stats.encoded_frames.fetch_add(1, Ordering::Relaxed);
-                self.stats.encoded_bytes.fetch_add(buf.size() as u64, Ordering::Relaxed);
-                self.stats.last_encoded_ms.store(mono_ms(), Ordering::Relaxed);
+                self.stats
+                    .encoded_bytes
+                    .fetch_add(buf.size() as u64, Ordering::Relaxed);
+                self.stats
+                    .last_encoded_ms
+                    .store(mono_ms(), Ordering::Relaxed);
                 if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
                     self.stats.keyframes.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
-        let outcome = self.fanout.push(stream, sample, self.pipeline.current_running_time());
+        let outcome = self
+            .fanout
+            .push(stream, sample, self.pipeline.current_running_time());
         if outcome.waiting_for_keyframe {
             self.request_keyframe();
         }
@@ -202,7 +250,9 @@ impl Input {
             return;
         }
         self.last_keyframe_request_ms.store(now, Ordering::Relaxed);
-        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
         if let Some(pad) = self.vout.static_pad("sink") {
             pad.push_event(event);
         }
@@ -210,8 +260,12 @@ impl Input {
 
     /// A frame or audio buffer from the source pipeline.
     pub fn push_raw(&self, stream: Stream, sample: &gst::Sample) {
-        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else { return };
-        let Some(now) = self.pipeline.current_running_time() else { return };
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else {
+            return;
+        };
+        let Some(now) = self.pipeline.current_running_time() else {
+            return;
+        };
         let src = match stream {
             Stream::Video => &self.vin,
             Stream::Audio => match &self.ain {
@@ -234,7 +288,11 @@ impl Input {
         };
         {
             let mut last = lock(&self.caps_in);
-            let slot = if stream == Stream::Video { &mut last.0 } else { &mut last.1 };
+            let slot = if stream == Stream::Video {
+                &mut last.0
+            } else {
+                &mut last.1
+            };
             if slot.as_ref() != Some(&caps) {
                 src.set_caps(Some(&caps));
                 *slot = Some(caps.clone());
@@ -276,9 +334,11 @@ impl Input {
         if self.stats.signal.load(Ordering::Relaxed) {
             return;
         }
-        let (Some(now), Some(buffer), Some(caps)) =
-            (self.pipeline.current_running_time(), self.slate.buffer(), self.slate.caps_owned())
-        else {
+        let (Some(now), Some(buffer), Some(caps)) = (
+            self.pipeline.current_running_time(),
+            self.slate.buffer(),
+            self.slate.caps_owned(),
+        ) else {
             return;
         };
         if !self.advance_video_pts(now.nseconds()) {
@@ -303,7 +363,9 @@ impl Input {
 
     fn note_source_format(&self, caps: &gst::Caps) {
         let Some(s) = caps.structure(0) else { return };
-        let fps = s.get::<gst::Fraction>("framerate").map(|f| f.numer() as f64 / f.denom().max(1) as f64);
+        let fps = s
+            .get::<gst::Fraction>("framerate")
+            .map(|f| f.numer() as f64 / f.denom().max(1) as f64);
         *lock(&self.stats.source_format) = Some(SourceFormat {
             width: s.get("width").unwrap_or(0),
             height: s.get("height").unwrap_or(0),
@@ -320,7 +382,10 @@ impl Input {
     /// Decides from how long ago the last frame came whether the slate shows; updates rates.
     pub fn tick(&self) {
         self.stats.sample_rates();
-        let live = self.stats.frame_age_ms().is_some_and(|a| a <= self.signal_timeout_ms);
+        let live = self
+            .stats
+            .frame_age_ms()
+            .is_some_and(|a| a <= self.signal_timeout_ms);
         let was = self.stats.signal.swap(live, Ordering::Relaxed);
         if was != live {
             if live {
@@ -348,7 +413,9 @@ impl Input {
     }
 
     fn spawn_bus_loop(self: &Arc<Self>) {
-        let Some(bus) = self.pipeline.bus() else { return };
+        let Some(bus) = self.pipeline.bus() else {
+            return;
+        };
         let weak = Arc::downgrade(self);
         let id = self.id.clone();
         let stop = self.stop.clone();

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod paths;
 pub mod recording;
 pub mod rtsp;
+pub mod run;
 pub mod service;
 pub mod sessions;
 pub mod slate;
@@ -18,6 +19,5 @@ pub mod source;
 pub mod stats;
 pub mod storage;
 pub mod turn;
-pub mod run;
 
 pub use error::RecorderError;

@@ -57,7 +57,11 @@ impl Manifest {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.inputs.values().flat_map(|i| &i.segments).map(|s| s.bytes).sum()
+        self.inputs
+            .values()
+            .flat_map(|i| &i.segments)
+            .map(|s| s.bytes)
+            .sum()
     }
 
     pub fn write(&self, dir: &Path) -> Result<(), r58_fs::FsError> {
@@ -97,7 +101,10 @@ pub fn repair(dir: &Path, manifest: &mut Manifest) -> std::io::Result<()> {
             let meta = std::fs::metadata(&path)?;
             let mtime: DateTime<Utc> = meta.modified()?.into();
             newest = newest.max(Some(mtime));
-            let rel = format!("{input}/{}", path.file_name().unwrap_or_default().to_string_lossy());
+            let rel = format!(
+                "{input}/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
             match rec.segments.iter_mut().find(|s| s.file == rel) {
                 Some(seg) => seg.bytes = meta.len(),
                 None => rec.segments.push(Segment {
@@ -121,7 +128,9 @@ pub fn repair(dir: &Path, manifest: &mut Manifest) -> std::io::Result<()> {
 
 fn started_from_name(path: &Path) -> Option<DateTime<Utc>> {
     let stem = path.file_stem()?.to_str()?;
-    chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%M%S%.3fZ").ok().map(|n| n.and_utc())
+    chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%dT%H%M%S%.3fZ")
+        .ok()
+        .map(|n| n.and_utc())
 }
 
 #[cfg(test)]
@@ -130,10 +139,15 @@ mod tests {
 
     #[test]
     fn names_sort_by_time_and_parse_back() {
-        let t = DateTime::parse_from_rfc3339("2026-11-28T10:15:00.123Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-28T10:15:00.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(segment_name(t), "20261128T101500.123Z.ts");
         assert_eq!(session_id(t), "20261128T101500Z");
-        assert_eq!(started_from_name(Path::new("a/20261128T101500.123Z.ts")), Some(t));
+        assert_eq!(
+            started_from_name(Path::new("a/20261128T101500.123Z.ts")),
+            Some(t)
+        );
     }
 
     #[test]
@@ -141,9 +155,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
         let mut m = Manifest::new("s", now);
-        m.inputs.insert("cam".into(), InputRecord { started_at: Some(now), ..Default::default() });
+        m.inputs.insert(
+            "cam".into(),
+            InputRecord {
+                started_at: Some(now),
+                ..Default::default()
+            },
+        );
         std::fs::create_dir(dir.path().join("cam")).unwrap();
-        std::fs::write(dir.path().join("cam/20261128T101500.000Z.ts"), vec![0u8; 376]).unwrap();
+        std::fs::write(
+            dir.path().join("cam/20261128T101500.000Z.ts"),
+            vec![0u8; 376],
+        )
+        .unwrap();
         repair(dir.path(), &mut m).unwrap();
         let rec = &m.inputs["cam"];
         assert_eq!(rec.segments.len(), 1);

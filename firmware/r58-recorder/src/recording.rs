@@ -21,9 +21,21 @@ use crate::stats::lock;
 /// What the bus loop reports to the session.
 #[derive(Debug)]
 pub enum RecEvent {
-    Opened { input: String, file: PathBuf, running_ns: u64 },
-    Closed { input: String, file: PathBuf, running_ns: u64 },
-    Failed { input: String, reason: String, disk_full: bool },
+    Opened {
+        input: String,
+        file: PathBuf,
+        running_ns: u64,
+    },
+    Closed {
+        input: String,
+        file: PathBuf,
+        running_ns: u64,
+    },
+    Failed {
+        input: String,
+        reason: String,
+        disk_full: bool,
+    },
 }
 
 /// Where the bus loop delivers its events (called on the bus thread).
@@ -59,13 +71,25 @@ impl Recording {
         events: EventSink,
     ) -> Result<Self, RecorderError> {
         let id = input.id.clone();
-        let werr = |what: &str| RecorderError::PipelineWire { input: id.clone(), stage: "recording", what: what.into() };
-        std::fs::create_dir_all(dir).map_err(|source| RecorderError::CreateDir { path: dir.to_path_buf(), source })?;
+        let werr = |what: &str| RecorderError::PipelineWire {
+            input: id.clone(),
+            stage: "recording",
+            what: what.into(),
+        };
+        std::fs::create_dir_all(dir).map_err(|source| RecorderError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let audio = input.audio_encoder.is_some();
-        let pipeline = gst::parse::launch(&describe(u64::from(segment_seconds) * 1_000_000_000, audio))
-            .map_err(|source| RecorderError::PipelineBuild { input: id.clone(), stage: "recording", source })?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| werr("not a pipeline"))?;
+        let pipeline =
+            gst::parse::launch(&describe(u64::from(segment_seconds) * 1_000_000_000, audio))
+                .map_err(|source| RecorderError::PipelineBuild {
+                    input: id.clone(),
+                    stage: "recording",
+                    source,
+                })?
+                .downcast::<gst::Pipeline>()
+                .map_err(|_| werr("not a pipeline"))?;
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let mux = pipeline.by_name("mux").ok_or_else(|| werr("mux"))?;
         // Unbuffered: every muxed buffer reaches the kernel at once, so `kill -9` loses
@@ -73,28 +97,51 @@ impl Recording {
         let filesink = gst::ElementFactory::make("filesink")
             .property_from_str("buffer-mode", "unbuffered")
             .build()
-            .map_err(|_| RecorderError::ElementMissing { factory: "filesink".into() })?;
+            .map_err(|_| RecorderError::ElementMissing {
+                factory: "filesink".into(),
+            })?;
         mux.set_property("sink", &filesink);
         let seg_dir = dir.to_path_buf();
         mux.connect("format-location-full", false, move |_| {
-            Some(seg_dir.join(segment_name(Utc::now())).to_string_lossy().to_string().to_value())
+            Some(
+                seg_dir
+                    .join(segment_name(Utc::now()))
+                    .to_string_lossy()
+                    .to_string()
+                    .to_value(),
+            )
         });
         let appsrc = |n: &str| {
-            pipeline.by_name(n).and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).ok_or_else(|| werr(n))
+            pipeline
+                .by_name(n)
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .ok_or_else(|| werr(n))
         };
         let vsrc = appsrc("v")?;
         let asrc = if audio { Some(appsrc("a")?) } else { None };
         let bus = pipeline.bus().ok_or_else(|| werr("bus"))?;
-        pipeline.set_state(gst::State::Playing).map_err(|source| RecorderError::PipelineStart {
-            input: id.clone(),
-            stage: "recording",
-            source,
-        })?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|source| RecorderError::PipelineStart {
+                input: id.clone(),
+                stage: "recording",
+                source,
+            })?;
         let current = Arc::new(Mutex::new(None));
         let bus_thread = spawn_bus_loop(bus, id.clone(), current.clone(), events);
-        let consumer = input.fanout.attach(&format!("recording:{id}"), &vsrc, asrc.as_ref());
+        let consumer = input
+            .fanout
+            .attach(&format!("recording:{id}"), &vsrc, asrc.as_ref());
         input.request_keyframe();
-        Ok(Self { input: input.clone(), pipeline, vsrc, asrc, consumer, current, bus_thread: Some(bus_thread) })
+        Ok(Self {
+            input: input.clone(),
+            pipeline,
+            vsrc,
+            asrc,
+            consumer,
+            current,
+            bus_thread: Some(bus_thread),
+        })
     }
 
     /// Ends the recording: EOS through the muxer so the last segment is complete, then NULL.
@@ -135,15 +182,26 @@ fn spawn_bus_loop(
                 MessageView::Element(e) => {
                     let Some(s) = e.structure() else { continue };
                     let file = s.get::<String>("location").map(PathBuf::from);
-                    let rt = s.get::<gst::ClockTime>("running-time").map(|t| t.nseconds()).unwrap_or(0);
+                    let rt = s
+                        .get::<gst::ClockTime>("running-time")
+                        .map(|t| t.nseconds())
+                        .unwrap_or(0);
                     match (s.name().as_str(), file) {
                         ("splitmuxsink-fragment-opened", Ok(file)) => {
                             *lock(&current) = Some(file.clone());
-                            events(RecEvent::Opened { input: input.clone(), file, running_ns: rt });
+                            events(RecEvent::Opened {
+                                input: input.clone(),
+                                file,
+                                running_ns: rt,
+                            });
                         }
                         ("splitmuxsink-fragment-closed", Ok(file)) => {
                             let _ = r58_fs::sync_file(&file);
-                            events(RecEvent::Closed { input: input.clone(), file, running_ns: rt });
+                            events(RecEvent::Closed {
+                                input: input.clone(),
+                                file,
+                                running_ns: rt,
+                            });
                         }
                         _ => {}
                     }
@@ -157,9 +215,17 @@ fn spawn_bus_loop(
                     };
                     tracing::error!(%input, %reason, "recording failed");
                     if let Some(file) = lock(&current).clone() {
-                        events(RecEvent::Closed { input: input.clone(), file, running_ns: 0 });
+                        events(RecEvent::Closed {
+                            input: input.clone(),
+                            file,
+                            running_ns: 0,
+                        });
                     }
-                    events(RecEvent::Failed { input: input.clone(), reason, disk_full });
+                    events(RecEvent::Failed {
+                        input: input.clone(),
+                        reason,
+                        disk_full,
+                    });
                     break;
                 }
                 MessageView::Eos(_) => break,

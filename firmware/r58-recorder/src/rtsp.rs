@@ -35,17 +35,22 @@ fn launch(audio: bool) -> String {
 }
 
 impl RtspServer {
-    pub fn start(cfg: &RtspConfig, inputs: &BTreeMap<String, Arc<Input>>) -> Result<Self, RecorderError> {
+    pub fn start(
+        cfg: &RtspConfig,
+        inputs: &BTreeMap<String, Arc<Input>>,
+    ) -> Result<Self, RecorderError> {
         let addr = format!("{}:{}", cfg.address, cfg.port);
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         let server = rtsp::RTSPServer::new();
         server.set_address(&cfg.address);
         server.set_service(&cfg.port.to_string());
-        let mounts = server.mount_points().ok_or_else(|| RecorderError::RtspStart {
-            addr: addr.clone(),
-            reason: "no mount points".into(),
-        })?;
+        let mounts = server
+            .mount_points()
+            .ok_or_else(|| RecorderError::RtspStart {
+                addr: addr.clone(),
+                reason: "no mount points".into(),
+            })?;
         for (id, input) in inputs {
             let factory = rtsp::RTSPMediaFactory::new();
             factory.set_launch(&launch(input.audio_encoder.is_some()));
@@ -55,11 +60,18 @@ impl RtspServer {
             factory.connect_media_configure(move |_, media| {
                 let Some(input) = weak.upgrade() else { return };
                 let element = media.element();
-                let Some(bin) = element.downcast_ref::<gst::Bin>() else { return };
-                let get = |n: &str| bin.by_name(n).and_then(|e| e.downcast::<gst_app::AppSrc>().ok());
+                let Some(bin) = element.downcast_ref::<gst::Bin>() else {
+                    return;
+                };
+                let get = |n: &str| {
+                    bin.by_name(n)
+                        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                };
                 let Some(v) = get("v") else { return };
                 let a = get("a");
-                let consumer = input.fanout.attach(&format!("rtsp:{}", input.id), &v, a.as_ref());
+                let consumer = input
+                    .fanout
+                    .attach(&format!("rtsp:{}", input.id), &v, a.as_ref());
                 input.request_keyframe();
                 let weak = Arc::downgrade(&input);
                 media.connect_unprepared(move |_| {
@@ -70,10 +82,12 @@ impl RtspServer {
             });
             mounts.add_factory(&format!("/{id}"), factory);
         }
-        let source_id = server.attach(Some(&ctx)).map_err(|e| RecorderError::RtspStart {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        let source_id = server
+            .attach(Some(&ctx))
+            .map_err(|e| RecorderError::RtspStart {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
         let port = u16::try_from(server.bound_port()).unwrap_or(cfg.port);
         let ml = main_loop.clone();
         let thread = std::thread::Builder::new()
@@ -100,9 +114,16 @@ impl RtspServer {
                     source.destroy();
                 }
             })
-            .map_err(|e| RecorderError::RtspStart { addr: addr.clone(), reason: e.to_string() })?;
+            .map_err(|e| RecorderError::RtspStart {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
         tracing::info!(%addr, port, "RTSP server listening");
-        Ok(Self { main_loop, thread: Some(thread), port })
+        Ok(Self {
+            main_loop,
+            thread: Some(thread),
+            port,
+        })
     }
 
     pub fn stop(mut self) {

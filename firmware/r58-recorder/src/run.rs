@@ -16,12 +16,23 @@ pub struct Options {
 
 pub fn run(opts: Options) -> Result<(), RecorderError> {
     let paths = match opts.config {
-        Some(main) => r58_config::ConfigPaths { main, required: true },
+        Some(main) => r58_config::ConfigPaths {
+            main,
+            required: true,
+        },
         None => r58_config::ConfigPaths::from_env(),
     };
     let loaded = r58_config::load_from::<r58_config::R58Config>(&paths)?;
     if opts.check_config {
-        println!("config ok: {}", loaded.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "config ok: {}",
+            loaded
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return Ok(());
     }
     let cfg = loaded.config;
@@ -36,9 +47,12 @@ pub fn run(opts: Options) -> Result<(), RecorderError> {
 
 async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
     let addr = cfg.api.listen;
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|source| RecorderError::BindApi { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| RecorderError::BindApi { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RecorderError::BindApi { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| RecorderError::BindApi { addr, source })?;
     let recorder = tokio::task::spawn_blocking(move || Recorder::start(cfg))
         .await
         .map_err(|e| RecorderError::Serve(std::io::Error::other(e)))??;
@@ -51,7 +65,9 @@ async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
         let rec = recorder.clone();
         let result = tokio::task::spawn_blocking(move || rec.start_recording(Some(&resume))).await;
         match result {
-            Ok(Ok((session, inputs))) => tracing::warn!(%session, ?inputs, "resumed recording after restart"),
+            Ok(Ok((session, inputs))) => {
+                tracing::warn!(%session, ?inputs, "resumed recording after restart")
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "could not resume recording"),
             Err(e) => tracing::error!(error = %e, "could not resume recording"),
         }
@@ -59,16 +75,25 @@ async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
     let _ = recorder.turn.set(crate::turn::start(&recorder.cfg.turn));
     let app = crate::api::router(recorder.clone());
     tracing::info!(api = %bound, rtsp_port = ?recorder.rtsp_port, "recorder ready");
-    notify_or_log(&[Notify::Ready, Notify::Status(format!("{} inputs, API on {bound}", recorder.inputs.len()))]);
+    notify_or_log(&[
+        Notify::Ready,
+        Notify::Status(format!("{} inputs, API on {bound}", recorder.inputs.len())),
+    ]);
     let health = recorder.clone();
     r58_systemd::spawn_watchdog(move || health.health());
 
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(RecorderError::Serve)?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(RecorderError::Serve)?;
 
-    notify_or_log(&[Notify::Stopping, Notify::Status("finishing recordings".into())]);
+    notify_or_log(&[
+        Notify::Stopping,
+        Notify::Status("finishing recordings".into()),
+    ]);
     tracing::info!("stopping: finishing open segments");
     let rec = recorder.clone();
     let _ = tokio::task::spawn_blocking(move || rec.shutdown()).await;

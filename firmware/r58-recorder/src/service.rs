@@ -35,7 +35,8 @@ impl Recorder {
     /// Starts every enabled input with its HLS output, the RTSP server and the monitor.
     pub fn start(cfg: R58Config) -> Result<Arc<Self>, RecorderError> {
         gst::init().map_err(RecorderError::GstInit)?;
-        let (sessions, resume) = Sessions::open(&cfg.recorder.data_dir, cfg.recorder.segment_seconds)?;
+        let (sessions, resume) =
+            Sessions::open(&cfg.recorder.data_dir, cfg.recorder.segment_seconds)?;
         let mut inputs = BTreeMap::new();
         for (id, icfg) in cfg.inputs.iter().filter(|(_, c)| c.enabled) {
             let input = Input::start(id, icfg, &cfg.encoder, &cfg.watchdog)?;
@@ -48,8 +49,16 @@ impl Recorder {
                 hls.push(Hls::start(input, &cfg.hls)?);
             }
         }
-        let rtsp = if cfg.rtsp.enabled { Some(RtspServer::start(&cfg.rtsp, &inputs)?) } else { None };
-        let resume = if cfg.recorder.record_on_start { inputs.keys().cloned().collect() } else { resume };
+        let rtsp = if cfg.rtsp.enabled {
+            Some(RtspServer::start(&cfg.rtsp, &inputs)?)
+        } else {
+            None
+        };
+        let resume = if cfg.recorder.record_on_start {
+            inputs.keys().cloned().collect()
+        } else {
+            resume
+        };
         let recorder = Arc::new(Self {
             rtsp_port: rtsp.as_ref().map(|r| r.port),
             cfg,
@@ -69,35 +78,39 @@ impl Recorder {
     fn spawn_monitor(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let stop = self.stop.clone();
-        let _ = std::thread::Builder::new().name("monitor".into()).spawn(move || {
-            let mut last_sync = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                let Some(rec) = weak.upgrade() else { break };
-                for input in rec.inputs.values() {
-                    input.tick();
+        let _ = std::thread::Builder::new()
+            .name("monitor".into())
+            .spawn(move || {
+                let mut last_sync = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let Some(rec) = weak.upgrade() else { break };
+                    for input in rec.inputs.values() {
+                        input.tick();
+                    }
+                    if last_sync.elapsed() >= Duration::from_secs(1) {
+                        rec.sessions.sync_open_segments();
+                        last_sync = Instant::now();
+                    }
                 }
-                if last_sync.elapsed() >= Duration::from_secs(1) {
-                    rec.sessions.sync_open_segments();
-                    last_sync = Instant::now();
-                }
-            }
-        });
+            });
         // The guard has a thread of its own: stopping a recording may take seconds (EOS).
         let weak = Arc::downgrade(self);
         let stop = self.stop.clone();
-        let _ = std::thread::Builder::new().name("storage-guard".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let Some(rec) = weak.upgrade() else { break };
-                storage::enforce(&rec.sessions, &rec.cfg.storage);
-                let interval = storage::interval(&rec.cfg.storage);
-                drop(rec);
-                let until = Instant::now() + interval;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
+        let _ = std::thread::Builder::new()
+            .name("storage-guard".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(rec) = weak.upgrade() else { break };
+                    storage::enforce(&rec.sessions, &rec.cfg.storage);
+                    let interval = storage::interval(&rec.cfg.storage);
+                    drop(rec);
+                    let until = Instant::now() + interval;
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
-            }
-        });
+            });
     }
 
     /// Waits until every input produces encoded frames.
@@ -114,7 +127,10 @@ impl Recorder {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(RecorderError::StartTimeout { seconds: timeout.as_secs(), waiting: waiting.join(", ") });
+                return Err(RecorderError::StartTimeout {
+                    seconds: timeout.as_secs(),
+                    waiting: waiting.join(", "),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -141,7 +157,10 @@ impl Recorder {
         }
     }
 
-    pub fn start_recording(&self, ids: Option<&[String]>) -> Result<(String, Vec<String>), RecorderError> {
+    pub fn start_recording(
+        &self,
+        ids: Option<&[String]>,
+    ) -> Result<(String, Vec<String>), RecorderError> {
         let inputs = self.select(ids)?;
         storage::check_can_record(&self.sessions, &self.cfg.storage)?;
         self.sessions.start(&inputs)

@@ -64,9 +64,15 @@ pub struct InputRecording {
 impl Sessions {
     /// Creates the folders, repairs sessions left open by a crash, and starts the thread
     /// that applies recording events. Returns the inputs that should resume recording.
-    pub fn open(data_dir: &Path, segment_seconds: u32) -> Result<(Arc<Self>, Vec<String>), RecorderError> {
+    pub fn open(
+        data_dir: &Path,
+        segment_seconds: u32,
+    ) -> Result<(Arc<Self>, Vec<String>), RecorderError> {
         let root = data_dir.join("recordings");
-        std::fs::create_dir_all(&root).map_err(|source| RecorderError::CreateDir { path: root.clone(), source })?;
+        std::fs::create_dir_all(&root).map_err(|source| RecorderError::CreateDir {
+            path: root.clone(),
+            source,
+        })?;
         repair_all(&root);
         let state_path = data_dir.join("recorder-state.json");
         let desired: DesiredState = match r58_fs::read_json(&state_path) {
@@ -98,7 +104,10 @@ impl Sessions {
                     }
                 }
             })
-            .map_err(|source| RecorderError::CreateDir { path: PathBuf::from("<thread>"), source })?;
+            .map_err(|source| RecorderError::CreateDir {
+                path: PathBuf::from("<thread>"),
+                source,
+            })?;
         Ok((sessions, desired.recording.into_iter().collect()))
     }
 
@@ -118,7 +127,10 @@ impl Sessions {
                 id = format!("{}-{n}", manifest::session_id(now));
             }
             let dir = self.root.join(&id);
-            std::fs::create_dir_all(&dir).map_err(|source| RecorderError::CreateDir { path: dir.clone(), source })?;
+            std::fs::create_dir_all(&dir).map_err(|source| RecorderError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
             inner.active = Some(Active {
                 dir,
                 manifest: Manifest::new(&id, now),
@@ -134,7 +146,12 @@ impl Sessions {
                 if active.recordings.contains_key(&input.id) {
                     continue;
                 }
-                match Recording::start(input, &active.dir.join(&input.id), self.segment_seconds, self.event_sink()) {
+                match Recording::start(
+                    input,
+                    &active.dir.join(&input.id),
+                    self.segment_seconds,
+                    self.event_sink(),
+                ) {
                     Ok(rec) => {
                         active.recordings.insert(input.id.clone(), rec);
                         let entry = active.manifest.inputs.entry(input.id.clone()).or_default();
@@ -154,8 +171,15 @@ impl Sessions {
         for id in &started {
             inner.last_stop.remove(id);
         }
-        let session = inner.active.as_ref().map(|a| a.manifest.session.clone()).unwrap_or_default();
-        let empty = inner.active.as_ref().is_some_and(|a| a.recordings.is_empty());
+        let session = inner
+            .active
+            .as_ref()
+            .map(|a| a.manifest.session.clone())
+            .unwrap_or_default();
+        let empty = inner
+            .active
+            .as_ref()
+            .is_some_and(|a| a.recordings.is_empty());
         if empty {
             self.finish_session(&mut inner, "failed");
         }
@@ -172,15 +196,19 @@ impl Sessions {
     pub fn stop(&self, ids: Option<&[String]>, reason: &str, keep_desired: bool) -> Vec<String> {
         let taken: Vec<(String, Recording)> = {
             let mut inner = lock(&self.inner);
-            let Some(active) = inner.active.as_mut() else { return Vec::new() };
+            let Some(active) = inner.active.as_mut() else {
+                return Vec::new();
+            };
             let chosen: Vec<String> = active
                 .recordings
                 .keys()
                 .filter(|k| ids.map_or(true, |ids| ids.iter().any(|i| i == *k)))
                 .cloned()
                 .collect();
-            let taken: Vec<(String, Recording)> =
-                chosen.into_iter().filter_map(|id| active.recordings.remove(&id).map(|r| (id, r))).collect();
+            let taken: Vec<(String, Recording)> = chosen
+                .into_iter()
+                .filter_map(|id| active.recordings.remove(&id).map(|r| (id, r)))
+                .collect();
             for (id, _) in &taken {
                 inner.last_stop.insert(id.clone(), reason.to_string());
             }
@@ -207,7 +235,11 @@ impl Sessions {
         for id in &stopped {
             inner.last_stop.insert(id.clone(), reason.to_string());
         }
-        if inner.active.as_ref().is_some_and(|a| a.recordings.is_empty()) {
+        if inner
+            .active
+            .as_ref()
+            .is_some_and(|a| a.recordings.is_empty())
+        {
             self.finish_session(&mut inner, reason);
         } else if let Some(a) = inner.active.as_ref() {
             if let Err(e) = a.manifest.write(&a.dir) {
@@ -256,25 +288,58 @@ impl Sessions {
     }
 
     fn apply_locked(inner: &mut Inner, ev: RecEvent) {
-        let Some(active) = inner.active.as_mut() else { return };
+        let Some(active) = inner.active.as_mut() else {
+            return;
+        };
         match ev {
-            RecEvent::Opened { input, file, running_ns } => {
-                active.open.insert(input, Open { file, running_ns, started_at: Utc::now() });
+            RecEvent::Opened {
+                input,
+                file,
+                running_ns,
+            } => {
+                active.open.insert(
+                    input,
+                    Open {
+                        file,
+                        running_ns,
+                        started_at: Utc::now(),
+                    },
+                );
             }
-            RecEvent::Closed { input, file, running_ns } => {
+            RecEvent::Closed {
+                input,
+                file,
+                running_ns,
+            } => {
                 let open = active.open.remove(&input);
-                let rel = format!("{input}/{}", file.file_name().unwrap_or_default().to_string_lossy());
+                let rel = format!(
+                    "{input}/{}",
+                    file.file_name().unwrap_or_default().to_string_lossy()
+                );
                 let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                 let (started_at, duration_s) = match open {
                     Some(o) if o.file == file && running_ns >= o.running_ns && running_ns > 0 => {
                         (o.started_at, Some((running_ns - o.running_ns) as f64 / 1e9))
                     }
-                    Some(o) => (o.started_at, Some((Utc::now() - o.started_at).num_milliseconds() as f64 / 1e3)),
+                    Some(o) => (
+                        o.started_at,
+                        Some((Utc::now() - o.started_at).num_milliseconds() as f64 / 1e3),
+                    ),
                     None => (Utc::now(), None),
                 };
-                let rec = active.manifest.inputs.entry(input).or_insert_with(InputRecord::default);
+                let rec = active
+                    .manifest
+                    .inputs
+                    .entry(input)
+                    .or_insert_with(InputRecord::default);
                 if !rec.segments.iter().any(|s| s.file == rel) {
-                    rec.segments.push(Segment { file: rel, started_at, duration_s, bytes, recovered: false });
+                    rec.segments.push(Segment {
+                        file: rel,
+                        started_at,
+                        duration_s,
+                        bytes,
+                        recovered: false,
+                    });
                 }
             }
             RecEvent::Failed { .. } => {}
@@ -286,7 +351,12 @@ impl Sessions {
     pub fn sync_open_segments(&self) {
         let files: Vec<PathBuf> = {
             let inner = lock(&self.inner);
-            inner.active.iter().flat_map(|a| a.recordings.values()).filter_map(|r| r.current_file()).collect()
+            inner
+                .active
+                .iter()
+                .flat_map(|a| a.recordings.values())
+                .filter_map(|r| r.current_file())
+                .collect()
         };
         for f in files {
             let _ = r58_fs::sync_file(&f);
@@ -308,7 +378,11 @@ impl Sessions {
             .map_or(0, |m| m.len());
         InputRecording {
             recording,
-            session: if recording { active.map(|a| a.manifest.session.clone()) } else { None },
+            session: if recording {
+                active.map(|a| a.manifest.session.clone())
+            } else {
+                None
+            },
             bytes: rec.map_or(0, |r| r.segments.iter().map(|s| s.bytes).sum::<u64>()) + open_bytes,
             segments: rec.map_or(0, |r| r.segments.len()) + usize::from(open_bytes > 0),
             last_stop_reason: inner.last_stop.get(input).cloned(),
@@ -316,16 +390,26 @@ impl Sessions {
     }
 
     pub fn active_session(&self) -> Option<String> {
-        lock(&self.inner).active.as_ref().map(|a| a.manifest.session.clone())
+        lock(&self.inner)
+            .active
+            .as_ref()
+            .map(|a| a.manifest.session.clone())
     }
 
     pub fn any_recording(&self) -> bool {
-        lock(&self.inner).active.as_ref().is_some_and(|a| !a.recordings.is_empty())
+        lock(&self.inner)
+            .active
+            .as_ref()
+            .is_some_and(|a| !a.recordings.is_empty())
     }
 
     fn persist_desired(&self) {
         let inner = lock(&self.inner);
-        let recording = inner.active.iter().flat_map(|a| a.recordings.keys().cloned()).collect();
+        let recording = inner
+            .active
+            .iter()
+            .flat_map(|a| a.recordings.keys().cloned())
+            .collect();
         if let Err(e) = r58_fs::write_json_atomic(&self.state_path, &DesiredState { recording }) {
             tracing::error!(error = %e, "persisting recorder state");
         }
@@ -351,7 +435,12 @@ impl Sessions {
 
 pub fn session_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs
@@ -361,7 +450,10 @@ fn repair_all(root: &Path) {
     for dir in session_dirs(root) {
         match Manifest::read(&dir) {
             Ok(Some(mut m)) if m.ended_at.is_none() => {
-                if let Err(e) = manifest::repair(&dir, &mut m).map_err(|e| e.to_string()).and_then(|_| m.write(&dir).map_err(|e| e.to_string())) {
+                if let Err(e) = manifest::repair(&dir, &mut m)
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| m.write(&dir).map_err(|e| e.to_string()))
+                {
                     tracing::error!(session = %dir.display(), error = %e, "repairing session failed");
                 } else {
                     tracing::warn!(session = %m.session, bytes = m.total_bytes(), "closed session interrupted by a crash or power cut");

@@ -9,8 +9,18 @@ use gstreamer_app as gst_app;
 use crate::error::RecorderError;
 
 /// Renders the slate for `id` as raw video of the given format and size.
-pub fn render(id: &str, format: &str, width: u32, height: u32, fps: u32) -> Result<gst::Sample, RecorderError> {
-    let werr = |what: String| RecorderError::PipelineWire { input: id.to_string(), stage: "slate", what };
+pub fn render(
+    id: &str,
+    format: &str,
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> Result<gst::Sample, RecorderError> {
+    let werr = |what: String| RecorderError::PipelineWire {
+        input: id.to_string(),
+        stage: "slate",
+        what,
+    };
     let desc = format!(
         "videotestsrc pattern=black num-buffers=1 \
          ! video/x-raw,format={format},width={width},height={height},framerate={fps}/1,pixel-aspect-ratio=1/1 \
@@ -18,7 +28,11 @@ pub fn render(id: &str, format: &str, width: u32, height: u32, fps: u32) -> Resu
          ! appsink name=out sync=false"
     );
     let pipeline = gst::parse::launch(&desc)
-        .map_err(|source| RecorderError::PipelineBuild { input: id.to_string(), stage: "slate", source })?
+        .map_err(|source| RecorderError::PipelineBuild {
+            input: id.to_string(),
+            stage: "slate",
+            source,
+        })?
         .downcast::<gst::Pipeline>()
         .map_err(|_| werr("not a pipeline".into()))?;
     if let Some(text) = pipeline.by_name("text") {
@@ -28,11 +42,13 @@ pub fn render(id: &str, format: &str, width: u32, height: u32, fps: u32) -> Resu
         .by_name("out")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| werr("appsink".into()))?;
-    pipeline.set_state(gst::State::Playing).map_err(|source| RecorderError::PipelineStart {
-        input: id.to_string(),
-        stage: "slate",
-        source,
-    })?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|source| RecorderError::PipelineStart {
+            input: id.to_string(),
+            stage: "slate",
+            source,
+        })?;
     let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(10));
     let _ = pipeline.set_state(gst::State::Null);
     sample.ok_or_else(|| werr("no slate frame rendered".into()))

@@ -31,7 +31,9 @@ pub fn describe(cfg: &InputConfig) -> String {
                  time-format=\"%Y-%m-%d %H:%M:%S\" ! {vsink}"
             );
             if cfg.audio {
-                d.push_str(&format!(" audiotestsrc is-live=true wave=ticks ! {AUDIO_CAPS} ! {asink}"));
+                d.push_str(&format!(
+                    " audiotestsrc is-live=true wave=ticks ! {AUDIO_CAPS} ! {asink}"
+                ));
             }
             d
         }
@@ -40,14 +42,18 @@ pub fn describe(cfg: &InputConfig) -> String {
         InputKind::V4l2 => {
             let mut d = format!("v4l2src name=vsrc ! video/x-raw ! {vsink}");
             if cfg.audio && cfg.audio_device.is_some() {
-                d.push_str(&format!(" alsasrc name=asrc ! audioconvert ! audioresample ! {AUDIO_CAPS} ! {asink}"));
+                d.push_str(&format!(
+                    " alsasrc name=asrc ! audioconvert ! audioresample ! {AUDIO_CAPS} ! {asink}"
+                ));
             }
             d
         }
         InputKind::Rtsp | InputKind::Srt => {
             let mut d = format!("uridecodebin name=dec videoconvert name=vconv ! {vsink}");
             if cfg.audio {
-                d.push_str(&format!(" audioconvert name=aconv ! audioresample ! {AUDIO_CAPS} ! {asink}"));
+                d.push_str(&format!(
+                    " audioconvert name=aconv ! audioresample ! {AUDIO_CAPS} ! {asink}"
+                ));
             }
             d
         }
@@ -77,7 +83,10 @@ fn build(cfg: &InputConfig, input: &Weak<Input>) -> Result<gst::Pipeline, String
         InputKind::Rtsp | InputKind::Srt => wire_uridecodebin(&pipeline, cfg)?,
     }
     for (name, stream) in [("vsink", Stream::Video), ("asink", Stream::Audio)] {
-        let Some(sink) = pipeline.by_name(name).and_then(|e| e.downcast::<gst_app::AppSink>().ok()) else {
+        let Some(sink) = pipeline
+            .by_name(name)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        else {
             continue;
         };
         let input = input.clone();
@@ -120,9 +129,15 @@ fn wire_uridecodebin(pipeline: &gst::Pipeline, cfg: &InputConfig) -> Result<(), 
     });
     let weak = pipeline.downgrade();
     dec.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else { return };
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
         let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-        let media = caps.as_ref().and_then(|c| c.structure(0)).map(|s| s.name().to_string()).unwrap_or_default();
+        let media = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
         let target = if media.starts_with("video/") {
             "vconv"
         } else if media.starts_with("audio/") {
@@ -146,7 +161,9 @@ pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, st
     let max_backoff = Duration::from_secs(u64::from(cfg.reconnect_max_seconds));
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::Relaxed) {
-        let Some(strong) = input.upgrade() else { return };
+        let Some(strong) = input.upgrade() else {
+            return;
+        };
         let id = strong.id.clone();
         let stats = strong.stats.clone();
         drop(strong);
@@ -172,7 +189,10 @@ pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, st
         let jitter = Duration::from_millis(u64::from(started.elapsed().subsec_millis() % 250));
         let wait = (backoff + jitter).min(max_backoff);
         tracing::warn!(input = %id, %reason, retry_in_ms = wait.as_millis() as u64, "source down");
-        *lock(&stats.source_state) = SourceState::Retrying { reason, retry_in_ms: wait.as_millis() as u64 };
+        *lock(&stats.source_state) = SourceState::Retrying {
+            reason,
+            retry_in_ms: wait.as_millis() as u64,
+        };
         stats.source_restarts.fetch_add(1, Ordering::Relaxed);
         let until = Instant::now() + wait;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -183,11 +203,18 @@ pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, st
 }
 
 /// Plays the pipeline and watches its bus; returns why it ended.
-fn run(pipeline: &gst::Pipeline, stats: &crate::stats::Stats, stop: &AtomicBool, stall: Duration) -> String {
+fn run(
+    pipeline: &gst::Pipeline,
+    stats: &crate::stats::Stats,
+    stop: &AtomicBool,
+    stall: Duration,
+) -> String {
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
         return format!("starting source pipeline: {e}");
     }
-    let Some(bus) = pipeline.bus() else { return "pipeline has no bus".into() };
+    let Some(bus) = pipeline.bus() else {
+        return "pipeline has no bus".into();
+    };
     let started = Instant::now();
     let mut playing = false;
     loop {
@@ -198,7 +225,11 @@ fn run(pipeline: &gst::Pipeline, stats: &crate::stats::Stats, stop: &AtomicBool,
             use gst::MessageView;
             match msg.view() {
                 MessageView::Error(e) => {
-                    return format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default())
+                    return format!(
+                        "{} ({})",
+                        e.error(),
+                        e.debug().map(|d| d.to_string()).unwrap_or_default()
+                    )
                 }
                 MessageView::Eos(_) => return "end of stream".into(),
                 MessageView::Warning(w) => tracing::debug!(warning = %w.error(), "source warning"),
@@ -212,7 +243,11 @@ fn run(pipeline: &gst::Pipeline, stats: &crate::stats::Stats, stop: &AtomicBool,
             playing = true;
             *lock(&stats.source_state) = SourceState::Playing;
         }
-        let silent_for = if fresh { age.unwrap_or_default() } else { started.elapsed() };
+        let silent_for = if fresh {
+            age.unwrap_or_default()
+        } else {
+            started.elapsed()
+        };
         if silent_for > stall {
             return format!("no frames for {} ms", silent_for.as_millis());
         }

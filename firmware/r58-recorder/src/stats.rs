@@ -96,7 +96,13 @@ impl Stats {
             w.fps = (frames - w.frames) as f64 * 1000.0 / dt as f64;
             w.kbps = (bytes - w.bytes) as f64 * 8.0 / dt as f64;
         }
-        *w = Window { at_ms: now, frames, bytes, fps: w.fps, kbps: w.kbps };
+        *w = Window {
+            at_ms: now,
+            frames,
+            bytes,
+            fps: w.fps,
+            kbps: w.kbps,
+        };
     }
 
     /// (frames per second, kilobits per second) of the encoded output.

@@ -17,8 +17,10 @@ const MIB: u64 = 1024 * 1024;
 
 /// Free MiB for unprivileged writers on the file system holding `path`.
 pub fn free_mib(path: &Path) -> Result<u64, RecorderError> {
-    let st = nix::sys::statvfs::statvfs(path)
-        .map_err(|source| RecorderError::Statvfs { path: path.to_path_buf(), source })?;
+    let st = nix::sys::statvfs::statvfs(path).map_err(|source| RecorderError::Statvfs {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64 / MIB)
 }
 
@@ -31,7 +33,11 @@ pub fn check_can_record(sessions: &Sessions, cfg: &StorageConfig) -> Result<(), 
     }
     let free = free_mib(root)?;
     if free < cfg.min_free_mib {
-        return Err(RecorderError::DiskFull { path: root.to_path_buf(), free_mib: free, floor_mib: cfg.min_free_mib });
+        return Err(RecorderError::DiskFull {
+            path: root.to_path_buf(),
+            free_mib: free,
+            floor_mib: cfg.min_free_mib,
+        });
     }
     Ok(())
 }
@@ -95,7 +101,11 @@ fn prune_for_space(sessions: &Sessions, cfg: &StorageConfig) -> Vec<String> {
         }
     }
     if free < cfg.min_free_mib && sessions.any_recording() {
-        tracing::error!(free_mib = free, floor_mib = cfg.min_free_mib, "disk full: stopping recording");
+        tracing::error!(
+            free_mib = free,
+            floor_mib = cfg.min_free_mib,
+            "disk full: stopping recording"
+        );
         sessions.stop(None, "disk_full", false);
     }
     removed

@@ -9,7 +9,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use r58_config::{TurnConfig, TurnSource};
-use r58_turn::{CloudflareProvider, FleetProvider, RateLimiter, TurnError, TurnProvider, TurnService, TurnSettings};
+use r58_turn::{
+    CloudflareProvider, FleetProvider, RateLimiter, TurnError, TurnProvider, TurnService,
+    TurnSettings,
+};
 
 use crate::api::{ApiError, AppState};
 
@@ -39,11 +42,16 @@ pub fn providers(cfg: &TurnConfig, client: &reqwest::Client) -> Vec<Box<dyn Turn
         match source {
             TurnSource::Fleet if !cfg.fleet.url.is_empty() => {
                 if let Some(token) = read_token(&cfg.fleet.token_file, "turn.fleet") {
-                    out.push(Box::new(FleetProvider::new(client.clone(), &cfg.fleet.url, &token)));
+                    out.push(Box::new(FleetProvider::new(
+                        client.clone(),
+                        &cfg.fleet.url,
+                        &token,
+                    )));
                 }
             }
             TurnSource::Cloudflare
-                if !cfg.cloudflare.key_id.is_empty() && !cfg.cloudflare.api_token_file.as_os_str().is_empty() =>
+                if !cfg.cloudflare.key_id.is_empty()
+                    && !cfg.cloudflare.api_token_file.as_os_str().is_empty() =>
             {
                 if let Some(token) = read_token(&cfg.cloudflare.api_token_file, "turn.cloudflare") {
                     out.push(Box::new(CloudflareProvider::new(
@@ -63,7 +71,10 @@ pub fn providers(cfg: &TurnConfig, client: &reqwest::Client) -> Vec<Box<dyn Turn
 /// Builds the endpoint and starts the background refresh (needs a tokio runtime).
 pub fn start(cfg: &TurnConfig) -> TurnEndpoint {
     let timeout = Duration::from_millis(u64::from(cfg.timeout_ms));
-    let client = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_default();
     let providers = providers(cfg, &client);
     let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
     tracing::info!(providers = ?names, "TURN providers");
@@ -80,24 +91,52 @@ pub fn start(cfg: &TurnConfig) -> TurnEndpoint {
     if configured {
         service.spawn_refresher();
     }
-    TurnEndpoint { service, limiter: RateLimiter::new(cfg.rate_limit_per_minute, cfg.rate_limit_burst) }
+    TurnEndpoint {
+        service,
+        limiter: RateLimiter::new(cfg.rate_limit_per_minute, cfg.rate_limit_burst),
+    }
 }
 
-pub async fn credentials(State(rec): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+pub async fn credentials(
+    State(rec): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     let Some(turn) = rec.turn.get() else {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "turn_unavailable", "TURN is starting").into_response();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "turn_unavailable",
+            "TURN is starting",
+        )
+        .into_response();
     };
     if !turn.limiter.allow(peer.ip()) {
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry in a few seconds")
-            .into_response();
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry in a few seconds",
+        )
+        .into_response();
     }
     match turn.service.get_json().await {
-        Ok(json) => {
-            ([(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "application/json")], json).into_response()
-        }
+        Ok(json) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            json,
+        )
+            .into_response(),
         Err(e @ (TurnError::NoProviders | TurnError::Unavailable { .. })) => {
-            let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "turn_unavailable", e.to_string()).into_response();
-            resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            let mut resp = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "turn_unavailable",
+                e.to_string(),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
             resp
         }
     }

@@ -18,7 +18,11 @@ fn start_stop_gives_decodable_segments_whose_durations_add_up() {
     let r = Recorder::start(dir.path(), ONE_TEST_INPUT);
     let session = start_recording(&r);
     std::thread::sleep(Duration::from_secs(7));
-    let (code, body) = r.post("/api/recordings/stop", "{\"inputs\": [\"cam1\"]}", Some(TOKEN));
+    let (code, body) = r.post(
+        "/api/recordings/stop",
+        "{\"inputs\": [\"cam1\"]}",
+        Some(TOKEN),
+    );
     assert_eq!(code, 200);
     assert_eq!(body["stopped"], serde_json::json!(["cam1"]));
 
@@ -32,11 +36,17 @@ fn start_stop_gives_decodable_segments_whose_durations_add_up() {
     let mut listed = 0.0;
     for (seg, file) in segs.iter().zip(&files) {
         decode(file.to_str().unwrap(), &[]).unwrap();
-        assert_eq!(seg["bytes"].as_u64().unwrap(), std::fs::metadata(file).unwrap().len());
+        assert_eq!(
+            seg["bytes"].as_u64().unwrap(),
+            std::fs::metadata(file).unwrap().len()
+        );
         probed += duration(file);
         listed += seg["duration_s"].as_f64().unwrap();
     }
-    assert!((probed - listed).abs() < 1.0, "probed {probed} vs manifest {listed}");
+    assert!(
+        (probed - listed).abs() < 1.0,
+        "probed {probed} vs manifest {listed}"
+    );
     assert!((5.5..9.0).contains(&probed), "recorded {probed} s in ~7 s");
 
     // The API lists it, and a segment downloads with Range.
@@ -66,7 +76,10 @@ fn sigterm_finishes_open_segments_and_resumes_on_next_start() {
     r.spawn();
     let st = wait_for(Duration::from_secs(10), "resumed recording", || {
         let st = r.status();
-        st["inputs"]["cam1"]["recording"]["recording"].as_bool().unwrap().then_some(st)
+        st["inputs"]["cam1"]["recording"]["recording"]
+            .as_bool()
+            .unwrap()
+            .then_some(st)
     });
     assert_ne!(st["session"].as_str().unwrap(), session);
 }
@@ -88,7 +101,10 @@ fn kill9_leaves_playable_segments_and_loses_at_most_about_a_second() {
         total += duration(f);
     }
     // The first key frame after start is requested at once; allow for it and ~1 s of loss.
-    assert!(total >= elapsed - 1.5, "recorded {total:.2} s of {elapsed:.2} s");
+    assert!(
+        total >= elapsed - 1.5,
+        "recorded {total:.2} s of {elapsed:.2} s"
+    );
 
     // The next start closes the interrupted session truthfully.
     r.spawn();
@@ -108,8 +124,15 @@ fn control_needs_the_token_and_bad_requests_get_reasons() {
     assert_eq!(code, 401);
     let (code, body) = r.post("/api/recordings/start", "{\"inputs\": 5}", Some(TOKEN));
     assert_eq!(code, 400);
-    assert!(body["reason"].as_str().unwrap().contains("inputs"), "{body}");
-    let (code, body) = r.post("/api/recordings/start", "{\"inputs\": [\"nope\"]}", Some(TOKEN));
+    assert!(
+        body["reason"].as_str().unwrap().contains("inputs"),
+        "{body}"
+    );
+    let (code, body) = r.post(
+        "/api/recordings/start",
+        "{\"inputs\": [\"nope\"]}",
+        Some(TOKEN),
+    );
     assert_eq!((code, body["error"].as_str()), (404, Some("unknown_input")));
     let (code, _) = http_get(&r.url("/api/recordings/..%2Fetc")).unwrap();
     assert_eq!(code, 400);

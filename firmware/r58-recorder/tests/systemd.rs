@@ -14,7 +14,8 @@ fn ready_then_watchdog_pings_then_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let (api, rtsp) = (free_port(), free_port());
     let cfg = dir.path().join("r58.toml");
     std::fs::write(&cfg, config(dir.path(), api, rtsp, ONE_TEST_INPUT)).unwrap();
@@ -36,7 +37,12 @@ fn ready_then_watchdog_pings_then_stopping() {
             let msg = String::from_utf8_lossy(&buf[..n]).to_string();
             if msg.contains("READY=1") {
                 // READY comes only once the API answers.
-                assert_eq!(http_get(&format!("http://127.0.0.1:{api}/healthz")).unwrap().0, 200);
+                assert_eq!(
+                    http_get(&format!("http://127.0.0.1:{api}/healthz"))
+                        .unwrap()
+                        .0,
+                    200
+                );
                 ready_at = Some(Instant::now());
             }
             let stopping = msg.contains("STOPPING=1");
@@ -47,14 +53,24 @@ fn ready_then_watchdog_pings_then_stopping() {
         }
         let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
         if !terminated && pings >= 3 {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             terminated = true;
         }
     }
     let status = child.wait().unwrap();
     assert!(ready_at.is_some(), "no READY=1: {seen:?}");
     let first = seen.iter().position(|m| m.contains("READY=1")).unwrap();
-    assert!(seen[first..].iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3, "{seen:?}");
+    assert!(
+        seen[first..]
+            .iter()
+            .filter(|m| m.contains("WATCHDOG=1"))
+            .count()
+            >= 3,
+        "{seen:?}"
+    );
     assert!(seen.last().unwrap().contains("STOPPING=1"), "{seen:?}");
     assert!(status.success());
 }

@@ -35,8 +35,21 @@ fn start_coturn(dir: &Path) -> (Proc, u16) {
     let port = free_udp_and_tcp_port();
     let relay_lo = 40000 + (port % 200) * 100;
     let child = Command::new("turnserver")
-        .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--use-auth-secret", "--realm=r58.test"])
-        .args(["--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers", "--simple-log", "--log-file=stdout"])
+        .args([
+            "-n",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            "--use-auth-secret",
+            "--realm=r58.test",
+        ])
+        .args([
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--allow-loopback-peers",
+            "--simple-log",
+            "--log-file=stdout",
+        ])
         .arg(format!("--listening-port={port}"))
         .arg(format!("--min-port={relay_lo}"))
         .arg(format!("--max-port={}", relay_lo + 99))
@@ -54,7 +67,19 @@ fn start_coturn(dir: &Path) -> (Proc, u16) {
 /// Allocates a relay through coturn and sends through it; true when coturn accepted.
 fn allocate(port: u16, user: &str, credential: &str) -> bool {
     Command::new("turnutils_uclient")
-        .args(["-y", "-c", "-n", "3", "-u", user, "-w", credential, "-p", &port.to_string(), "127.0.0.1"])
+        .args([
+            "-y",
+            "-c",
+            "-n",
+            "3",
+            "-u",
+            user,
+            "-w",
+            credential,
+            "-p",
+            &port.to_string(),
+            "127.0.0.1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -64,7 +89,11 @@ fn allocate(port: u16, user: &str, credential: &str) -> bool {
 
 fn fleet_binary() -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_r58-recorder")).with_file_name("r58-fleet");
-    assert!(p.exists(), "{} missing: build the workspace first (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace first (scripts/test does)",
+        p.display()
+    );
     p
 }
 
@@ -84,25 +113,45 @@ fn start_fleet(dir: &Path, coturn_port: u16) -> (Proc, u16, String) {
     )
     .unwrap();
     let out = Command::new(fleet_binary())
-        .args(["--config", dir.join("fleet.toml").to_str().unwrap(), "device-token", "r58-test"])
+        .args([
+            "--config",
+            dir.join("fleet.toml").to_str().unwrap(),
+            "device-token",
+            "r58-test",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let child = Command::new(fleet_binary())
-        .args(["--config", dir.join("fleet.toml").to_str().unwrap(), "serve"])
+        .args([
+            "--config",
+            dir.join("fleet.toml").to_str().unwrap(),
+            "serve",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_for(Duration::from_secs(10), "fleet API", || {
-        http_get(&format!("http://127.0.0.1:{port}/healthz")).ok().filter(|r| r.0 == 200)
+        http_get(&format!("http://127.0.0.1:{port}/healthz"))
+            .ok()
+            .filter(|r| r.0 == 200)
     });
     (Proc(child), port, token)
 }
 
 fn post_fleet(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-    let (code, text) = http_post(&format!("http://127.0.0.1:{port}/turn/credentials"), body, token).unwrap();
+    let (code, text) = http_post(
+        &format!("http://127.0.0.1:{port}/turn/credentials"),
+        body,
+        token,
+    )
+    .unwrap();
     (code, serde_json::from_str(&text).unwrap_or_default())
 }
 
@@ -114,8 +163,14 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
 
     // The fleet API refuses what it does not know.
     assert_eq!(post_fleet(fleet_port, None, "").0, 401);
-    assert_eq!(post_fleet(fleet_port, Some("not-a-device-token"), "").0, 401);
-    assert_eq!(post_fleet(fleet_port, Some(&token), "{\"ttl\": \"x\"}").0, 400);
+    assert_eq!(
+        post_fleet(fleet_port, Some("not-a-device-token"), "").0,
+        401
+    );
+    assert_eq!(
+        post_fleet(fleet_port, Some(&token), "{\"ttl\": \"x\"}").0,
+        400
+    );
 
     // The device gets its credentials through the fleet.
     std::fs::write(dir.path().join("fleet-token"), &token).unwrap();
@@ -130,30 +185,53 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body: serde_json::Value = resp.json().unwrap();
     let server = &body["iceServers"][0];
-    assert_eq!(server["urls"][0], format!("turn:127.0.0.1:{turn_port}?transport=udp"));
+    assert_eq!(
+        server["urls"][0],
+        format!("turn:127.0.0.1:{turn_port}?transport=udp")
+    );
     let user = server["username"].as_str().unwrap();
     let cred = server["credential"].as_str().unwrap();
     assert!(user.ends_with(":r58-test"), "{user}");
     assert!(body["expiresAt"].as_str().is_some());
 
     // A real allocation with them.
-    assert!(allocate(turn_port, user, cred), "coturn refused credentials minted by the fleet");
+    assert!(
+        allocate(turn_port, user, cred),
+        "coturn refused credentials minted by the fleet"
+    );
     // Forged and expired ones are refused.
     assert!(!allocate(turn_port, user, "Zm9yZ2VkLWNyZWRlbnRpYWw="));
     let expired = chrono::Utc::now() - chrono::Duration::seconds(60);
     let old = r58_fleet::coturn::mint(SECRET.as_bytes(), "r58-test", &[], expired);
-    let (u, c) = (old.ice_servers[0].username.clone().unwrap(), old.ice_servers[0].credential.clone().unwrap());
-    assert!(!allocate(turn_port, &u, &c), "coturn accepted expired credentials");
+    let (u, c) = (
+        old.ice_servers[0].username.clone().unwrap(),
+        old.ice_servers[0].credential.clone().unwrap(),
+    );
+    assert!(
+        !allocate(turn_port, &u, &c),
+        "coturn accepted expired credentials"
+    );
 
     // Rate limit per client: the burst is 5 (one used above).
-    let codes: Vec<u16> =
-        (0..6).map(|_| reqwest::blocking::get(r.url("/api/turn-credentials")).unwrap().status().as_u16()).collect();
+    let codes: Vec<u16> = (0..6)
+        .map(|_| {
+            reqwest::blocking::get(r.url("/api/turn-credentials"))
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
     assert!(codes[..4].iter().all(|&c| c == 200), "{codes:?}");
     assert_eq!(*codes.last().unwrap(), 429, "{codes:?}");
 
     // A revoked device is refused at once.
     let out = Command::new(fleet_binary())
-        .args(["--config", dir.path().join("fleet.toml").to_str().unwrap(), "device-revoke", "r58-test"])
+        .args([
+            "--config",
+            dir.path().join("fleet.toml").to_str().unwrap(),
+            "device-revoke",
+            "r58-test",
+        ])
         .status()
         .unwrap();
     assert!(out.success());
@@ -196,11 +274,22 @@ fn fleet_backend_failure_is_a_502() {
     )
     .unwrap();
     let cfg = dir.path().join("fleet.toml");
-    let out = Command::new(fleet_binary()).args(["--config", cfg.to_str().unwrap(), "device-token", "r58-x"]).output().unwrap();
+    let out = Command::new(fleet_binary())
+        .args(["--config", cfg.to_str().unwrap(), "device-token", "r58-x"])
+        .output()
+        .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let _fleet = Proc(Command::new(fleet_binary()).args(["--config", cfg.to_str().unwrap(), "serve"]).stderr(Stdio::null()).spawn().unwrap());
+    let _fleet = Proc(
+        Command::new(fleet_binary())
+            .args(["--config", cfg.to_str().unwrap(), "serve"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for(Duration::from_secs(10), "fleet API", || {
-        http_get(&format!("http://127.0.0.1:{port}/healthz")).ok().filter(|r| r.0 == 200)
+        http_get(&format!("http://127.0.0.1:{port}/healthz"))
+            .ok()
+            .filter(|r| r.0 == 200)
     });
     let (code, body) = post_fleet(port, Some(&token), "");
     assert_eq!(code, 502, "{body}");

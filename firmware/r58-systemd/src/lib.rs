@@ -29,7 +29,9 @@ impl Notify {
 
 /// Sends the fields to `$NOTIFY_SOCKET`. Returns Ok(false) when not run by systemd.
 pub fn notify(fields: &[Notify]) -> std::io::Result<bool> {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(false) };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
     let path = path.to_string_lossy().into_owned();
     let addr = if let Some(name) = path.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
@@ -110,6 +112,9 @@ mod tests {
         assert!(sent);
         let mut buf = [0u8; 256];
         let n = server.recv(&mut buf).unwrap();
-        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "READY=1\nSTATUS=a b");
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "READY=1\nSTATUS=a b"
+        );
     }
 }

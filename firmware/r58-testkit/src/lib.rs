@@ -15,7 +15,11 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType}
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn repo() -> PathBuf {
@@ -37,7 +41,11 @@ impl Pki {
         p.distinguished_name.push(DnType::CommonName, "R58 test CA");
         let ca_cert = p.self_signed(&ca_key).unwrap();
         std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        let pki = Self { dir: dir.to_path_buf(), ca_cert, ca_key };
+        let pki = Self {
+            dir: dir.to_path_buf(),
+            ca_cert,
+            ca_key,
+        };
         pki.issue("broker", "localhost", true);
         pki
     }
@@ -45,13 +53,22 @@ impl Pki {
     /// Writes `<name>.crt` and `<name>.key` for a certificate with CN `cn`.
     pub fn issue(&self, name: &str, cn: &str, server: bool) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(if server { vec!["localhost".to_string()] } else { vec![] }).unwrap();
+        let mut p = CertificateParams::new(if server {
+            vec!["localhost".to_string()]
+        } else {
+            vec![]
+        })
+        .unwrap();
         if server {
-            p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+            p.subject_alt_names
+                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         }
         p.distinguished_name.push(DnType::CommonName, cn);
         let cert = p.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
-        let (c, k) = (self.dir.join(format!("{name}.crt")), self.dir.join(format!("{name}.key")));
+        let (c, k) = (
+            self.dir.join(format!("{name}.crt")),
+            self.dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
@@ -79,7 +96,8 @@ impl Broker {
     /// `r58-fleet pki init`).
     pub fn start_with_certs(dir: &Path, certs: &Path) -> Self {
         let port = free_port();
-        let prod = std::fs::read_to_string(repo().join("fleet/deploy/mosquitto/mosquitto.conf")).unwrap();
+        let prod =
+            std::fs::read_to_string(repo().join("fleet/deploy/mosquitto/mosquitto.conf")).unwrap();
         let data = dir.join("mosquitto-data");
         std::fs::create_dir_all(&data).unwrap();
         let conf_text = prod
@@ -90,28 +108,53 @@ impl Broker {
             .replace("log_dest stdout", "log_dest stderr")
             // Tests run as root in temp folders: stay root so persistence can be written.
             + "\nuser root\n";
-        assert!(conf_text.contains(&format!("listener {port}")), "production config changed shape");
+        assert!(
+            conf_text.contains(&format!("listener {port}")),
+            "production config changed shape"
+        );
         let conf = dir.join("mosquitto.conf");
         std::fs::write(&conf, conf_text).unwrap();
-        let mut b = Self { child: None, port, conf, log: dir.join("mosquitto.log") };
+        let mut b = Self {
+            child: None,
+            port,
+            conf,
+            log: dir.join("mosquitto.log"),
+        };
         b.spawn();
         b
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new("mosquitto").arg("-c").arg(&self.conf).stdout(Stdio::null()).stderr(log).spawn().expect("mosquitto");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("mosquitto");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
@@ -131,7 +174,9 @@ pub fn tls(pki: &Pki, cert: &Path, key: &Path) -> Transport {
 }
 
 pub fn tls_files(ca: &Path, cert: &Path, key: &Path) -> Transport {
-    Transport::tls_with_config(TlsConfiguration::Rustls(r58_tls::client_config(ca, cert, key).unwrap()))
+    Transport::tls_with_config(TlsConfiguration::Rustls(
+        r58_tls::client_config(ca, cert, key).unwrap(),
+    ))
 }
 
 /// An MQTT client (fleet identity by default) that records every message it receives.
@@ -148,7 +193,14 @@ impl Observer {
     }
 
     /// With certificate files (e.g. the fleet's from `r58-fleet pki init`).
-    pub fn connect_files(ca: &Path, cert: &Path, key: &Path, port: u16, name: &str, subscribe: &[&str]) -> Self {
+    pub fn connect_files(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        port: u16,
+        name: &str,
+        subscribe: &[&str],
+    ) -> Self {
         Self::connect_with(tls_files(ca, cert, key), port, name, subscribe)
     }
 
@@ -177,7 +229,9 @@ impl Observer {
                         }
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        m.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain));
+                        m.lock()
+                            .unwrap()
+                            .push((p.topic.clone(), p.payload.to_vec(), p.retain));
                         a.notify_all();
                     }
                     Ok(_) => {}
@@ -186,11 +240,17 @@ impl Observer {
             }
         });
         std::thread::sleep(Duration::from_millis(300));
-        Self { client, messages, arrived }
+        Self {
+            client,
+            messages,
+            arrived,
+        }
     }
 
     pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>, retain: bool) {
-        self.client.publish(topic, QoS::AtLeastOnce, retain, payload.into()).unwrap();
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.into())
+            .unwrap();
     }
 
     /// JSON payloads received on `topic`.
@@ -205,11 +265,22 @@ impl Observer {
     }
 
     pub fn count_on_prefix(&self, prefix: &str) -> usize {
-        self.messages.lock().unwrap().iter().filter(|(t, _, _)| t.starts_with(prefix)).count()
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t.starts_with(prefix))
+            .count()
     }
 
     /// Waits for a JSON message on `topic` for which `f` holds (woken on each arrival).
-    pub fn wait_json(&self, topic: &str, timeout: Duration, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_json(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         let mut seen = 0;
         let mut guard = self.messages.lock().unwrap();
@@ -229,13 +300,15 @@ impl Observer {
             let now = Instant::now();
             if now >= deadline {
                 drop(guard);
-                panic!("timed out waiting for {what} on {topic}; got {:?}", self.json_on(topic));
+                panic!(
+                    "timed out waiting for {what} on {topic}; got {:?}",
+                    self.json_on(topic)
+                );
             }
             guard = self.arrived.wait_timeout(guard, deadline - now).unwrap().0;
         }
     }
 }
-
 
 /// Polls `f` until it returns Some; panics naming `what` after `timeout`.
 pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -255,7 +328,11 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let p = dir.join(name);
-    assert!(p.exists(), "{} missing: build the workspace first (cargo build --workspace)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace first (cargo build --workspace)",
+        p.display()
+    );
     p
 }
 
@@ -297,14 +374,30 @@ impl AgentProc {
     }
 
     /// The agent with the given TLS files (e.g. a bundle of `r58-fleet pki issue-device`).
-    pub fn start_with(dir: &Path, ca: &Path, cert: &Path, key: &Path, port: u16, device: &str, extra: &str) -> Self {
+    pub fn start_with(
+        dir: &Path,
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        port: u16,
+        device: &str,
+        extra: &str,
+    ) -> Self {
         let mut a = Self::configure(dir, ca, cert, key, port, device, extra);
         a.spawn();
         a
     }
 
     /// Writes the configuration and the stand-in tools without starting the agent.
-    pub fn configure(dir: &Path, ca: &Path, cert: &Path, key: &Path, port: u16, device: &str, extra: &str) -> Self {
+    pub fn configure(
+        dir: &Path,
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        port: u16,
+        device: &str,
+        extra: &str,
+    ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("r58.toml");
         std::fs::write(
@@ -327,12 +420,26 @@ impl AgentProc {
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
         fake_system_tools(dir);
-        Self { child: None, dir: dir.to_path_buf(), config, log: dir.join("agent.log"), env: Vec::new() }
+        Self {
+            child: None,
+            dir: dir.to_path_buf(),
+            config,
+            log: dir.join("agent.log"),
+            env: Vec::new(),
+        }
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let path = format!("{}:{}", self.dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            self.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let child = Command::new(workspace_bin("r58-agent"))
             .args(["--config", self.config.to_str().unwrap()])
             .env("PATH", path)
@@ -356,7 +463,10 @@ impl AgentProc {
 
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
@@ -368,7 +478,9 @@ impl AgentProc {
     }
 
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn log_text(&self) -> String {
@@ -385,7 +497,6 @@ impl Drop for AgentProc {
         self.kill9();
     }
 }
-
 
 /// Kills the child when dropped.
 pub struct Kill(pub Child);
@@ -416,6 +527,10 @@ pub fn start_recorder(dir: &Path, extra: &str) -> (Kill, u16) {
     .unwrap();
     std::fs::create_dir_all(dir.join("conf.d")).unwrap();
     std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
-    let child = Command::new(&bin).args(["--config", dir.join("r58.toml").to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap();
+    let child = Command::new(&bin)
+        .args(["--config", dir.join("r58.toml").to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     (Kill(child), api)
 }

@@ -80,12 +80,26 @@ pub fn bundle(out: &Path, version: &str, compatible: &str, mib: u32, keys: &Path
             .args(["bs=1M", &format!("count={mib}"), "status=none"]));
     }
     let img = work.join("rootfs.ext4");
-    run(Command::new("truncate").arg("-s").arg(format!("{}M", mib + mib / 8 + 8)).arg(&img));
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&content).arg(&img));
+    run(Command::new("truncate")
+        .arg("-s")
+        .arg(format!("{}M", mib + mib / 8 + 8))
+        .arg(&img));
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&content)
+        .arg(&img));
     run(Command::new(repo().join("ota/make-bundle"))
         .arg("--rootfs")
         .arg(&img)
-        .args(["--version", version, "--compatible", compatible, "--format", "plain", "--keys"])
+        .args([
+            "--version",
+            version,
+            "--compatible",
+            compatible,
+            "--format",
+            "plain",
+            "--keys",
+        ])
         .arg(keys)
         .arg("--out")
         .arg(out));
@@ -95,7 +109,12 @@ pub fn bundle(out: &Path, version: &str, compatible: &str, mib: u32, keys: &Path
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -114,10 +133,17 @@ impl RaucSim {
         dev_keys(&keys);
         for s in ["a", "b"] {
             let img = dir.join(format!("slots/{s}.img"));
-            run(Command::new("truncate").arg("-s").arg(format!("{slot_mib}M")).arg(&img));
+            run(Command::new("truncate")
+                .arg("-s")
+                .arg(format!("{slot_mib}M"))
+                .arg(&img));
             run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
         }
-        std::fs::write(dir.join("boot.env"), "BOOT_ORDER=\"A B\"\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n").unwrap();
+        std::fs::write(
+            dir.join("boot.env"),
+            "BOOT_ORDER=\"A B\"\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n",
+        )
+        .unwrap();
         let backend = dir.join("bootloader.sh");
         std::fs::write(&backend, BACKEND).unwrap();
         run(Command::new("chmod").arg("+x").arg(&backend));
@@ -157,7 +183,11 @@ impl RaucSim {
             .expect("dbus-daemon (Debian dbus-daemon) must be installed");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
-            assert!(Instant::now() < deadline, "dbus-daemon did not open {}", sock.display());
+            assert!(
+                Instant::now() < deadline,
+                "dbus-daemon did not open {}",
+                sock.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut sim = Self {
@@ -187,8 +217,16 @@ impl RaucSim {
         self.stop_service();
         let slot = run(Command::new(self.dir.join("bootloader.sh")).arg("boot"));
         self.boots += 1;
-        std::fs::write(&self.boot_id_file, format!("boot-{}-{}\n", self.boots, std::process::id())).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("rauc.log")).unwrap();
+        std::fs::write(
+            &self.boot_id_file,
+            format!("boot-{}-{}\n", self.boots, std::process::id()),
+        )
+        .unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("rauc.log"))
+            .unwrap();
         let child = Command::new("rauc")
             .arg(format!("--conf={}", self.dir.join("system.conf").display()))
             .arg(format!("--mount={}", self.dir.join("mnt").display()))
@@ -202,11 +240,19 @@ impl RaucSim {
         self.service = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let out = Command::new("rauc").arg("status").env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus).output().unwrap();
+            let out = Command::new("rauc")
+                .arg("status")
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)
+                .output()
+                .unwrap();
             if out.status.success() {
                 break;
             }
-            assert!(Instant::now() < deadline, "rauc service did not come up: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                Instant::now() < deadline,
+                "rauc service did not come up: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         self.booted = slot.clone();
@@ -237,6 +283,10 @@ impl Drop for RaucSim {
             let _ = c.wait();
         }
         // A bundle still mounted by a killed service would keep its loop device.
-        let _ = Command::new("umount").arg("-R").arg(self.dir.join("mnt")).stderr(Stdio::null()).status();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("mnt"))
+            .stderr(Stdio::null())
+            .status();
     }
 }

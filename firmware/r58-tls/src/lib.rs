@@ -23,7 +23,10 @@ pub struct Broker {
 
 /// `mqtts://host:port` (default port 8883) or `mqtt://host:port` (1883).
 pub fn parse_broker(url: &str) -> Result<Broker, TlsError> {
-    let bad = |why: &str| TlsError::BrokerUrl { url: url.to_string(), reason: why.to_string() };
+    let bad = |why: &str| TlsError::BrokerUrl {
+        url: url.to_string(),
+        reason: why.to_string(),
+    };
     let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("mqtt://") {
@@ -51,37 +54,58 @@ pub fn parse_broker(url: &str) -> Result<Broker, TlsError> {
     if host.is_empty() {
         return Err(bad("no host"));
     }
-    Ok(Broker { host: host.to_string(), port, tls })
+    Ok(Broker {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 fn material(path: &Path, reason: impl ToString) -> TlsError {
-    TlsError::Material { path: path.to_path_buf(), reason: reason.to_string() }
+    TlsError::Material {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 /// A rustls client config (ring provider) that trusts the CA in `ca` and presents the
 /// certificate chain in `cert` with the private key in `key` (all PEM).
-pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let open = |p: &Path| std::fs::File::open(p).map(BufReader::new).map_err(|e| material(p, e));
+pub fn client_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let open = |p: &Path| {
+        std::fs::File::open(p)
+            .map(BufReader::new)
+            .map_err(|e| material(p, e))
+    };
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut open(ca)?) {
-        roots.add(c.map_err(|e| material(ca, e))?).map_err(|e| material(ca, e))?;
+        roots
+            .add(c.map_err(|e| material(ca, e))?)
+            .map_err(|e| material(ca, e))?;
     }
     if roots.is_empty() {
         return Err(material(ca, "no CA certificate in file"));
     }
-    let certs: Vec<_> = rustls_pemfile::certs(&mut open(cert)?).collect::<Result<_, _>>().map_err(|e| material(cert, e))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut open(cert)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| material(cert, e))?;
     if certs.is_empty() {
         return Err(material(cert, "no certificate in file"));
     }
     let private = rustls_pemfile::private_key(&mut open(key)?)
         .map_err(|e| material(key, e))?
         .ok_or_else(|| material(key, "no private key in file"))?;
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| material(ca, e))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, private)
-        .map_err(|e| material(cert, e))?;
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| material(ca, e))?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, private)
+    .map_err(|e| material(cert, e))?;
     Ok(Arc::new(cfg))
 }
 
@@ -93,10 +117,20 @@ mod tests {
     #[test]
     fn broker_urls() {
         let b = parse_broker("mqtts://broker.example:8884").unwrap();
-        assert_eq!((b.host.as_str(), b.port, b.tls), ("broker.example", 8884, true));
+        assert_eq!(
+            (b.host.as_str(), b.port, b.tls),
+            ("broker.example", 8884, true)
+        );
         assert_eq!(parse_broker("mqtt://h").unwrap().port, 1883);
         assert_eq!(parse_broker("mqtts://h/").unwrap().port, 8883);
-        assert_eq!(parse_broker("mqtts://[::1]:9").unwrap(), Broker { host: "::1".into(), port: 9, tls: true });
+        assert_eq!(
+            parse_broker("mqtts://[::1]:9").unwrap(),
+            Broker {
+                host: "::1".into(),
+                port: 9,
+                tls: true
+            }
+        );
         assert_eq!(parse_broker("mqtts://[::1]").unwrap().port, 8883);
         assert!(parse_broker("http://h").is_err());
         assert!(parse_broker("mqtts://h:x").is_err());
@@ -105,7 +139,12 @@ mod tests {
 
     #[test]
     fn missing_material_names_the_file() {
-        let e = client_config(Path::new("/nonexistent/ca.pem"), Path::new("c"), Path::new("k")).unwrap_err();
+        let e = client_config(
+            Path::new("/nonexistent/ca.pem"),
+            Path::new("c"),
+            Path::new("k"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
     }
 }

@@ -111,10 +111,12 @@ impl TurnService {
         let mut reasons = Vec::new();
         for p in &self.providers {
             self.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            let result = match tokio::time::timeout(self.settings.timeout, p.fetch(self.settings.ttl)).await {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
-            };
+            let result =
+                match tokio::time::timeout(self.settings.timeout, p.fetch(self.settings.ttl)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
+                };
             match result.map(|c| self.clean(c)) {
                 Ok(creds) if !creds.ice_servers.is_empty() && creds.expires_at > Utc::now() => {
                     tracing::info!(provider = p.name(), expires_at = %creds.expires_at, "TURN credentials fetched");
@@ -125,7 +127,11 @@ impl TurnService {
                             continue;
                         }
                     };
-                    let cached = Arc::new(Cached { creds, json, fetched_at: Utc::now() });
+                    let cached = Arc::new(Cached {
+                        creds,
+                        json,
+                        fetched_at: Utc::now(),
+                    });
                     *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
                     return Ok(cached);
                 }

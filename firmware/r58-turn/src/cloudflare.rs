@@ -46,9 +46,14 @@ impl CloudflareProvider {
 
     async fn generate(&self, ttl: Duration) -> Result<Credentials, ProviderError> {
         if self.key_id.is_empty() || self.api_token.is_empty() {
-            return Err(ProviderError::NotConfigured("cloudflare key id or API token missing".into()));
+            return Err(ProviderError::NotConfigured(
+                "cloudflare key id or API token missing".into(),
+            ));
         }
-        let url = format!("{}/v1/turn/keys/{}/credentials/generate-ice-servers", self.api_base, self.key_id);
+        let url = format!(
+            "{}/v1/turn/keys/{}/credentials/generate-ice-servers",
+            self.api_base, self.key_id
+        );
         let started = Utc::now();
         let answer: Answer = post_ttl(&self.client, &url, &self.api_token, ttl).await?;
         let ice_servers = match answer.ice_servers {
@@ -58,8 +63,12 @@ impl CloudflareProvider {
         if ice_servers.is_empty() {
             return Err(ProviderError::Decode("empty iceServers".into()));
         }
-        let expires_at = started + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::hours(1));
-        Ok(Credentials { ice_servers, expires_at })
+        let expires_at = started
+            + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::hours(1));
+        Ok(Credentials {
+            ice_servers,
+            expires_at,
+        })
     }
 }
 

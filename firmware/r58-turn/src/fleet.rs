@@ -18,7 +18,11 @@ pub struct FleetProvider {
 impl FleetProvider {
     /// `base` is the fleet service's URL (e.g. `https://fleet.example.com`).
     pub fn new(client: reqwest::Client, base: &str, token: &str) -> Self {
-        Self { client, url: format!("{}/turn/credentials", base.trim_end_matches('/')), token: token.to_string() }
+        Self {
+            client,
+            url: format!("{}/turn/credentials", base.trim_end_matches('/')),
+            token: token.to_string(),
+        }
     }
 
     async fn request(&self, ttl: Duration) -> Result<Credentials, ProviderError> {

@@ -49,7 +49,9 @@ pub fn drop_port_53(servers: Vec<IceServer>) -> Vec<IceServer> {
 
 fn uses_port_53(url: &str) -> bool {
     let without_query = url.split('?').next().unwrap_or(url);
-    without_query.rsplit_once(':').is_some_and(|(_, port)| port == "53")
+    without_query
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port == "53")
 }
 
 #[cfg(test)]
@@ -59,9 +61,24 @@ mod tests {
     #[test]
     fn port_53_urls_and_empty_servers_go() {
         let servers = vec![
-            IceServer { urls: vec!["stun:stun.example.com:3478".into(), "stun:stun.example.com:53".into()], username: None, credential: None },
-            IceServer { urls: vec!["turn:t.example.com:53?transport=udp".into()], username: Some("u".into()), credential: Some("c".into()) },
-            IceServer { urls: vec!["turns:t.example.com:5349?transport=tcp".into()], username: Some("u".into()), credential: Some("c".into()) },
+            IceServer {
+                urls: vec![
+                    "stun:stun.example.com:3478".into(),
+                    "stun:stun.example.com:53".into(),
+                ],
+                username: None,
+                credential: None,
+            },
+            IceServer {
+                urls: vec!["turn:t.example.com:53?transport=udp".into()],
+                username: Some("u".into()),
+                credential: Some("c".into()),
+            },
+            IceServer {
+                urls: vec!["turns:t.example.com:5349?transport=tcp".into()],
+                username: Some("u".into()),
+                credential: Some("c".into()),
+            },
         ];
         let out = drop_port_53(servers);
         assert_eq!(out.len(), 2);
@@ -71,8 +88,12 @@ mod tests {
 
     #[test]
     fn single_url_string_is_accepted_and_written_as_a_list() {
-        let s: IceServer = serde_json::from_str(r#"{"urls":"turn:a:3478","username":"u","credential":"c"}"#).unwrap();
+        let s: IceServer =
+            serde_json::from_str(r#"{"urls":"turn:a:3478","username":"u","credential":"c"}"#)
+                .unwrap();
         assert_eq!(s.urls, vec!["turn:a:3478"]);
-        assert!(serde_json::to_string(&s).unwrap().contains(r#""urls":["turn:a:3478"]"#));
+        assert!(serde_json::to_string(&s)
+            .unwrap()
+            .contains(r#""urls":["turn:a:3478"]"#));
     }
 }

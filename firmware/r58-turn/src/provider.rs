@@ -44,7 +44,10 @@ pub(crate) async fn post_ttl<T: serde::de::DeserializeOwned>(
     let status = resp.status();
     let body = resp.text().await.map_err(|e| request_error(&e))?;
     if !status.is_success() {
-        return Err(ProviderError::Status { status: status.as_u16(), body: snippet(&body) });
+        return Err(ProviderError::Status {
+            status: status.as_u16(),
+            body: snippet(&body),
+        });
     }
     serde_json::from_str(&body).map_err(|e| ProviderError::Decode(e.to_string()))
 }

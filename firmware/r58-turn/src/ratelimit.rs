@@ -16,7 +16,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `per_minute` requests a minute on average, up to `burst` at once. 0 disables it.
     pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self { per_minute, burst: burst.max(1), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            per_minute,
+            burst: burst.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes a token for `ip`; false when the client is over its rate.
@@ -30,7 +34,9 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&ip) {
             // Forget clients whose bucket has refilled: they lose nothing.
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
             if buckets.len() >= MAX_CLIENTS {
                 return false;
             }

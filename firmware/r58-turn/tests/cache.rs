@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use r58_turn::{Credentials, IceServer, ProviderError, TurnError, TurnProvider, TurnService, TurnSettings};
+use r58_turn::{
+    Credentials, IceServer, ProviderError, TurnError, TurnProvider, TurnService, TurnSettings,
+};
 
 /// A provider whose answers the test scripts: each call pops the next behaviour (the last
 /// one repeats).
@@ -26,16 +28,31 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(name: &'static str, script: Vec<Behaviour>, delay: Duration) -> (Box<Self>, Arc<AtomicU64>) {
+    fn new(
+        name: &'static str,
+        script: Vec<Behaviour>,
+        delay: Duration,
+    ) -> (Box<Self>, Arc<AtomicU64>) {
         let calls = Arc::new(AtomicU64::new(0));
-        (Box::new(Self { name, script: Mutex::new(script), delay, calls: calls.clone() }), calls)
+        (
+            Box::new(Self {
+                name,
+                script: Mutex::new(script),
+                delay,
+                calls: calls.clone(),
+            }),
+            calls,
+        )
     }
 }
 
 fn creds(user: &str, ttl_ms: i64) -> Credentials {
     Credentials {
         ice_servers: vec![IceServer {
-            urls: vec!["turn:turn.example.com:3478?transport=udp".into(), "turn:turn.example.com:53?transport=udp".into()],
+            urls: vec![
+                "turn:turn.example.com:3478?transport=udp".into(),
+                "turn:turn.example.com:53?transport=udp".into(),
+            ],
             username: Some(user.into()),
             credential: Some("secret".into()),
         }],
@@ -52,12 +69,19 @@ impl TurnProvider for Scripted {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let b = {
                 let mut s = self.script.lock().unwrap();
-                if s.len() > 1 { s.remove(0) } else { s[0].clone() }
+                if s.len() > 1 {
+                    s.remove(0)
+                } else {
+                    s[0].clone()
+                }
             };
             tokio::time::sleep(self.delay).await;
             match b {
                 Behaviour::Ok { ttl_ms } => Ok(creds(self.name, ttl_ms)),
-                Behaviour::Fail => Err(ProviderError::Status { status: 500, body: "boom".into() }),
+                Behaviour::Fail => Err(ProviderError::Status {
+                    status: 500,
+                    body: "boom".into(),
+                }),
                 Behaviour::Stall => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     unreachable!()
@@ -82,13 +106,30 @@ fn user(c: &Credentials) -> String {
 
 #[tokio::test]
 async fn first_provider_serves_and_port_53_is_dropped() {
-    let (fleet, fleet_calls) = Scripted::new("fleet", vec![Behaviour::Ok { ttl_ms: 60_000 }], Duration::ZERO);
-    let (cf, cf_calls) = Scripted::new("cloudflare", vec![Behaviour::Ok { ttl_ms: 60_000 }], Duration::ZERO);
+    let (fleet, fleet_calls) = Scripted::new(
+        "fleet",
+        vec![Behaviour::Ok { ttl_ms: 60_000 }],
+        Duration::ZERO,
+    );
+    let (cf, cf_calls) = Scripted::new(
+        "cloudflare",
+        vec![Behaviour::Ok { ttl_ms: 60_000 }],
+        Duration::ZERO,
+    );
     let svc = TurnService::new(vec![fleet, cf], settings());
     let c = svc.get().await.unwrap();
     assert_eq!(user(&c), "fleet");
-    assert_eq!(c.ice_servers[0].urls, vec!["turn:turn.example.com:3478?transport=udp"]);
-    assert_eq!((fleet_calls.load(Ordering::SeqCst), cf_calls.load(Ordering::SeqCst)), (1, 0));
+    assert_eq!(
+        c.ice_servers[0].urls,
+        vec!["turn:turn.example.com:3478?transport=udp"]
+    );
+    assert_eq!(
+        (
+            fleet_calls.load(Ordering::SeqCst),
+            cf_calls.load(Ordering::SeqCst)
+        ),
+        (1, 0)
+    );
     // Cached: no more upstream calls.
     for _ in 0..10 {
         svc.get().await.unwrap();
@@ -100,21 +141,37 @@ async fn first_provider_serves_and_port_53_is_dropped() {
 async fn failure_and_timeout_fall_back_to_the_next_provider() {
     for first in [Behaviour::Fail, Behaviour::Stall] {
         let (fleet, _) = Scripted::new("fleet", vec![first], Duration::ZERO);
-        let (cf, cf_calls) = Scripted::new("cloudflare", vec![Behaviour::Ok { ttl_ms: 60_000 }], Duration::ZERO);
+        let (cf, cf_calls) = Scripted::new(
+            "cloudflare",
+            vec![Behaviour::Ok { ttl_ms: 60_000 }],
+            Duration::ZERO,
+        );
         let svc = TurnService::new(vec![fleet, cf], settings());
         let started = std::time::Instant::now();
         let c = svc.get().await.unwrap();
         assert_eq!(user(&c), "cloudflare");
         assert_eq!(cf_calls.load(Ordering::SeqCst), 1);
-        assert!(started.elapsed() < Duration::from_secs(2), "a stalled provider must time out");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a stalled provider must time out"
+        );
     }
 }
 
 #[tokio::test]
 async fn concurrent_requests_share_one_upstream_call() {
-    let (fleet, calls) = Scripted::new("fleet", vec![Behaviour::Ok { ttl_ms: 60_000 }], Duration::from_millis(100));
+    let (fleet, calls) = Scripted::new(
+        "fleet",
+        vec![Behaviour::Ok { ttl_ms: 60_000 }],
+        Duration::from_millis(100),
+    );
     let svc = TurnService::new(vec![fleet], settings());
-    let tasks: Vec<_> = (0..50).map(|_| { let s = svc.clone(); tokio::spawn(async move { s.get().await }) }).collect();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = svc.clone();
+            tokio::spawn(async move { s.get().await })
+        })
+        .collect();
     for t in tasks {
         assert_eq!(user(&t.await.unwrap().unwrap()), "fleet");
     }
@@ -124,7 +181,11 @@ async fn concurrent_requests_share_one_upstream_call() {
 #[tokio::test]
 async fn stale_but_valid_is_served_then_503_after_expiry() {
     // Credentials valid 600 ms, handed out until 400 ms before expiry; then the provider fails.
-    let (fleet, _) = Scripted::new("fleet", vec![Behaviour::Ok { ttl_ms: 600 }, Behaviour::Fail], Duration::ZERO);
+    let (fleet, _) = Scripted::new(
+        "fleet",
+        vec![Behaviour::Ok { ttl_ms: 600 }, Behaviour::Fail],
+        Duration::ZERO,
+    );
     let mut s = settings();
     s.safety_margin = Duration::from_millis(400);
     let svc = TurnService::new(vec![fleet], s);
@@ -135,14 +196,20 @@ async fn stale_but_valid_is_served_then_503_after_expiry() {
     assert_eq!(stale, first);
     tokio::time::sleep(Duration::from_millis(400)).await;
     match svc.get().await {
-        Err(TurnError::Unavailable { reasons }) => assert!(reasons[0].contains("fleet"), "{reasons:?}"),
+        Err(TurnError::Unavailable { reasons }) => {
+            assert!(reasons[0].contains("fleet"), "{reasons:?}")
+        }
         other => panic!("expected 503-worthy error, got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn background_refresh_replaces_credentials_before_they_expire() {
-    let (fleet, calls) = Scripted::new("fleet", vec![Behaviour::Ok { ttl_ms: 1000 }], Duration::ZERO);
+    let (fleet, calls) = Scripted::new(
+        "fleet",
+        vec![Behaviour::Ok { ttl_ms: 1000 }],
+        Duration::ZERO,
+    );
     let svc = TurnService::new(vec![fleet], settings());
     let first = svc.get().await.unwrap();
     let refresher = svc.spawn_refresher();

@@ -125,19 +125,37 @@ fn parse_publish(h: u8, body: &[u8]) -> (String, Option<u16>, &[u8]) {
 
 // --- one device ------------------------------------------------------------------------
 
-async fn device(id: String, tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<Counters>, ready: mpsc::Sender<()>) {
+async fn device(
+    id: String,
+    tls: Arc<rustls::ClientConfig>,
+    port: u16,
+    c: Arc<Counters>,
+    ready: mpsc::Sender<()>,
+) {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     tcp.set_nodelay(true).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(tls).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
     let (r, mut w) = tokio::io::split(tls);
     let mut r = BufReader::new(r);
     w.write_all(&connect(&id)).await.unwrap();
     let (h, _) = read_packet(&mut r).await.unwrap();
     assert_eq!(h >> 4, 2, "CONNACK");
-    w.write_all(&subscribe(&format!("r58/v1/{id}/cmd/+"), 1)).await.unwrap();
+    w.write_all(&subscribe(&format!("r58/v1/{id}/cmd/+"), 1))
+        .await
+        .unwrap();
     let state = serde_json::json!({"status": "online", "firmware_version": "0.1.0-sim", "booted_slot": "A",
         "ip_addresses": ["127.0.0.1"], "uptime_s": 1, "session": 1, "ts": chrono::Utc::now()});
-    w.write_all(&publish(&format!("r58/v1/{id}/state"), state.to_string().as_bytes(), 2, true)).await.unwrap();
+    w.write_all(&publish(
+        &format!("r58/v1/{id}/state"),
+        state.to_string().as_bytes(),
+        2,
+        true,
+    ))
+    .await
+    .unwrap();
     c.connected.fetch_add(1, Ordering::Relaxed);
     let _ = ready.send(()).await;
     drop(ready);
@@ -147,8 +165,13 @@ async fn device(id: String, tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<Co
     let writer = tokio::spawn(async move {
         let mut seq = 0u64;
         let mut pid = 10u16;
-        let offset = Duration::from_millis(u64::from(tid.bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b))) % 1000));
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, Duration::from_secs(1));
+        let offset = Duration::from_millis(u64::from(
+            tid.bytes()
+                .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)))
+                % 1000,
+        ));
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + offset, Duration::from_secs(1));
         let topic = format!("r58/v1/{tid}/telemetry/system");
         loop {
             tokio::select! {
@@ -185,7 +208,14 @@ async fn device(id: String, tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<Co
             c.cmds_received.fetch_add(1, Ordering::Relaxed);
             let status = serde_json::json!({"id": cmd["id"], "name": name, "state": "succeeded", "progress": 100, "ts": chrono::Utc::now()});
             pid = pid.checked_add(1).unwrap_or(40_000);
-            let _ = out_tx.send(publish(&format!("r58/v1/{id}/cmd/status"), status.to_string().as_bytes(), pid, false)).await;
+            let _ = out_tx
+                .send(publish(
+                    &format!("r58/v1/{id}/cmd/status"),
+                    status.to_string().as_bytes(),
+                    pid,
+                    false,
+                ))
+                .await;
         }
     }
     writer.abort();
@@ -196,7 +226,10 @@ async fn device(id: String, tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<Co
 async fn baseline_subscriber(tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<Counters>) {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     tcp.set_nodelay(true).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(tls).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
     let (r, mut w) = tokio::io::split(tls);
     let mut r = BufReader::with_capacity(1 << 16, r);
     w.write_all(&connect("bench-baseline-sub")).await.unwrap();
@@ -220,8 +253,12 @@ async fn baseline_subscriber(tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<C
         }
         let (_, _, payload) = parse_publish(h, &body);
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
-            if let Some(ts) = v["ts"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-                c.sub_lag_ms.fetch_max(now_ms() - ts.timestamp_millis(), Ordering::Relaxed);
+            if let Some(ts) = v["ts"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            {
+                c.sub_lag_ms
+                    .fetch_max(now_ms() - ts.timestamp_millis(), Ordering::Relaxed);
             }
         }
     }
@@ -230,30 +267,53 @@ async fn baseline_subscriber(tls: Arc<rustls::ClientConfig>, port: u16, c: Arc<C
 
 fn proc_cpu_ticks(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = s.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    let f: Vec<&str> = s
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 fn proc_rss_mib(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 fn metric(text: &str, name: &str) -> i64 {
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.parse().ok())).unwrap_or(0)
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name} "))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn pct(v: &mut [i64], p: f64) -> i64 {
     v.sort_unstable();
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0)
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(0)
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let pki = std::path::PathBuf::from(arg("--pki").expect("--pki DIR"));
-    let port: u16 = arg("--broker-port").expect("--broker-port").parse().unwrap();
+    let port: u16 = arg("--broker-port")
+        .expect("--broker-port")
+        .parse()
+        .unwrap();
     let fleet = arg("--fleet").expect("--fleet URL");
     let token = arg("--token").expect("--token");
     let fleet_pid: u32 = arg("--fleet-pid").expect("--fleet-pid").parse().unwrap();
@@ -268,8 +328,12 @@ async fn main() {
     let roots = Arc::new(roots);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = |cert: &str, key: &str| -> Arc<rustls::ClientConfig> {
-        let certs: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<_, _>>().unwrap();
-        let key = rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap();
+        let certs: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut key.as_bytes())
+            .unwrap()
+            .unwrap();
         Arc::new(
             rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
@@ -288,15 +352,29 @@ async fn main() {
             (id, config(&c, &k))
         })
         .collect();
-    eprintln!("fleet_sim: certificates in {:.1} s", t.elapsed().as_secs_f64());
-    let fleet_tls = config(&std::fs::read_to_string(pki.join("fleet.crt")).unwrap(), &std::fs::read_to_string(pki.join("fleet.key")).unwrap());
+    eprintln!(
+        "fleet_sim: certificates in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let fleet_tls = config(
+        &std::fs::read_to_string(pki.join("fleet.crt")).unwrap(),
+        &std::fs::read_to_string(pki.join("fleet.key")).unwrap(),
+    );
 
     let c = Arc::new(Counters::default());
     tokio::spawn(baseline_subscriber(fleet_tls.clone(), port, c.clone()));
     // A stalled fleet must end the run with a figure, not hang it.
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let scrape = || async {
-        match http.get(format!("{fleet}/metrics")).bearer_auth(&token).send().await {
+        match http
+            .get(format!("{fleet}/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+        {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(e) => {
                 eprintln!("fleet_sim: scraping the fleet's metrics: {e}");
@@ -330,7 +408,9 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let m = scrape().await;
-        if metric(&m, "r58_fleet_devices{status=\"online\"}") as usize >= n || Instant::now() > deadline {
+        if metric(&m, "r58_fleet_devices{status=\"online\"}") as usize >= n
+            || Instant::now() > deadline
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -366,10 +446,16 @@ async fn main() {
         .await;
     match resp {
         Ok(r) if r.status().as_u16() == 202 => {}
-        Ok(r) => eprintln!("fleet_sim: bulk command: HTTP {}: {}", r.status(), r.text().await.unwrap_or_default()),
+        Ok(r) => eprintln!(
+            "fleet_sim: bulk command: HTTP {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        ),
         Err(e) => eprintln!("fleet_sim: bulk command: {e}"),
     }
-    while c.cmds_received.load(Ordering::Relaxed) < before + n as u64 && t.elapsed() < Duration::from_secs(120) {
+    while c.cmds_received.load(Ordering::Relaxed) < before + n as u64
+        && t.elapsed() < Duration::from_secs(120)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let fleet_cmd_s = t.elapsed().as_secs_f64();
@@ -380,7 +466,10 @@ async fn main() {
     {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         tcp.set_nodelay(true).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(fleet_tls.clone()).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(fleet_tls.clone())
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
         let (r, mut w) = tokio::io::split(tls);
         let mut r = BufReader::new(r);
         w.write_all(&connect("bench-baseline-pub")).await.unwrap();
@@ -389,21 +478,34 @@ async fn main() {
         let mut buf = Vec::with_capacity(1 << 20);
         for i in 0..n {
             let cmd = serde_json::json!({"id": format!("base-{i}"), "args": {}, "expires_at": chrono::Utc::now() + chrono::Duration::seconds(300)});
-            buf.extend(publish(&format!("r58/v1/sim-{i:05}/cmd/ping"), cmd.to_string().as_bytes(), (i % 60_000 + 1) as u16, false));
+            buf.extend(publish(
+                &format!("r58/v1/sim-{i:05}/cmd/ping"),
+                cmd.to_string().as_bytes(),
+                (i % 60_000 + 1) as u16,
+                false,
+            ));
             if buf.len() > 1 << 19 {
                 w.write_all(&buf).await.unwrap();
                 buf.clear();
             }
         }
         w.write_all(&buf).await.unwrap();
-        while c.cmds_received.load(Ordering::Relaxed) < before + n as u64 && t.elapsed() < Duration::from_secs(120) {
+        while c.cmds_received.load(Ordering::Relaxed) < before + n as u64
+            && t.elapsed() < Duration::from_secs(120)
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     let base_cmd_s = t.elapsed().as_secs_f64();
 
-    let (fl_p50, fl_max) = (pct(&mut fleet_lag.clone(), 0.5), *fleet_lag.iter().max().unwrap_or(&0));
-    let (br_p50, br_max) = (pct(&mut broker_lag.clone(), 0.5), *broker_lag.iter().max().unwrap_or(&0));
+    let (fl_p50, fl_max) = (
+        pct(&mut fleet_lag.clone(), 0.5),
+        *fleet_lag.iter().max().unwrap_or(&0),
+    );
+    let (br_p50, br_max) = (
+        pct(&mut broker_lag.clone(), 0.5),
+        *broker_lag.iter().max().unwrap_or(&0),
+    );
     println!("devices                      {n}");
     println!("connect (all CONNACKed)      {connect_s:.1} s; all online in the inventory after {inventory_s:.1} s");
     println!("telemetry ingested           {rate:.0} msg/s over {elapsed:.0} s");

@@ -18,18 +18,35 @@ pub struct Client {
 impl Client {
     pub fn new(base: &str, token: &str) -> Result<Self, FleetError> {
         if token.is_empty() {
-            return Err(FleetError::Usage("no operator token: pass --token or set R58_FLEET_TOKEN".into()));
+            return Err(FleetError::Usage(
+                "no operator token: pass --token or set R58_FLEET_TOKEN".into(),
+            ));
         }
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| FleetError::Client { url: base.into(), reason: e.to_string() })?;
-        Ok(Self { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http })
+            .map_err(|e| FleetError::Client {
+                url: base.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        })
     }
 
-    fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, FleetError> {
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, FleetError> {
         let url = format!("{}{path}", self.base);
-        let fail = |reason: String| FleetError::Client { url: url.clone(), reason };
+        let fail = |reason: String| FleetError::Client {
+            url: url.clone(),
+            reason,
+        };
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
@@ -37,9 +54,16 @@ impl Client {
         let resp = req.send().map_err(|e| fail(r58_log::error_chain(&e)))?;
         let status = resp.status();
         let text = resp.text().map_err(|e| fail(e.to_string()))?;
-        let v: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if !status.is_success() {
-            let reason = v["reason"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let reason = v["reason"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return Err(fail(format!("HTTP {}: {reason}", status.as_u16())));
         }
         Ok(v)
@@ -58,9 +82,16 @@ impl Client {
     /// Uploads a file as the request body (no overall timeout: bundles are large).
     pub fn upload(&self, path: &str, file: &std::path::Path) -> Result<Value, FleetError> {
         let url = format!("{}{path}", self.base);
-        let fail = |reason: String| FleetError::Client { url: url.clone(), reason };
-        let f = std::fs::File::open(file).map_err(|e| FleetError::Usage(format!("{}: {e}", file.display())))?;
-        let http = reqwest::blocking::Client::builder().timeout(None).build().map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| FleetError::Client {
+            url: url.clone(),
+            reason,
+        };
+        let f = std::fs::File::open(file)
+            .map_err(|e| FleetError::Usage(format!("{}: {e}", file.display())))?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
         let resp = http
             .post(&url)
             .bearer_auth(&self.token)
@@ -71,7 +102,10 @@ impl Client {
         let status = resp.status();
         let v: Value = resp.json().unwrap_or(Value::Null);
         if !status.is_success() {
-            let reason = v["reason"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let reason = v["reason"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return Err(fail(format!("HTTP {}: {reason}", status.as_u16())));
         }
         Ok(v)
@@ -83,11 +117,16 @@ impl Client {
 pub fn parse_pairs(pairs: &[String]) -> Result<serde_json::Map<String, Value>, FleetError> {
     let mut out = serde_json::Map::new();
     for p in pairs {
-        let (k, v) = p.split_once('=').ok_or_else(|| FleetError::Usage(format!("{p:?} is not key=value")))?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| FleetError::Usage(format!("{p:?} is not key=value")))?;
         if k.is_empty() {
             return Err(FleetError::Usage(format!("{p:?} has an empty key")));
         }
-        out.insert(k.to_string(), serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())));
+        out.insert(
+            k.to_string(),
+            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())),
+        );
     }
     Ok(out)
 }
@@ -126,7 +165,15 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect::<Vec<_>>().join("  ").trim_end().to_string() + "\n"
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
     };
     let mut out = line(headers.iter().map(|h| h.to_string()).collect());
     for r in rows {
@@ -145,24 +192,51 @@ pub fn devices_table(devices: &[Value]) -> String {
                 cell(&d["firmware_version"]),
                 cell(&d["booted_slot"]),
                 cell(&d["recording"]),
-                d["disk_free_mib"].as_i64().map_or("-".into(), |m| format!("{:.1} GiB", m as f64 / 1024.0)),
-                d["temperature_c"].as_f64().map_or("-".into(), |t| format!("{t:.1} C")),
+                d["disk_free_mib"]
+                    .as_i64()
+                    .map_or("-".into(), |m| format!("{:.1} GiB", m as f64 / 1024.0)),
+                d["temperature_c"]
+                    .as_f64()
+                    .map_or("-".into(), |t| format!("{t:.1} C")),
                 ago(&d["last_seen"]),
             ]
         })
         .collect();
-    table(&["DEVICE", "STATUS", "VERSION", "SLOT", "RECORDING", "DISK FREE", "TEMP", "LAST SEEN"], &rows)
+    table(
+        &[
+            "DEVICE",
+            "STATUS",
+            "VERSION",
+            "SLOT",
+            "RECORDING",
+            "DISK FREE",
+            "TEMP",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
 }
 
 /// Sends a command and, unless `wait` is false, follows it to a final state, drawing a
 /// progress line. Returns the final command document.
-pub fn command(c: &Client, device: &str, name: &str, args: Value, timeout: Option<u32>, wait: bool, quiet: bool) -> Result<Value, FleetError> {
+pub fn command(
+    c: &Client,
+    device: &str,
+    name: &str,
+    args: Value,
+    timeout: Option<u32>,
+    wait: bool,
+    quiet: bool,
+) -> Result<Value, FleetError> {
     let mut body = json!({ "name": name, "args": args });
     if let Some(t) = timeout {
         body["timeout_seconds"] = json!(t);
     }
     let sent = c.post(&format!("/api/v1/devices/{device}/commands"), &body)?;
-    let id = sent["command"]["id"].as_str().unwrap_or_default().to_string();
+    let id = sent["command"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if !wait {
         return Ok(sent["command"].clone());
     }
@@ -172,13 +246,20 @@ pub fn command(c: &Client, device: &str, name: &str, args: Value, timeout: Optio
         let cmd = c.get(&format!("/api/v1/commands/{id}"))?["command"].clone();
         let state = cmd["state"].as_str().unwrap_or("?").to_string();
         let progress = cmd["progress"].as_i64().unwrap_or(0).clamp(0, 100);
-        let line = format!("{name} on {device}: [{:<20}] {progress:>3}% {state}", "#".repeat((progress / 5) as usize));
+        let line = format!(
+            "{name} on {device}: [{:<20}] {progress:>3}% {state}",
+            "#".repeat((progress / 5) as usize)
+        );
         if !quiet && line != last {
             eprint!("\r{line}");
             let _ = std::io::stderr().flush();
             last = line;
         }
-        if matches!(state.as_str(), "succeeded" | "failed" | "rejected" | "expired") || Instant::now() > deadline {
+        if matches!(
+            state.as_str(),
+            "succeeded" | "failed" | "rejected" | "expired"
+        ) || Instant::now() > deadline
+        {
             if !quiet {
                 eprintln!();
             }

@@ -5,8 +5,16 @@ use serde_json::Value;
 use crate::cli::table;
 
 fn bar(done: u64, total: u64, width: usize) -> String {
-    let filled = if total == 0 { width } else { (done as usize * width) / total as usize };
-    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled.min(width)))
+    let filled = if total == 0 {
+        width
+    } else {
+        (done as usize * width) / total as usize
+    };
+    format!(
+        "[{}{}]",
+        "#".repeat(filled),
+        "-".repeat(width - filled.min(width))
+    )
 }
 
 pub fn bundles_table(v: &Value) -> String {
@@ -19,12 +27,26 @@ pub fn bundles_table(v: &Value) -> String {
                 b["version"].as_str().unwrap_or("?").to_string(),
                 b["compatible"].as_str().unwrap_or("?").to_string(),
                 format!("{:.1} MiB", b["size"].as_f64().unwrap_or(0.0) / 1_048_576.0),
-                if b["signature_checked"] == true { "yes" } else { "NO" }.to_string(),
+                if b["signature_checked"] == true {
+                    "yes"
+                } else {
+                    "NO"
+                }
+                .to_string(),
                 b["sha256"].as_str().unwrap_or("?").to_string(),
             ]
         })
         .collect();
-    table(&["VERSION", "COMPATIBLE", "SIZE", "SIGNATURE CHECKED", "SHA256"], &rows)
+    table(
+        &[
+            "VERSION",
+            "COMPATIBLE",
+            "SIZE",
+            "SIGNATURE CHECKED",
+            "SHA256",
+        ],
+        &rows,
+    )
 }
 
 /// One rollout: its state, a bar per wave (final jobs of all jobs), and the jobs not yet done.
@@ -38,11 +60,21 @@ pub fn rollout_view(v: &Value) -> String {
         r["state"].as_str().unwrap_or("?"),
         r["wave"].as_i64().unwrap_or(0) + 1,
         r["waves"].as_array().map_or(0, Vec::len),
-        r["message"].as_str().map(|m| format!(" — {m}")).unwrap_or_default(),
+        r["message"]
+            .as_str()
+            .map(|m| format!(" — {m}"))
+            .unwrap_or_default(),
     );
-    let waves = jobs.iter().filter_map(|j| j["wave"].as_i64()).max().map_or(0, |w| w + 1);
+    let waves = jobs
+        .iter()
+        .filter_map(|j| j["wave"].as_i64())
+        .max()
+        .map_or(0, |w| w + 1);
     for w in 0..waves {
-        let in_wave: Vec<&Value> = jobs.iter().filter(|j| j["wave"].as_i64() == Some(w)).collect();
+        let in_wave: Vec<&Value> = jobs
+            .iter()
+            .filter(|j| j["wave"].as_i64() == Some(w))
+            .collect();
         let count = |p: &str| in_wave.iter().filter(|j| j["phase"] == p).count() as u64;
         let (ok, failed, skipped) = (count("succeeded"), count("failed"), count("skipped"));
         out += &format!(
@@ -51,7 +83,11 @@ pub fn rollout_view(v: &Value) -> String {
             bar(ok + failed + skipped, in_wave.len() as u64, 24),
             ok + failed + skipped,
             in_wave.len(),
-            if skipped > 0 { format!(", skipped {skipped}") } else { String::new() },
+            if skipped > 0 {
+                format!(", skipped {skipped}")
+            } else {
+                String::new()
+            },
         );
     }
     let rows: Vec<Vec<String>> = jobs
@@ -63,7 +99,12 @@ pub fn rollout_view(v: &Value) -> String {
                 j["phase"].as_str().unwrap_or("?").to_string(),
                 format!("{}%", j["progress"].as_i64().unwrap_or(0)),
                 j["reason"].as_str().unwrap_or("").to_string(),
-                j["details"].as_str().unwrap_or("").chars().take(80).collect(),
+                j["details"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect(),
             ]
         })
         .collect();
@@ -74,7 +115,10 @@ pub fn rollout_view(v: &Value) -> String {
 }
 
 pub fn is_settled(v: &Value) -> bool {
-    matches!(v["rollout"]["state"].as_str(), Some("completed" | "halted" | "aborted"))
+    matches!(
+        v["rollout"]["state"].as_str(),
+        Some("completed" | "halted" | "aborted")
+    )
 }
 
 #[cfg(test)]
@@ -94,9 +138,18 @@ mod tests {
         });
         let s = super::rollout_view(&v);
         assert!(s.contains("rollout r1 → 1.2.0: running (wave 2/2)"), "{s}");
-        assert!(s.contains("wave 1  [########################]   1/1"), "{s}");
-        assert!(s.contains("wave 2  [############------------]   1/2"), "{s}");
-        assert!(s.contains("downloading") && s.contains("checksum_mismatch") && !s.contains("\na "), "{s}");
+        assert!(
+            s.contains("wave 1  [########################]   1/1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("wave 2  [############------------]   1/2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("downloading") && s.contains("checksum_mismatch") && !s.contains("\na "),
+            "{s}"
+        );
         assert!(!super::is_settled(&v));
     }
 }

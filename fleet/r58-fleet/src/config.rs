@@ -63,7 +63,11 @@ pub struct DbConfig {
 
 impl Default for DbConfig {
     fn default() -> Self {
-        Self { url: "sqlite:///data/fleet/fleet.db".into(), telemetry_retention_hours: 48, max_connections: 8 }
+        Self {
+            url: "sqlite:///data/fleet/fleet.db".into(),
+            telemetry_retention_hours: 48,
+            max_connections: 8,
+        }
     }
 }
 
@@ -110,7 +114,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        }
     }
 }
 
@@ -123,7 +129,9 @@ pub struct DevicesConfig {
 
 impl Default for DevicesConfig {
     fn default() -> Self {
-        Self { file: PathBuf::from("/data/fleet/devices.toml") }
+        Self {
+            file: PathBuf::from("/data/fleet/devices.toml"),
+        }
     }
 }
 
@@ -180,7 +188,11 @@ pub struct CloudflareConfig {
 
 impl Default for CloudflareConfig {
     fn default() -> Self {
-        Self { key_id: String::new(), api_token_file: PathBuf::new(), api_base: r58_turn::CLOUDFLARE_API.into() }
+        Self {
+            key_id: String::new(),
+            api_token_file: PathBuf::new(),
+            api_base: r58_turn::CLOUDFLARE_API.into(),
+        }
     }
 }
 
@@ -188,10 +200,19 @@ impl Validate for FleetConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !(60..=172_800).contains(&self.turn.ttl_seconds) {
-            out.push(("turn.ttl_seconds".into(), format!("{} is out of range 60..=172800", self.turn.ttl_seconds)));
+            out.push((
+                "turn.ttl_seconds".into(),
+                format!("{} is out of range 60..=172800", self.turn.ttl_seconds),
+            ));
         }
-        if !(self.db.url.starts_with("sqlite:") || self.db.url.starts_with("postgres://") || self.db.url.starts_with("postgresql://")) {
-            out.push(("db.url".into(), format!("{:?} is neither sqlite:… nor postgres://…", self.db.url)));
+        if !(self.db.url.starts_with("sqlite:")
+            || self.db.url.starts_with("postgres://")
+            || self.db.url.starts_with("postgresql://"))
+        {
+            out.push((
+                "db.url".into(),
+                format!("{:?} is neither sqlite:… nor postgres://…", self.db.url),
+            ));
         }
         if self.db.max_connections == 0 {
             out.push(("db.max_connections".into(), "must be at least 1".into()));
@@ -202,38 +223,71 @@ impl Validate for FleetConfig {
             }
         }
         if self.mqtt.share_group.is_empty() || self.mqtt.share_group.contains(['/', '+', '#']) {
-            out.push(("mqtt.share_group".into(), "must be a non-empty name without / + #".into()));
+            out.push((
+                "mqtt.share_group".into(),
+                "must be a non-empty name without / + #".into(),
+            ));
         }
         if self.mqtt.command_timeout_seconds < 5 {
-            out.push(("mqtt.command_timeout_seconds".into(), "must be at least 5".into()));
+            out.push((
+                "mqtt.command_timeout_seconds".into(),
+                "must be at least 5".into(),
+            ));
         }
-        if !self.ota.public_url.is_empty() && !(self.ota.public_url.starts_with("https://") || self.ota.public_url.starts_with("http://")) {
-            out.push(("ota.public_url".into(), format!("{:?} is not an http(s):// URL", self.ota.public_url)));
+        if !self.ota.public_url.is_empty()
+            && !(self.ota.public_url.starts_with("https://")
+                || self.ota.public_url.starts_with("http://"))
+        {
+            out.push((
+                "ota.public_url".into(),
+                format!("{:?} is not an http(s):// URL", self.ota.public_url),
+            ));
         }
         if !(200..=60_000).contains(&self.ota.tick_ms) {
-            out.push(("ota.tick_ms".into(), format!("{} is out of range 200..=60000", self.ota.tick_ms)));
+            out.push((
+                "ota.tick_ms".into(),
+                format!("{} is out of range 200..=60000", self.ota.tick_ms),
+            ));
         }
         match self.turn.backend {
             TurnBackend::None => {}
             TurnBackend::Coturn => {
                 if self.turn.coturn.secret_file.as_os_str().is_empty() {
-                    out.push(("turn.coturn.secret_file".into(), "the coturn backend needs a secret file".into()));
+                    out.push((
+                        "turn.coturn.secret_file".into(),
+                        "the coturn backend needs a secret file".into(),
+                    ));
                 }
                 if self.turn.coturn.urls.is_empty() {
-                    out.push(("turn.coturn.urls".into(), "the coturn backend needs at least one URL".into()));
+                    out.push((
+                        "turn.coturn.urls".into(),
+                        "the coturn backend needs at least one URL".into(),
+                    ));
                 }
                 for u in &self.turn.coturn.urls {
-                    if !(u.starts_with("turn:") || u.starts_with("turns:") || u.starts_with("stun:")) {
-                        out.push(("turn.coturn.urls".into(), format!("{u:?} is not a turn:, turns: or stun: URL")));
+                    if !(u.starts_with("turn:")
+                        || u.starts_with("turns:")
+                        || u.starts_with("stun:"))
+                    {
+                        out.push((
+                            "turn.coturn.urls".into(),
+                            format!("{u:?} is not a turn:, turns: or stun: URL"),
+                        ));
                     }
                 }
             }
             TurnBackend::Cloudflare => {
                 if self.turn.cloudflare.key_id.is_empty() {
-                    out.push(("turn.cloudflare.key_id".into(), "the cloudflare backend needs a key id".into()));
+                    out.push((
+                        "turn.cloudflare.key_id".into(),
+                        "the cloudflare backend needs a key id".into(),
+                    ));
                 }
                 if self.turn.cloudflare.api_token_file.as_os_str().is_empty() {
-                    out.push(("turn.cloudflare.api_token_file".into(), "the cloudflare backend needs a token file".into()));
+                    out.push((
+                        "turn.cloudflare.api_token_file".into(),
+                        "the cloudflare backend needs a token file".into(),
+                    ));
                 }
             }
         }

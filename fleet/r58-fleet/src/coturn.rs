@@ -8,16 +8,26 @@ use hmac::{Hmac, Mac};
 use r58_turn::{Credentials, IceServer};
 
 pub fn credential(secret: &[u8], username: &str) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(username.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-pub fn mint(secret: &[u8], device: &str, urls: &[String], expires_at: DateTime<Utc>) -> Credentials {
+pub fn mint(
+    secret: &[u8],
+    device: &str,
+    urls: &[String],
+    expires_at: DateTime<Utc>,
+) -> Credentials {
     let username = format!("{}:{device}", expires_at.timestamp());
     let credential = credential(secret, &username);
     Credentials {
-        ice_servers: vec![IceServer { urls: urls.to_vec(), username: Some(username), credential: Some(credential) }],
+        ice_servers: vec![IceServer {
+            urls: urls.to_vec(),
+            username: Some(username),
+            credential: Some(credential),
+        }],
         expires_at,
     }
 }
@@ -30,9 +40,15 @@ mod tests {
     #[test]
     fn matches_the_rest_api_scheme() {
         // RFC 2202 test case 2 for HMAC-SHA1: key "Jefe", data "what do ya want for nothing?".
-        assert_eq!(credential(b"Jefe", "what do ya want for nothing?"), "7/zfauXrL6LSdBbV8YTfnCWafHk=");
+        assert_eq!(
+            credential(b"Jefe", "what do ya want for nothing?"),
+            "7/zfauXrL6LSdBbV8YTfnCWafHk="
+        );
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let c = mint(b"s", "r58-a", &["turn:t.example.com:3478".into()], t);
-        assert_eq!(c.ice_servers[0].username.as_deref(), Some("1800000000:r58-a"));
+        assert_eq!(
+            c.ice_servers[0].username.as_deref(),
+            Some("1800000000:r58-a")
+        );
     }
 }

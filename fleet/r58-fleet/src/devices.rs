@@ -25,23 +25,37 @@ pub struct Device {
 }
 
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Devices {
     pub fn load(path: &Path) -> Result<Self, FleetError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| FleetError::DevicesParse { path: path.to_path_buf(), reason: e.to_string() }),
+            Ok(text) => toml::from_str(&text).map_err(|e| FleetError::DevicesParse {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(FleetError::DevicesRead { path: path.to_path_buf(), source }),
+            Err(source) => Err(FleetError::DevicesRead {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     pub fn save(&self, path: &Path) -> Result<(), FleetError> {
-        let text = toml::to_string(self).map_err(|e| FleetError::DevicesParse { path: path.to_path_buf(), reason: e.to_string() })?;
+        let text = toml::to_string(self).map_err(|e| FleetError::DevicesParse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| FleetError::DevicesRead { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| FleetError::DevicesRead {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         r58_fs::write_atomic(path, text.as_bytes()).map_err(FleetError::State)
     }
@@ -49,7 +63,10 @@ impl Devices {
     /// The device a bearer token belongs to, unless unknown or revoked.
     pub fn authenticate(&self, token: &str) -> Option<&str> {
         let hash = token_hash(token);
-        self.devices.iter().find(|(_, d)| !d.revoked && d.token_sha256 == hash).map(|(id, _)| id.as_str())
+        self.devices
+            .iter()
+            .find(|(_, d)| !d.revoked && d.token_sha256 == hash)
+            .map(|(id, _)| id.as_str())
     }
 }
 
@@ -60,12 +77,18 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], FleetError> {
     let mut buf = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|source| FleetError::DevicesRead { path: "/dev/urandom".into(), source })?;
+        .map_err(|source| FleetError::DevicesRead {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
     Ok(buf)
 }
 
 pub fn new_token() -> Result<String, FleetError> {
-    Ok(random_bytes::<32>()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(random_bytes::<32>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -76,8 +99,20 @@ mod tests {
     #[test]
     fn authenticates_by_hash_and_honours_revocation() {
         let mut d = Devices::default();
-        d.devices.insert("r58-a".into(), Device { token_sha256: token_hash("tok-a"), revoked: false });
-        d.devices.insert("r58-b".into(), Device { token_sha256: token_hash("tok-b"), revoked: true });
+        d.devices.insert(
+            "r58-a".into(),
+            Device {
+                token_sha256: token_hash("tok-a"),
+                revoked: false,
+            },
+        );
+        d.devices.insert(
+            "r58-b".into(),
+            Device {
+                token_sha256: token_hash("tok-b"),
+                revoked: true,
+            },
+        );
         assert_eq!(d.authenticate("tok-a"), Some("r58-a"));
         assert_eq!(d.authenticate("tok-b"), None);
         assert_eq!(d.authenticate("nope"), None);

@@ -54,10 +54,15 @@ pub enum FleetError {
 
 /// Reads a secret from a file, trimmed; empty is an error.
 pub fn read_secret(path: &std::path::Path) -> Result<String, FleetError> {
-    let s = std::fs::read_to_string(path).map_err(|source| FleetError::Secret { path: path.to_path_buf(), source })?;
+    let s = std::fs::read_to_string(path).map_err(|source| FleetError::Secret {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let s = s.trim().to_string();
     if s.is_empty() {
-        return Err(FleetError::SecretEmpty { path: path.to_path_buf() });
+        return Err(FleetError::SecretEmpty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(s)
 }

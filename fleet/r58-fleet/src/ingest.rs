@@ -34,8 +34,13 @@ pub struct IngestStats {
 }
 
 /// The device-facing topics the fleet ingests (under `$share/<group>/` when shared).
-pub const INGEST_FILTERS: [&str; 5] =
-    ["r58/v1/+/state", "r58/v1/+/telemetry/+", "r58/v1/+/twin/reported", "r58/v1/+/cmd/status", "r58/v1/+/jobs/+/update"];
+pub const INGEST_FILTERS: [&str; 5] = [
+    "r58/v1/+/state",
+    "r58/v1/+/telemetry/+",
+    "r58/v1/+/twin/reported",
+    "r58/v1/+/cmd/status",
+    "r58/v1/+/jobs/+/update",
+];
 const RECEIVE_MAXIMUM: u16 = 4096;
 const BATCH_MAX: usize = 2048;
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -52,7 +57,10 @@ pub enum ParseError {
 }
 
 fn payload<T: serde::de::DeserializeOwned>(topic: &str, bytes: &[u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(bytes).map_err(|e| ParseError::Payload { topic: topic.to_string(), reason: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| ParseError::Payload {
+        topic: topic.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// What the inventory keeps of a sample: recording (any input), hottest sensor, data disk.
@@ -60,14 +68,21 @@ pub fn figures(stream: &str, data: &Value) -> Figures {
     match stream {
         "system" => Figures {
             recording: None,
-            temperature_c: data["temperatures_c"].as_object().and_then(|t| t.values().filter_map(Value::as_f64).reduce(f64::max)),
-            disk: match (data["disk"]["free_mib"].as_i64(), data["disk"]["total_mib"].as_i64()) {
+            temperature_c: data["temperatures_c"]
+                .as_object()
+                .and_then(|t| t.values().filter_map(Value::as_f64).reduce(f64::max)),
+            disk: match (
+                data["disk"]["free_mib"].as_i64(),
+                data["disk"]["total_mib"].as_i64(),
+            ) {
                 (Some(f), Some(t)) => Some((f, t)),
                 _ => None,
             },
         },
         "recorder" => Figures {
-            recording: data["inputs"].as_object().map(|i| i.values().any(|v| v["recording"].as_bool() == Some(true))),
+            recording: data["inputs"]
+                .as_object()
+                .map(|i| i.values().any(|v| v["recording"].as_bool() == Some(true))),
             ..Figures::default()
         },
         _ => Figures::default(),
@@ -76,8 +91,12 @@ pub fn figures(stream: &str, data: &Value) -> Figures {
 
 /// Parses one delivered message.
 pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
-    let rest = topic.strip_prefix("r58/v1/").ok_or_else(|| ParseError::Topic(topic.into()))?;
-    let (device, what) = rest.split_once('/').ok_or_else(|| ParseError::Topic(topic.into()))?;
+    let rest = topic
+        .strip_prefix("r58/v1/")
+        .ok_or_else(|| ParseError::Topic(topic.into()))?;
+    let (device, what) = rest
+        .split_once('/')
+        .ok_or_else(|| ParseError::Topic(topic.into()))?;
     if !r58_proto::valid_device_id(device) {
         return Err(ParseError::DeviceId(topic.into()));
     }
@@ -85,7 +104,10 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
     match what {
         "state" => {
             let s: r58_proto::State = payload(topic, bytes)?;
-            let status = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let status = serde_json::to_value(s.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             Ok(Message::State {
                 device,
                 state: StateUpdate {
@@ -110,19 +132,39 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
         }
         "cmd/status" => {
             let c: r58_proto::CmdStatus = payload(topic, bytes)?;
-            let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            Ok(Message::CmdStatus { device, id: c.id, name: c.name, state, progress: i64::from(c.progress), message: c.message, result: c.result })
+            let state = serde_json::to_value(c.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            Ok(Message::CmdStatus {
+                device,
+                id: c.id,
+                name: c.name,
+                state,
+                progress: i64::from(c.progress),
+                message: c.message,
+                result: c.result,
+            })
         }
         _ if what.starts_with("jobs/") => {
-            let job_id = what.strip_prefix("jobs/").and_then(|r| r.strip_suffix("/update")).unwrap_or_default();
+            let job_id = what
+                .strip_prefix("jobs/")
+                .and_then(|r| r.strip_suffix("/update"))
+                .unwrap_or_default();
             if !r58_proto::valid_device_id(job_id) {
                 return Err(ParseError::Topic(topic.into()));
             }
             let u: r58_proto::JobUpdate = payload(topic, bytes)?;
             if u.job_id != job_id {
-                return Err(ParseError::Payload { topic: topic.into(), reason: format!("job_id {:?} is not the topic's", u.job_id) });
+                return Err(ParseError::Payload {
+                    topic: topic.into(),
+                    reason: format!("job_id {:?} is not the topic's", u.job_id),
+                });
             }
-            let reason = u.reason.and_then(|r| serde_json::to_value(r).ok()).and_then(|v| v.as_str().map(str::to_string));
+            let reason = u
+                .reason
+                .and_then(|r| serde_json::to_value(r).ok())
+                .and_then(|v| v.as_str().map(str::to_string));
             Ok(Message::JobUpdate {
                 device,
                 job_id: u.job_id,
@@ -154,8 +196,15 @@ pub fn client_id(cfg: &MqttConfig) -> String {
         return cfg.client_id.clone();
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-    format!("r58-fleet-{}", if host.is_empty() { "replica" } else { &host })
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!(
+        "r58-fleet-{}",
+        if host.is_empty() { "replica" } else { &host }
+    )
 }
 
 fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetError> {
@@ -180,7 +229,11 @@ fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetErro
 /// 10 000 devices on the ingest connection stalled the ingest behind it, and went out 32 at a
 /// time. The publisher speaks MQTT 3.1.1, where the window is the client's own
 /// (`PUBLISH_WINDOW`).
-pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<rumqttc::AsyncClient, FleetError> {
+pub fn start(
+    cfg: &MqttConfig,
+    db: Db,
+    stats: Arc<IngestStats>,
+) -> Result<rumqttc::AsyncClient, FleetError> {
     let id = client_id(cfg);
     let mut opts = options(cfg, id.clone())?;
     opts.set_clean_start(false);
@@ -194,7 +247,13 @@ pub fn start(cfg: &MqttConfig, db: Db, stats: Arc<IngestStats>) -> Result<rumqtt
     // Larger than the broker's in-flight window: the event loop never waits on the writer
     // (it must keep answering pings), the window itself is the back-pressure.
     let (tx, rx) = mpsc::channel::<Publish>(usize::from(RECEIVE_MAXIMUM) * 2);
-    tokio::spawn(run_eventloop(eventloop, client.clone(), cfg.share_group.clone(), tx, stats.clone()));
+    tokio::spawn(run_eventloop(
+        eventloop,
+        client.clone(),
+        cfg.share_group.clone(),
+        tx,
+        stats.clone(),
+    ));
     tokio::spawn(run_writer(rx, client, db, stats));
 
     let broker = r58_tls::parse_broker(&cfg.broker)?;
@@ -236,19 +295,30 @@ async fn run_publisher(mut ev: rumqttc::EventLoop) {
     }
 }
 
-async fn run_eventloop(mut ev: EventLoop, client: AsyncClient, group: String, tx: mpsc::Sender<Publish>, stats: Arc<IngestStats>) {
+async fn run_eventloop(
+    mut ev: EventLoop,
+    client: AsyncClient,
+    group: String,
+    tx: mpsc::Sender<Publish>,
+    stats: Arc<IngestStats>,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
         match ev.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(500);
                 stats.connected.store(1, Ordering::Relaxed);
-                tracing::info!(session_present = ack.session_present, "connected to the broker");
+                tracing::info!(
+                    session_present = ack.session_present,
+                    "connected to the broker"
+                );
                 let c = client.clone();
                 let group = group.clone();
                 tokio::spawn(async move {
                     for f in INGEST_FILTERS {
-                        let _ = c.subscribe(format!("$share/{group}/{f}"), QoS::AtLeastOnce).await;
+                        let _ = c
+                            .subscribe(format!("$share/{group}/{f}"), QoS::AtLeastOnce)
+                            .await;
                     }
                     for f in RETAINED_FILTERS {
                         let _ = c.subscribe(f, QoS::AtLeastOnce).await;
@@ -279,7 +349,12 @@ async fn run_eventloop(mut ev: EventLoop, client: AsyncClient, group: String, tx
     }
 }
 
-async fn run_writer(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, db: Db, stats: Arc<IngestStats>) {
+async fn run_writer(
+    mut rx: mpsc::Receiver<Publish>,
+    client: AsyncClient,
+    db: Db,
+    stats: Arc<IngestStats>,
+) {
     // Unbounded, but never more than the broker's in-flight window of messages: only
     // unacknowledged messages are in it.
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -324,14 +399,21 @@ async fn run_writer(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, db: Db
             }
         };
         if let Some(ts) = outcome.oldest_ts {
-            stats.max_lag_ms.fetch_max(crate::db::now_ms() - ts, Ordering::Relaxed);
+            stats
+                .max_lag_ms
+                .fetch_max(crate::db::now_ms() - ts, Ordering::Relaxed);
         }
-        stats.messages.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .messages
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         // Acks go to the event loop through its bounded request channel. Handed to another
         // task so this one never waits on it: the event loop may itself be waiting for this
         // task to take the next message (found at 10 000 devices: both stalled).
-        let acks: Vec<Publish> = pubs.drain(..).filter(|p| p.qos != QoS::AtMostOnce).collect();
+        let acks: Vec<Publish> = pubs
+            .drain(..)
+            .filter(|p| p.qos != QoS::AtMostOnce)
+            .collect();
         if !acks.is_empty() && ack_tx.send(acks).is_err() {
             return;
         }
@@ -359,24 +441,51 @@ mod tests {
         let s = br#"{"status":"lost","firmware_version":"1.2.0","booted_slot":"A","ip_addresses":["10.0.0.2"],"uptime_s":5,"session":7,"ts":"2026-01-01T00:00:00Z"}"#;
         match parse("r58/v1/r58-a/state", s).unwrap() {
             Message::State { device, state } => {
-                assert_eq!((device.as_str(), state.status.as_str(), state.session), ("r58-a", "lost", 7));
+                assert_eq!(
+                    (device.as_str(), state.status.as_str(), state.session),
+                    ("r58-a", "lost", 7)
+                );
                 assert_eq!(state.ts, 1_767_225_600_000);
             }
             m => panic!("{m:?}"),
         }
         let t = br#"{"seq":3,"ts":"2026-01-01T00:00:01Z","data":{"temperatures_c":{"a":41.5,"b":55.0},"disk":{"free_mib":10,"total_mib":20}}}"#;
         match parse("r58/v1/r58-a/telemetry/system", t).unwrap() {
-            Message::Telemetry { stream, seq, figures, .. } => {
+            Message::Telemetry {
+                stream,
+                seq,
+                figures,
+                ..
+            } => {
                 assert_eq!((stream.as_str(), seq), ("system", 3));
-                assert_eq!(figures, Figures { recording: None, temperature_c: Some(55.0), disk: Some((10, 20)) });
+                assert_eq!(
+                    figures,
+                    Figures {
+                        recording: None,
+                        temperature_c: Some(55.0),
+                        disk: Some((10, 20))
+                    }
+                );
             }
             m => panic!("{m:?}"),
         }
         let rec = serde_json::json!({"inputs": {"hdmi": {"recording": false}, "cam": {"recording": true}}});
         assert_eq!(figures("recorder", &rec).recording, Some(true));
-        assert!(matches!(parse("r58/v1/R58/state", s), Err(ParseError::DeviceId(_))));
-        assert!(matches!(parse("r58/v1/r58-a/cmd/ping", b"{}"), Err(ParseError::Topic(_))));
-        assert!(matches!(parse("r58/v1/r58-a/telemetry/a/b", t), Err(ParseError::Topic(_))));
-        assert!(matches!(parse("r58/v1/r58-a/state", b"{"), Err(ParseError::Payload { .. })));
+        assert!(matches!(
+            parse("r58/v1/R58/state", s),
+            Err(ParseError::DeviceId(_))
+        ));
+        assert!(matches!(
+            parse("r58/v1/r58-a/cmd/ping", b"{}"),
+            Err(ParseError::Topic(_))
+        ));
+        assert!(matches!(
+            parse("r58/v1/r58-a/telemetry/a/b", t),
+            Err(ParseError::Topic(_))
+        ));
+        assert!(matches!(
+            parse("r58/v1/r58-a/state", b"{"),
+            Err(ParseError::Payload { .. })
+        ));
     }
 }

@@ -34,12 +34,25 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         Some(ingest::start(&cfg.mqtt, db.clone(), stats.clone())?)
     };
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    tokio::spawn(api::events::poll(db.clone(), events.clone(), Duration::from_secs(1)));
+    tokio::spawn(api::events::poll(
+        db.clone(),
+        events.clone(),
+        Duration::from_secs(1),
+    ));
     tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
     let withheld = ota::bundle::Withheld::default();
-    tokio::spawn(ota::bundle::audit(db.clone(), cfg.ota.dir.clone(), withheld.clone(), Duration::from_secs(600)));
+    tokio::spawn(ota::bundle::audit(
+        db.clone(),
+        cfg.ota.dir.clone(),
+        withheld.clone(),
+        Duration::from_secs(600),
+    ));
     if let Some(client) = &mqtt {
-        let base = if cfg.ota.public_url.is_empty() { format!("http://{}", cfg.http.listen) } else { cfg.ota.public_url.clone() };
+        let base = if cfg.ota.public_url.is_empty() {
+            format!("http://{}", cfg.http.listen)
+        } else {
+            cfg.ota.public_url.clone()
+        };
         let driver = ota::rollout::Driver {
             db: db.clone(),
             mqtt: client.clone(),
@@ -58,8 +71,12 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         withheld,
     };
     let addr = cfg.http.listen;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| FleetError::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| FleetError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| FleetError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| FleetError::Bind { addr, source })?;
     tracing::info!(%bound, backend = ?cfg.turn.backend, broker = %cfg.mqtt.broker, "r58-fleet serving");
     axum::serve(listener, api::router(state, turn))
         .with_graceful_shutdown(async {
@@ -97,7 +114,13 @@ pub fn issue_device_token(devices_file: &std::path::Path, id: &str) -> Result<St
     }
     let mut devices = devices::Devices::load(devices_file)?;
     let token = devices::new_token()?;
-    devices.devices.insert(id.to_string(), devices::Device { token_sha256: devices::token_hash(&token), revoked: false });
+    devices.devices.insert(
+        id.to_string(),
+        devices::Device {
+            token_sha256: devices::token_hash(&token),
+            revoked: false,
+        },
+    );
     devices.save(devices_file)?;
     Ok(token)
 }
@@ -105,7 +128,9 @@ pub fn issue_device_token(devices_file: &std::path::Path, id: &str) -> Result<St
 /// Revokes a device's token; false when the device is unknown.
 pub fn revoke_device(devices_file: &std::path::Path, id: &str) -> Result<bool, FleetError> {
     let mut devices = devices::Devices::load(devices_file)?;
-    let Some(d) = devices.devices.get_mut(id) else { return Ok(false) };
+    let Some(d) = devices.devices.get_mut(id) else {
+        return Ok(false);
+    };
     d.revoked = true;
     devices.save(devices_file)?;
     Ok(true)

@@ -24,7 +24,12 @@ struct Remote {
     #[arg(long, env = "R58_FLEET_URL", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// An operator token (made with `r58-fleet operator add`).
-    #[arg(long, env = "R58_FLEET_TOKEN", hide_env_values = true, default_value = "")]
+    #[arg(
+        long,
+        env = "R58_FLEET_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
     token: String,
     /// Print JSON instead of tables.
     #[arg(long)]
@@ -248,17 +253,29 @@ enum ConfigCmd {
 
 fn load_config(path: &Option<PathBuf>) -> Result<FleetConfig, FleetError> {
     let paths = match path {
-        Some(main) => r58_config::ConfigPaths { main: main.clone(), required: true },
+        Some(main) => r58_config::ConfigPaths {
+            main: main.clone(),
+            required: true,
+        },
         None => match std::env::var_os(CONFIG_ENV) {
-            Some(p) => r58_config::ConfigPaths { main: p.into(), required: true },
-            None => r58_config::ConfigPaths { main: DEFAULT_CONFIG.into(), required: false },
+            Some(p) => r58_config::ConfigPaths {
+                main: p.into(),
+                required: true,
+            },
+            None => r58_config::ConfigPaths {
+                main: DEFAULT_CONFIG.into(),
+                required: false,
+            },
         },
     };
     Ok(r58_config::load_from(&paths)?.config)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, FleetError> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(FleetError::Serve)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(FleetError::Serve)
 }
 
 fn print(remote: &Remote, v: &Value, human: impl FnOnce(&Value) -> String) {
@@ -289,7 +306,8 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                             return Err(FleetError::Usage("operator name: 1-64 characters".into()));
                         }
                         let token = r58_fleet::devices::new_token()?;
-                        db.put_operator(&name, &r58_fleet::devices::token_hash(&token)).await?;
+                        db.put_operator(&name, &r58_fleet::devices::token_hash(&token))
+                            .await?;
                         println!("{token}");
                     }
                     OperatorCmd::Revoke { name } => {
@@ -302,7 +320,9 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                             .operators()
                             .await?
                             .into_iter()
-                            .map(|o| vec![o.name, if o.revoked { "revoked" } else { "active" }.into()])
+                            .map(|o| {
+                                vec![o.name, if o.revoked { "revoked" } else { "active" }.into()]
+                            })
                             .collect();
                         print!("{}", cli::table(&["OPERATOR", "STATE"], &rows));
                     }
@@ -311,17 +331,34 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             })?;
         }
         Cmd::Pki(p) => match p {
-            PkiCmd::Init { dir, name, broker_names } => {
+            PkiCmd::Init {
+                dir,
+                name,
+                broker_names,
+            } => {
                 r58_fleet::pki::Ca::init(&dir, &name, &broker_names)?;
                 println!("CA, broker and fleet certificates in {}", dir.display());
             }
-            PkiCmd::IssueDevice { id, dir, out, broker } => {
+            PkiCmd::IssueDevice {
+                id,
+                dir,
+                out,
+                broker,
+            } => {
                 let bundle = r58_fleet::pki::Ca::open(&dir)?.issue_device(&id, &out, &broker)?;
                 println!("{}", bundle.display());
             }
             PkiCmd::IssueOperator { name, dir, out } => {
-                std::fs::create_dir_all(&out).map_err(|source| FleetError::Write { path: out.clone(), source })?;
-                let (c, _) = r58_fleet::pki::Ca::open(&dir)?.issue(&out.join(format!("operator-{name}")), &name, &[], false)?;
+                std::fs::create_dir_all(&out).map_err(|source| FleetError::Write {
+                    path: out.clone(),
+                    source,
+                })?;
+                let (c, _) = r58_fleet::pki::Ca::open(&dir)?.issue(
+                    &out.join(format!("operator-{name}")),
+                    &name,
+                    &[],
+                    false,
+                )?;
                 println!("{}", c.display());
             }
         },
@@ -335,7 +372,12 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                 return Err(FleetError::Usage(format!("no device {id:?}")));
             }
         }
-        Cmd::Devices { remote, status, tag, version } => {
+        Cmd::Devices {
+            remote,
+            status,
+            tag,
+            version,
+        } => {
             let c = Client::new(&remote.server, &remote.token)?;
             let mut query = Vec::new();
             for (k, v) in [("status", status), ("tag", tag), ("version", version)] {
@@ -344,7 +386,14 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                 }
             }
             let v = c.get(&format!("/api/v1/devices?{}", query.join("&")))?;
-            print(&remote, &v, |v| cli::devices_table(v["devices"].as_array().map(Vec::as_slice).unwrap_or_default()));
+            print(&remote, &v, |v| {
+                cli::devices_table(
+                    v["devices"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                )
+            });
         }
         Cmd::Device { id, remote } => {
             let c = Client::new(&remote.server, &remote.token)?;
@@ -355,7 +404,16 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|c| ["id", "name", "state", "progress", "message"].iter().map(|k| c[*k].as_str().map_or_else(|| c[*k].to_string(), str::to_string)).collect())
+                    .map(|c| {
+                        ["id", "name", "state", "progress", "message"]
+                            .iter()
+                            .map(|k| {
+                                c[*k]
+                                    .as_str()
+                                    .map_or_else(|| c[*k].to_string(), str::to_string)
+                            })
+                            .collect()
+                    })
                     .collect();
                 out += "\n";
                 out += &cli::table(&["COMMAND", "NAME", "STATE", "PROGRESS", "MESSAGE"], &rows);
@@ -378,24 +436,46 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                     if remote.json {
                         println!("{t}");
                     } else {
-                        let ts = t["ts"].as_i64().and_then(chrono::DateTime::from_timestamp_millis).map(|d| d.format("%H:%M:%S").to_string());
-                        println!("{} {:<9} {}", ts.unwrap_or_default(), t["stream"].as_str().unwrap_or("?"), t["data"]);
+                        let ts = t["ts"]
+                            .as_i64()
+                            .and_then(chrono::DateTime::from_timestamp_millis)
+                            .map(|d| d.format("%H:%M:%S").to_string());
+                        println!(
+                            "{} {:<9} {}",
+                            ts.unwrap_or_default(),
+                            t["stream"].as_str().unwrap_or("?"),
+                            t["data"]
+                        );
                     }
                 }
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
-        Cmd::Cmd { id, name, args, timeout, no_wait, remote } => {
+        Cmd::Cmd {
+            id,
+            name,
+            args,
+            timeout,
+            no_wait,
+            remote,
+        } => {
             let c = Client::new(&remote.server, &remote.token)?;
             let args = Value::Object(cli::parse_pairs(&args)?);
             let cmd = cli::command(&c, &id, &name, args, timeout, !no_wait, remote.json)?;
             print(&remote, &cmd, |c| {
-                let mut s = format!("{} {}", c["id"].as_str().unwrap_or("?"), c["state"].as_str().unwrap_or("?"));
+                let mut s = format!(
+                    "{} {}",
+                    c["id"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?")
+                );
                 if let Some(m) = c["message"].as_str() {
                     s += &format!(": {m}");
                 }
                 if !c["result"].is_null() {
-                    s += &format!("\n{}", serde_json::to_string_pretty(&c["result"]).unwrap_or_default());
+                    s += &format!(
+                        "\n{}",
+                        serde_json::to_string_pretty(&c["result"]).unwrap_or_default()
+                    );
                 }
                 s + "\n"
             });
@@ -407,26 +487,43 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
         Cmd::Config(ConfigCmd::Get { id, remote }) => {
             let c = Client::new(&remote.server, &remote.token)?;
             let v = c.get(&format!("/api/v1/devices/{}/config", urlencode(&id)))?;
-            print(&remote, &v, |v| serde_json::to_string_pretty(v).unwrap_or_default() + "\n");
+            print(&remote, &v, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+            });
         }
-        Cmd::Config(ConfigCmd::Set { id, pairs, replace, remote }) => {
+        Cmd::Config(ConfigCmd::Set {
+            id,
+            pairs,
+            replace,
+            remote,
+        }) => {
             let c = Client::new(&remote.server, &remote.token)?;
             let path = format!("/api/v1/devices/{}/config", urlencode(&id));
             let mut settings = if replace {
                 serde_json::Map::new()
             } else {
-                c.get(&path)?["desired"].as_object().cloned().unwrap_or_default()
+                c.get(&path)?["desired"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
             };
             settings.extend(cli::parse_pairs(&pairs)?);
             let v = c.put(&path, &json!({ "settings": settings }))?;
-            print(&remote, &v, |v| format!("desired version {}\n", v["desired_version"]));
+            print(&remote, &v, |v| {
+                format!("desired version {}\n", v["desired_version"])
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Shows a rollout, following it with --watch; the exit code says whether it completed.
-fn show_rollout(c: &Client, remote: &Remote, id: &str, watch: bool) -> Result<ExitCode, FleetError> {
+fn show_rollout(
+    c: &Client,
+    remote: &Remote,
+    id: &str,
+    watch: bool,
+) -> Result<ExitCode, FleetError> {
     use std::io::Write;
     let path = format!("/api/v1/rollouts/{}", urlencode(id));
     let mut v = c.get(&path)?;
@@ -446,7 +543,11 @@ fn show_rollout(c: &Client, remote: &Remote, id: &str, watch: bool) -> Result<Ex
     }
     print(remote, &v, r58_fleet::cli_ota::rollout_view);
     let failed = watch && v["rollout"]["state"] != "completed";
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
@@ -461,7 +562,11 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
                     b["version"].as_str().unwrap_or("?"),
                     b["compatible"].as_str().unwrap_or("?"),
                     b["sha256"].as_str().unwrap_or("?"),
-                    if b["signature_checked"] == true { "" } else { " — signature NOT checked (no ota.keyring on the server)" }
+                    if b["signature_checked"] == true {
+                        ""
+                    } else {
+                        " — signature NOT checked (no ota.keyring on the server)"
+                    }
                 )
             });
         }
@@ -489,18 +594,30 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
                 (true, _, _) => json!({ "all": true }),
                 (false, Some(t), _) => json!({ "tag": t }),
                 (false, None, false) => json!({ "devices": devices }),
-                (false, None, true) => return Err(FleetError::Usage("say which devices: --all, --tag T or --devices a,b".into())),
+                (false, None, true) => {
+                    return Err(FleetError::Usage(
+                        "say which devices: --all, --tag T or --devices a,b".into(),
+                    ))
+                }
             };
-            let mut body = json!({ "version": version, "target": target, "allow_downgrade": allow_downgrade });
+            let mut body =
+                json!({ "version": version, "target": target, "allow_downgrade": allow_downgrade });
             if !waves.is_empty() {
                 body["waves"] = json!(waves);
             }
-            for (k, v) in [("success_percent", success_percent), ("failure_percent", failure_percent), ("step_timeout_seconds", step_timeout)] {
+            for (k, v) in [
+                ("success_percent", success_percent),
+                ("failure_percent", failure_percent),
+                ("step_timeout_seconds", step_timeout),
+            ] {
                 if let Some(v) = v {
                     body[k] = json!(v);
                 }
             }
-            for (k, v) in [("install_policy", install_policy), ("reboot_policy", reboot_policy)] {
+            for (k, v) in [
+                ("install_policy", install_policy),
+                ("reboot_policy", reboot_policy),
+            ] {
                 if let Some(v) = v {
                     body[k] = json!(v);
                 }
@@ -533,7 +650,17 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
                         ]
                     })
                     .collect();
-                cli::table(&["ROLLOUT", "VERSION", "STATE", "DEVICES", "SUCCEEDED", "FAILED"], &rows)
+                cli::table(
+                    &[
+                        "ROLLOUT",
+                        "VERSION",
+                        "STATE",
+                        "DEVICES",
+                        "SUCCEEDED",
+                        "FAILED",
+                    ],
+                    &rows,
+                )
             });
         }
         OtaCmd::Show { id, watch, remote } => {
@@ -549,14 +676,23 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
 
 fn steer(id: &str, action: &str, remote: &Remote) -> Result<ExitCode, FleetError> {
     let c = Client::new(&remote.server, &remote.token)?;
-    let v = c.post(&format!("/api/v1/rollouts/{}/{action}", urlencode(id)), &json!({}))?;
+    let v = c.post(
+        &format!("/api/v1/rollouts/{}/{action}", urlencode(id)),
+        &json!({}),
+    )?;
     print(remote, &v, r58_fleet::cli_ota::rollout_view);
     Ok(ExitCode::SUCCESS)
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 

@@ -64,16 +64,28 @@ struct Request {
 }
 
 fn error(status: StatusCode, code: &str, reason: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": code, "reason": reason.into() }))).into_response()
+    (
+        status,
+        Json(json!({ "error": code, "reason": reason.into() })),
+    )
+        .into_response()
 }
 
-pub async fn credentials(State(api): State<Arc<TurnApi>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn credentials(
+    State(api): State<Arc<TurnApi>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let Some(token) = token else {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token",
+        );
     };
     // Read per request: tokens added or revoked with the CLI apply at once.
     let devices = match Devices::load(&api.devices_file) {
@@ -81,7 +93,11 @@ pub async fn credentials(State(api): State<Arc<TurnApi>>, headers: HeaderMap, bo
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
     let Some(device) = devices.authenticate(token).map(str::to_string) else {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "unknown or revoked device token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown or revoked device token",
+        );
     };
     let req: Request = if body.iter().all(u8::is_ascii_whitespace) {
         Request::default()
@@ -91,10 +107,16 @@ pub async fn credentials(State(api): State<Arc<TurnApi>>, headers: HeaderMap, bo
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")),
         }
     };
-    let ttl = req.ttl.map_or(api.max_ttl, |t| Duration::from_secs(t.clamp(60, api.max_ttl.as_secs())));
+    let ttl = req.ttl.map_or(api.max_ttl, |t| {
+        Duration::from_secs(t.clamp(60, api.max_ttl.as_secs()))
+    });
     let result: Result<Credentials, String> = match &api.backend {
         Backend::None => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "no_backend", "this fleet server has no TURN backend configured")
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_backend",
+                "this fleet server has no TURN backend configured",
+            )
         }
         Backend::Coturn { secret, urls } => {
             let expires = Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);

@@ -14,7 +14,12 @@ use common::*;
 use serde_json::Value;
 
 fn cli(fleet: &Fleet, token: &str, args: &[&str]) -> std::process::Output {
-    Command::new(fleet_bin()).args(args).env("R58_FLEET_URL", fleet.url("")).env("R58_FLEET_TOKEN", token).output().unwrap()
+    Command::new(fleet_bin())
+        .args(args)
+        .env("R58_FLEET_URL", fleet.url(""))
+        .env("R58_FLEET_TOKEN", token)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -22,12 +27,42 @@ fn pki_bundles_verify_and_are_guarded() {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let out = dir.path().join("bundles");
-    let bundle = fleet_cli(&["pki", "issue-device", "r58-0042", "--dir", pki.to_str().unwrap(), "--out", out.to_str().unwrap(), "--broker", "mqtts://fleet.example:8883"]);
+    let bundle = fleet_cli(&[
+        "pki",
+        "issue-device",
+        "r58-0042",
+        "--dir",
+        pki.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--broker",
+        "mqtts://fleet.example:8883",
+    ]);
     let b = std::path::PathBuf::from(bundle.trim());
-    for (file, mode) in [("device.key", 0o600), ("device.crt", 0o644), ("fleet-ca.pem", 0o644), ("60-fleet.toml", 0o644)] {
-        assert_eq!(std::fs::metadata(b.join(file)).unwrap().permissions().mode() & 0o777, mode, "{file}");
+    for (file, mode) in [
+        ("device.key", 0o600),
+        ("device.crt", 0o644),
+        ("fleet-ca.pem", 0o644),
+        ("60-fleet.toml", 0o644),
+    ] {
+        assert_eq!(
+            std::fs::metadata(b.join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            mode,
+            "{file}"
+        );
     }
-    assert_eq!(std::fs::metadata(pki.join("ca.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(pki.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     // The device certificate (CN = device id, client auth) verifies against the CA file the box gets.
     let v = Command::new("openssl")
         .args(["verify", "-purpose", "sslclient", "-CAfile"])
@@ -36,28 +71,72 @@ fn pki_bundles_verify_and_are_guarded() {
         .output()
         .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
-    let subject = Command::new("openssl").args(["x509", "-noout", "-subject", "-in"]).arg(b.join("device.crt")).output().unwrap();
+    let subject = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(b.join("device.crt"))
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&subject.stdout).contains("CN = r58-0042"));
     // The broker's certificate is a server certificate for the names given.
-    let text = Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(pki.join("broker.crt")).output().unwrap();
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(pki.join("broker.crt"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1") && text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(
+        text.contains("DNS:localhost")
+            && text.contains("IP Address:127.0.0.1")
+            && text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
     // The drop-in is a valid agent configuration for the real loader's schema.
     let toml = std::fs::read_to_string(b.join("60-fleet.toml")).unwrap();
-    assert!(toml.contains("device_id = \"r58-0042\"") && toml.contains("broker = \"mqtts://fleet.example:8883\""), "{toml}");
+    assert!(
+        toml.contains("device_id = \"r58-0042\"")
+            && toml.contains("broker = \"mqtts://fleet.example:8883\""),
+        "{toml}"
+    );
 
     // A second init would replace the CA every device trusts: refused.
-    let again = Command::new(fleet_bin()).args(["pki", "init", "--dir", pki.to_str().unwrap(), "--broker-name", "x"]).output().unwrap();
+    let again = Command::new(fleet_bin())
+        .args([
+            "pki",
+            "init",
+            "--dir",
+            pki.to_str().unwrap(),
+            "--broker-name",
+            "x",
+        ])
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a CA"));
     // Bad device ids and broker URLs are refused, naming the problem.
-    for (id, broker, want) in [("R58/x", "mqtts://h", "bad device id"), ("r58-1", "http://h", "broker URL")] {
+    for (id, broker, want) in [
+        ("R58/x", "mqtts://h", "bad device id"),
+        ("r58-1", "http://h", "broker URL"),
+    ] {
         let o = Command::new(fleet_bin())
-            .args(["pki", "issue-device", id, "--dir", pki.to_str().unwrap(), "--out", out.to_str().unwrap(), "--broker", broker])
+            .args([
+                "pki",
+                "issue-device",
+                id,
+                "--dir",
+                pki.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--broker",
+                broker,
+            ])
             .output()
             .unwrap();
         assert!(!o.status.success());
-        assert!(String::from_utf8_lossy(&o.stderr).contains(want), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -67,18 +146,34 @@ fn client_commands_against_a_real_server_and_agent() {
     let pki = fleet_pki(dir.path());
     let broker = Broker::start_with_certs(dir.path(), &pki);
     let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let fleet = Fleet::start(&dir.path().join("fleet"), &pki, broker.port, &db, "fleet-cli");
+    let fleet = Fleet::start(
+        &dir.path().join("fleet"),
+        &pki,
+        broker.port,
+        &db,
+        "fleet-cli",
+    );
     let token = fleet.operator("cli");
     let _agent = agent_with_bundle(dir.path(), &pki, broker.port, "r58-cli");
     wait_until(Duration::from_secs(30), "device online", || {
-        let (_, v) = call("GET", &fleet.url("/api/v1/devices/r58-cli"), Some(&token), None);
+        let (_, v) = call(
+            "GET",
+            &fleet.url("/api/v1/devices/r58-cli"),
+            Some(&token),
+            None,
+        );
         (v["device"]["status"] == "online").then_some(())
     });
 
     let o = cli(&fleet, &token, &["devices"]);
     let table = String::from_utf8(o.stdout).unwrap();
     assert!(o.status.success());
-    assert!(table.starts_with("DEVICE") && table.lines().nth(1).unwrap().starts_with("r58-cli") && table.contains("online"), "{table}");
+    assert!(
+        table.starts_with("DEVICE")
+            && table.lines().nth(1).unwrap().starts_with("r58-cli")
+            && table.contains("online"),
+        "{table}"
+    );
     let o = cli(&fleet, &token, &["devices", "--json", "--status", "online"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["devices"][0]["id"], "r58-cli");
@@ -86,12 +181,20 @@ fn client_commands_against_a_real_server_and_agent() {
     let o = cli(&fleet, &token, &["cmd", "r58-cli", "ping"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("succeeded"));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("100%"), "progress shown: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("100%"),
+        "progress shown: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = cli(&fleet, &token, &["cmd", "r58-cli", "no.such.command"]);
     assert_eq!(o.status.code(), Some(1), "a rejected command fails the CLI");
     assert!(String::from_utf8_lossy(&o.stdout).contains("rejected"));
 
-    let o = cli(&fleet, &token, &["config", "set", "r58-cli", "encoder.bitrate_kbps=9000"]);
+    let o = cli(
+        &fleet,
+        &token,
+        &["config", "set", "r58-cli", "encoder.bitrate_kbps=9000"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = wait_until(Duration::from_secs(20), "config in sync", || {
         let o = cli(&fleet, &token, &["config", "get", "r58-cli", "--json"]);
@@ -103,7 +206,10 @@ fn client_commands_against_a_real_server_and_agent() {
 
     let o = cli(&fleet, &token, &["device", "r58-cli"]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("ping") && text.contains("succeeded"), "{text}");
+    assert!(
+        text.contains("ping") && text.contains("succeeded"),
+        "{text}"
+    );
 
     // watch: live telemetry lines until stopped.
     let mut w = Command::new(fleet_bin())
@@ -117,7 +223,10 @@ fn client_commands_against_a_real_server_and_agent() {
     let first = lines.next().unwrap().unwrap();
     let _ = w.kill();
     let _ = w.wait();
-    assert!(first.contains(" system ") && first.contains("cpu_percent"), "{first}");
+    assert!(
+        first.contains(" system ") && first.contains("cpu_percent"),
+        "{first}"
+    );
 
     // Without a token: a usage error that says what to do.
     let o = cli(&fleet, "", &["devices"]);
@@ -129,11 +238,22 @@ fn client_commands_against_a_real_server_and_agent() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("HTTP 401"));
     // The compose deployment's configuration is valid.
     let deploy = repo().join("fleet/deploy/fleet.toml");
-    let o = Command::new(fleet_bin()).args(["--config", deploy.to_str().unwrap(), "check-config"]).output().unwrap();
+    let o = Command::new(fleet_bin())
+        .args(["--config", deploy.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // --help everywhere.
-    for args in [&["--help"][..], &["cmd", "--help"], &["pki", "issue-device", "--help"], &["config", "set", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["cmd", "--help"],
+        &["pki", "issue-device", "--help"],
+        &["config", "set", "--help"],
+    ] {
         let o = Command::new(fleet_bin()).args(args).output().unwrap();
-        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }

@@ -26,8 +26,17 @@ impl Browser {
     fn start() -> Self {
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new("chromium")
-            .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
-            .args(["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"])
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+            ])
+            .args([
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())
@@ -36,7 +45,10 @@ impl Browser {
             .expect("chromium (Debian package) installed");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let browser_ws = loop {
-            let line = lines.next().expect("chromium exited before DevTools listened").unwrap();
+            let line = lines
+                .next()
+                .expect("chromium exited before DevTools listened")
+                .unwrap();
             if let Some(url) = line.strip_prefix("DevTools listening on ") {
                 break url.trim().to_string();
             }
@@ -46,19 +58,39 @@ impl Browser {
         let http = browser_ws.replace("ws://", "http://");
         let host = &http[..http[7..].find('/').unwrap() + 7];
         let targets: Value = wait_until(Duration::from_secs(10), "a page target", || {
-            let t: Value = reqwest::blocking::get(format!("{host}/json/list")).ok()?.json().ok()?;
-            t.as_array()?.iter().any(|p| p["type"] == "page").then_some(t)
+            let t: Value = reqwest::blocking::get(format!("{host}/json/list"))
+                .ok()?
+                .json()
+                .ok()?;
+            t.as_array()?
+                .iter()
+                .any(|p| p["type"] == "page")
+                .then_some(t)
         });
-        let page = targets.as_array().unwrap().iter().find(|p| p["type"] == "page").unwrap();
+        let page = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["type"] == "page")
+            .unwrap();
         let (ws, _) = tungstenite::connect(page["webSocketDebuggerUrl"].as_str().unwrap()).unwrap();
-        Self { child, ws, next_id: 1, _profile: profile }
+        Self {
+            child,
+            ws,
+            next_id: 1,
+            _profile: profile,
+        }
     }
 
     /// A DevTools call; returns its result (events in between are skipped).
     fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        self.ws.send(Message::Text(json!({ "id": id, "method": method, "params": params }).to_string())).unwrap();
+        self.ws
+            .send(Message::Text(
+                json!({ "id": id, "method": method, "params": params }).to_string(),
+            ))
+            .unwrap();
         loop {
             if let Message::Text(t) = self.ws.read().unwrap() {
                 let v: Value = serde_json::from_str(&t).unwrap();
@@ -71,7 +103,10 @@ impl Browser {
     }
 
     fn eval(&mut self, js: &str) -> Value {
-        let r = self.call("Runtime.evaluate", json!({ "expression": js, "returnByValue": true, "awaitPromise": true }));
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": js, "returnByValue": true, "awaitPromise": true }),
+        );
         r["result"]["value"].clone()
     }
 
@@ -92,7 +127,10 @@ impl Browser {
 
     fn goto(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url }));
-        self.wait_js(&format!("location.href === {url:?} && document.readyState === 'complete'"), url);
+        self.wait_js(
+            &format!("location.href === {url:?} && document.readyState === 'complete'"),
+            url,
+        );
     }
 }
 
@@ -109,35 +147,81 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
     let pki = fleet_pki(dir.path());
     let broker = Broker::start_with_certs(dir.path(), &pki);
     let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let ota = format!("[ota]\ndir = \"{}\"\ntick_ms = 300\n", dir.path().join("ota").display());
-    let fleet = Fleet::start_with(&dir.path().join("fleet"), &pki, broker.port, &db, "fleet-web", &ota);
+    let ota = format!(
+        "[ota]\ndir = \"{}\"\ntick_ms = 300\n",
+        dir.path().join("ota").display()
+    );
+    let fleet = Fleet::start_with(
+        &dir.path().join("fleet"),
+        &pki,
+        broker.port,
+        &db,
+        "fleet-web",
+        &ota,
+    );
     let token = fleet.operator("web-operator");
     let mut b = Browser::start();
 
     // Not signed in: the dashboard sends the browser to the sign-in page.
     b.call("Page.navigate", json!({ "url": fleet.url("/") }));
-    b.wait_js("location.pathname === '/login' && !!document.getElementById('token')", "the sign-in page");
+    b.wait_js(
+        "location.pathname === '/login' && !!document.getElementById('token')",
+        "the sign-in page",
+    );
     b.eval("document.getElementById('token').value = 'wrong'; document.querySelector('#login button').click(); 1");
-    b.wait_js("document.getElementById('error').textContent.includes('unknown')", "the refusal of a wrong token");
+    b.wait_js(
+        "document.getElementById('error').textContent.includes('unknown')",
+        "the refusal of a wrong token",
+    );
     b.eval(&format!("document.getElementById('token').value = {token:?}; document.querySelector('#login button').click(); 1"));
-    b.wait_js("location.pathname === '/' && document.getElementById('live').textContent === 'live'", "the live device table");
-    assert_eq!(b.eval("document.getElementById('who').textContent"), "web-operator");
-    assert_eq!(b.eval("document.querySelectorAll('#devices tbody tr').length"), 0);
+    b.wait_js(
+        "location.pathname === '/' && document.getElementById('live').textContent === 'live'",
+        "the live device table",
+    );
+    assert_eq!(
+        b.eval("document.getElementById('who').textContent"),
+        "web-operator"
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#devices tbody tr').length"),
+        0
+    );
 
     // A device comes online: its row appears and turns online without a reload.
     b.eval("window.__sameDocument = true; 1");
     let _agent = agent_with_bundle(dir.path(), &pki, broker.port, "r58-web");
-    b.wait_js("(document.querySelector('#dev-r58-web td.status') || {}).textContent === 'online'", "the device row online");
-    assert_eq!(b.eval("window.__sameDocument === true"), true, "updated live, not by reloading");
+    b.wait_js(
+        "(document.querySelector('#dev-r58-web td.status') || {}).textContent === 'online'",
+        "the device row online",
+    );
+    assert_eq!(
+        b.eval("window.__sameDocument === true"),
+        true,
+        "updated live, not by reloading"
+    );
 
     // Its page: the Ping button's command goes to the device and completes.
     b.goto(&fleet.url("/device/r58-web"));
-    b.wait_js("(document.querySelector('#card-status') || {}).textContent === 'Statusonline'", "the device summary");
-    b.wait_js("document.getElementById('live').textContent === 'live'", "the device page's live stream");
+    b.wait_js(
+        "(document.querySelector('#card-status') || {}).textContent === 'Statusonline'",
+        "the device summary",
+    );
+    b.wait_js(
+        "document.getElementById('live').textContent === 'live'",
+        "the device page's live stream",
+    );
     b.eval("document.querySelector('button[data-cmd=\"ping\"]').click(); 1");
-    b.wait_js("!!document.querySelector('#commands tr[data-name=\"ping\"][data-state=\"succeeded\"]')", "the ping command succeeded");
+    b.wait_js(
+        "!!document.querySelector('#commands tr[data-name=\"ping\"][data-state=\"succeeded\"]')",
+        "the ping command succeeded",
+    );
     // The server agrees.
-    let (_, cmds) = call("GET", &fleet.url("/api/v1/devices/r58-web/commands"), Some(&token), None);
+    let (_, cmds) = call(
+        "GET",
+        &fleet.url("/api/v1/devices/r58-web/commands"),
+        Some(&token),
+        None,
+    );
     assert_eq!(cmds["commands"][0]["state"], "succeeded");
     assert_eq!(cmds["commands"][0]["created_by"], "web-operator");
     // The telemetry chart drew a line (its colour, not only the "no data yet" text).
@@ -150,25 +234,47 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
     // The updates page shows a rollout with its device's job, and steers it.
     let keys = dir.path().join("keys");
     r58_testkit::rauc::dev_keys(&keys);
-    let file = r58_testkit::rauc::bundle(&dir.path().join("web.raucb"), "1.0.0", "r58-test", 1, &keys);
-    let up = reqwest::blocking::Client::new().post(fleet.url("/api/v1/bundles")).bearer_auth(&token).body(std::fs::read(&file).unwrap()).send().unwrap();
+    let file =
+        r58_testkit::rauc::bundle(&dir.path().join("web.raucb"), "1.0.0", "r58-test", 1, &keys);
+    let up = reqwest::blocking::Client::new()
+        .post(fleet.url("/api/v1/bundles"))
+        .bearer_auth(&token)
+        .body(std::fs::read(&file).unwrap())
+        .send()
+        .unwrap();
     assert_eq!(up.status().as_u16(), 201);
     let (code, r) = call(
         "POST",
         &fleet.url("/api/v1/rollouts"),
         Some(&token),
-        Some(json!({ "version": "1.0.0", "target": { "devices": ["r58-web"] }, "waves": ["100%"], "reboot_policy": "manual" })),
+        Some(
+            json!({ "version": "1.0.0", "target": { "devices": ["r58-web"] }, "waves": ["100%"], "reboot_policy": "manual" }),
+        ),
     );
     assert_eq!(code, 201, "{r}");
     let id = r["rollout"]["id"].as_str().unwrap().to_string();
     b.goto(&fleet.url("/updates"));
-    b.wait_js(&format!("!!document.querySelector('section.rollout[data-id=\"{id}\"]')"), "the rollout card");
-    assert_eq!(b.eval("document.querySelector('#bundles tbody td').textContent"), "1.0.0");
+    b.wait_js(
+        &format!("!!document.querySelector('section.rollout[data-id=\"{id}\"]')"),
+        "the rollout card",
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#bundles tbody td').textContent"),
+        "1.0.0"
+    );
     // This agent has no RAUC: its job fails, the page follows it without a reload.
-    b.wait_js("!!document.querySelector('section.rollout tr.phase-failed')", "the device's failed job");
+    b.wait_js(
+        "!!document.querySelector('section.rollout tr.phase-failed')",
+        "the device's failed job",
+    );
     b.wait_js(&format!("document.querySelector('section.rollout[data-id=\"{id}\"]').dataset.state === 'halted'"), "the halted rollout");
     b.eval("document.querySelector('section.rollout button[data-action=\"abort\"]').click(); 1");
     b.wait_js(&format!("document.querySelector('section.rollout[data-id=\"{id}\"]').dataset.state === 'aborted'"), "the aborted rollout");
-    let (_, r) = call("GET", &fleet.url(&format!("/api/v1/rollouts/{id}")), Some(&token), None);
+    let (_, r) = call(
+        "GET",
+        &fleet.url(&format!("/api/v1/rollouts/{id}")),
+        Some(&token),
+        None,
+    );
     assert_eq!(r["rollout"]["state"], "aborted");
 }

@@ -14,7 +14,12 @@ use common::*;
 use serde_json::{json, Value};
 
 fn device(f: &Fleet, token: &str, id: &str) -> Value {
-    let (code, v) = call("GET", &f.url(&format!("/api/v1/devices/{id}")), Some(token), None);
+    let (code, v) = call(
+        "GET",
+        &f.url(&format!("/api/v1/devices/{id}")),
+        Some(token),
+        None,
+    );
     if code == 200 {
         v
     } else {
@@ -22,15 +27,32 @@ fn device(f: &Fleet, token: &str, id: &str) -> Value {
     }
 }
 
-fn wait_device(f: &Fleet, token: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    wait_until(Duration::from_secs(30), what, || Some(device(f, token, id)).filter(|v| !v.is_null() && pred(v)))
+fn wait_device(
+    f: &Fleet,
+    token: &str,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_until(Duration::from_secs(30), what, || {
+        Some(device(f, token, id)).filter(|v| !v.is_null() && pred(v))
+    })
 }
 
 fn wait_command(f: &Fleet, token: &str, id: &str) -> Value {
     wait_until(Duration::from_secs(20), "a final command state", || {
-        let (_, v) = call("GET", &f.url(&format!("/api/v1/commands/{id}")), Some(token), None);
+        let (_, v) = call(
+            "GET",
+            &f.url(&format!("/api/v1/commands/{id}")),
+            Some(token),
+            None,
+        );
         let c = v["command"].clone();
-        matches!(c["state"].as_str(), Some("succeeded" | "failed" | "rejected" | "expired")).then_some(c)
+        matches!(
+            c["state"].as_str(),
+            Some("succeeded" | "failed" | "rejected" | "expired")
+        )
+        .then_some(c)
     })
 }
 
@@ -38,32 +60,88 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let broker = Broker::start_with_certs(dir.path(), &pki);
-    let fleet = Fleet::start(&dir.path().join("fleet"), &pki, broker.port, &db_url(dir.path()), "fleet-test-a");
+    let fleet = Fleet::start(
+        &dir.path().join("fleet"),
+        &pki,
+        broker.port,
+        &db_url(dir.path()),
+        "fleet-test-a",
+    );
     let token = fleet.operator("alice");
 
     // Authentication on every operator endpoint.
-    for path in ["/api/v1/devices", "/api/v1/devices/x", "/api/v1/commands/x", "/api/v1/devices/x/config", "/metrics", "/api/v1/events"] {
-        assert_eq!(call("GET", &fleet.url(path), None, None).0, 401, "{path} without a token");
-        assert_eq!(call("GET", &fleet.url(path), Some("wrong"), None).0, 401, "{path} with a wrong token");
+    for path in [
+        "/api/v1/devices",
+        "/api/v1/devices/x",
+        "/api/v1/commands/x",
+        "/api/v1/devices/x/config",
+        "/metrics",
+        "/api/v1/events",
+    ] {
+        assert_eq!(
+            call("GET", &fleet.url(path), None, None).0,
+            401,
+            "{path} without a token"
+        );
+        assert_eq!(
+            call("GET", &fleet.url(path), Some("wrong"), None).0,
+            401,
+            "{path} with a wrong token"
+        );
     }
-    assert_eq!(call("POST", &fleet.url("/api/v1/devices/x/commands"), None, Some(json!({"name": "ping"}))).0, 401);
-    assert_eq!(call("GET", &fleet.url("/healthz"), None, None).0, 200, "health is public");
+    assert_eq!(
+        call(
+            "POST",
+            &fleet.url("/api/v1/devices/x/commands"),
+            None,
+            Some(json!({"name": "ping"}))
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        call("GET", &fleet.url("/healthz"), None, None).0,
+        200,
+        "health is public"
+    );
 
     // A device appears with its state and telemetry figures.
     let mut agent = agent_with_bundle(dir.path(), &pki, broker.port, "r58-0001");
-    let d = wait_device(&fleet, &token, "r58-0001", "device online", |v| v["device"]["status"] == "online" && v["device"]["disk_total_mib"].is_number());
+    let d = wait_device(&fleet, &token, "r58-0001", "device online", |v| {
+        v["device"]["status"] == "online" && v["device"]["disk_total_mib"].is_number()
+    });
     assert!(!d["device"]["firmware_version"].as_str().unwrap().is_empty());
     let session = d["device"]["session"].as_i64().unwrap();
-    let (code, list) = call("GET", &fleet.url("/api/v1/devices?status=online"), Some(&token), None);
+    let (code, list) = call(
+        "GET",
+        &fleet.url("/api/v1/devices?status=online"),
+        Some(&token),
+        None,
+    );
     assert_eq!(code, 200);
     assert_eq!(list["devices"].as_array().unwrap().len(), 1);
-    let (_, none) = call("GET", &fleet.url("/api/v1/devices?status=lost"), Some(&token), None);
+    let (_, none) = call(
+        "GET",
+        &fleet.url("/api/v1/devices?status=lost"),
+        Some(&token),
+        None,
+    );
     assert_eq!(none["devices"], json!([]));
-    let (_, tel) = call("GET", &fleet.url("/api/v1/devices/r58-0001/telemetry?stream=system"), Some(&token), None);
+    let (_, tel) = call(
+        "GET",
+        &fleet.url("/api/v1/devices/r58-0001/telemetry?stream=system"),
+        Some(&token),
+        None,
+    );
     assert!(!tel["telemetry"].as_array().unwrap().is_empty(), "{tel}");
 
     // A command round-trips, with the device's answer.
-    let (code, sent) = call("POST", &fleet.url("/api/v1/devices/r58-0001/commands"), Some(&token), Some(json!({"name": "ping"})));
+    let (code, sent) = call(
+        "POST",
+        &fleet.url("/api/v1/devices/r58-0001/commands"),
+        Some(&token),
+        Some(json!({"name": "ping"})),
+    );
     assert_eq!(code, 202, "{sent}");
     assert_eq!(sent["command"]["state"], "sent");
     assert_eq!(sent["command"]["created_by"], "alice");
@@ -71,77 +149,205 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["progress"], 100);
     // One the agent does not know is rejected by it, with its reason.
-    let (_, sent) = call("POST", &fleet.url("/api/v1/devices/r58-0001/commands"), Some(&token), Some(json!({"name": "self.destruct"})));
+    let (_, sent) = call(
+        "POST",
+        &fleet.url("/api/v1/devices/r58-0001/commands"),
+        Some(&token),
+        Some(json!({"name": "self.destruct"})),
+    );
     let done = wait_command(&fleet, &token, sent["command"]["id"].as_str().unwrap());
     assert_eq!(done["state"], "rejected", "{done}");
-    assert!(done["message"].as_str().unwrap().contains("unknown"), "{done}");
+    assert!(
+        done["message"].as_str().unwrap().contains("unknown"),
+        "{done}"
+    );
 
     // Desired config reaches the device; the reported version comes back.
-    let (code, v) = call("PUT", &fleet.url("/api/v1/devices/r58-0001/config"), Some(&token), Some(json!({"settings": {"encoder.bitrate_kbps": 8000}})));
+    let (code, v) = call(
+        "PUT",
+        &fleet.url("/api/v1/devices/r58-0001/config"),
+        Some(&token),
+        Some(json!({"settings": {"encoder.bitrate_kbps": 8000}})),
+    );
     assert_eq!(code, 200, "{v}");
     let version = v["desired_version"].as_i64().unwrap();
     let cfg = wait_until(Duration::from_secs(20), "reported config", || {
-        let (_, c) = call("GET", &fleet.url("/api/v1/devices/r58-0001/config"), Some(&token), None);
+        let (_, c) = call(
+            "GET",
+            &fleet.url("/api/v1/devices/r58-0001/config"),
+            Some(&token),
+            None,
+        );
         (c["reported_version"] == json!(version)).then_some(c)
     });
     assert_eq!(cfg["in_sync"], true);
     assert_eq!(cfg["reported"]["encoder.bitrate_kbps"], 8000);
     // A value the device refuses comes back as a per-key error.
-    let (_, v) = call("PUT", &fleet.url("/api/v1/devices/r58-0001/config"), Some(&token), Some(json!({"settings": {"encoder.bitrate_kbps": 1}})));
+    let (_, v) = call(
+        "PUT",
+        &fleet.url("/api/v1/devices/r58-0001/config"),
+        Some(&token),
+        Some(json!({"settings": {"encoder.bitrate_kbps": 1}})),
+    );
     let version = v["desired_version"].as_i64().unwrap();
     let cfg = wait_until(Duration::from_secs(20), "reported errors", || {
-        let (_, c) = call("GET", &fleet.url("/api/v1/devices/r58-0001/config"), Some(&token), None);
+        let (_, c) = call(
+            "GET",
+            &fleet.url("/api/v1/devices/r58-0001/config"),
+            Some(&token),
+            None,
+        );
         (c["reported_version"] == json!(version)).then_some(c)
     });
     assert!(cfg["errors"]["encoder.bitrate_kbps"].is_string(), "{cfg}");
 
     // Bad input: 4xx with a reason.
     for (method, path, body, want) in [
-        ("POST", "/api/v1/devices/r58-0001/commands", json!({"name": "a/b"}), 400),
-        ("POST", "/api/v1/devices/r58-0001/commands", json!({"name": "ping", "args": [1]}), 400),
-        ("POST", "/api/v1/devices/r58-0001/commands", json!({"name": "ping", "extra": 1}), 400),
-        ("POST", "/api/v1/devices/nope/commands", json!({"name": "ping"}), 404),
-        ("PUT", "/api/v1/devices/r58-0001/config", json!({"settings": {"a..b": 1}}), 400),
-        ("PUT", "/api/v1/devices/r58-0001/config", json!({"settings": 3}), 400),
-        ("PUT", "/api/v1/devices/r58-0001/tags", json!({"tags": ["bad tag"]}), 400),
+        (
+            "POST",
+            "/api/v1/devices/r58-0001/commands",
+            json!({"name": "a/b"}),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/devices/r58-0001/commands",
+            json!({"name": "ping", "args": [1]}),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/devices/r58-0001/commands",
+            json!({"name": "ping", "extra": 1}),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/devices/nope/commands",
+            json!({"name": "ping"}),
+            404,
+        ),
+        (
+            "PUT",
+            "/api/v1/devices/r58-0001/config",
+            json!({"settings": {"a..b": 1}}),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/v1/devices/r58-0001/config",
+            json!({"settings": 3}),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/v1/devices/r58-0001/tags",
+            json!({"tags": ["bad tag"]}),
+            400,
+        ),
     ] {
         let (code, v) = call(method, &fleet.url(path), Some(&token), Some(body.clone()));
         assert_eq!(code, want, "{method} {path} {body}: {v}");
         assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
     }
-    assert_eq!(call("GET", &fleet.url("/api/v1/devices/r58-0001/telemetry?limit=0"), Some(&token), None).0, 400);
+    assert_eq!(
+        call(
+            "GET",
+            &fleet.url("/api/v1/devices/r58-0001/telemetry?limit=0"),
+            Some(&token),
+            None
+        )
+        .0,
+        400
+    );
     // Tags, and the filter on them.
-    assert_eq!(call("PUT", &fleet.url("/api/v1/devices/r58-0001/tags"), Some(&token), Some(json!({"tags": ["venue-a", "canary"]}))).0, 204);
-    let (_, l) = call("GET", &fleet.url("/api/v1/devices?tag=canary"), Some(&token), None);
+    assert_eq!(
+        call(
+            "PUT",
+            &fleet.url("/api/v1/devices/r58-0001/tags"),
+            Some(&token),
+            Some(json!({"tags": ["venue-a", "canary"]}))
+        )
+        .0,
+        204
+    );
+    let (_, l) = call(
+        "GET",
+        &fleet.url("/api/v1/devices?tag=canary"),
+        Some(&token),
+        None,
+    );
     assert_eq!(l["devices"][0]["id"], "r58-0001");
-    let (_, l) = call("GET", &fleet.url("/api/v1/devices?tag=canar"), Some(&token), None);
+    let (_, l) = call(
+        "GET",
+        &fleet.url("/api/v1/devices?tag=canar"),
+        Some(&token),
+        None,
+    );
     assert_eq!(l["devices"], json!([]), "a tag matches whole");
     // One command to every device with a tag.
-    let (code, v) = call("POST", &fleet.url("/api/v1/commands"), Some(&token), Some(json!({"name": "ping", "target": {"tag": "canary"}})));
+    let (code, v) = call(
+        "POST",
+        &fleet.url("/api/v1/commands"),
+        Some(&token),
+        Some(json!({"name": "ping", "target": {"tag": "canary"}})),
+    );
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["sent"], 1);
     let done = wait_command(&fleet, &token, v["commands"]["r58-0001"].as_str().unwrap());
     assert_eq!(done["state"], "succeeded", "{done}");
-    let (code, v) = call("POST", &fleet.url("/api/v1/commands"), Some(&token), Some(json!({"name": "ping", "target": {"devices": ["r58-0001", "ghost"]}})));
+    let (code, v) = call(
+        "POST",
+        &fleet.url("/api/v1/commands"),
+        Some(&token),
+        Some(json!({"name": "ping", "target": {"devices": ["r58-0001", "ghost"]}})),
+    );
     assert_eq!(code, 404, "{v}");
-    let (code, _) = call("POST", &fleet.url("/api/v1/commands"), Some(&token), Some(json!({"name": "ping", "target": {"everyone": true}})));
+    let (code, _) = call(
+        "POST",
+        &fleet.url("/api/v1/commands"),
+        Some(&token),
+        Some(json!({"name": "ping", "target": {"everyone": true}})),
+    );
     assert_eq!(code, 400);
 
     // Power cut: the broker's last will marks it lost; it comes back with a new session.
     agent.kill9();
-    wait_device(&fleet, &token, "r58-0001", "device lost", |v| v["device"]["status"] == "lost");
+    wait_device(&fleet, &token, "r58-0001", "device lost", |v| {
+        v["device"]["status"] == "lost"
+    });
     agent.spawn();
-    let d = wait_device(&fleet, &token, "r58-0001", "device back online", |v| v["device"]["status"] == "online");
+    let d = wait_device(&fleet, &token, "r58-0001", "device back online", |v| {
+        v["device"]["status"] == "online"
+    });
     assert!(d["device"]["session"].as_i64().unwrap() > session);
 
     // Metrics count what was ingested.
-    let text = reqwest::blocking::Client::new().get(fleet.url("/metrics")).bearer_auth(&token).send().unwrap().text().unwrap();
-    assert!(text.contains("r58_fleet_devices{status=\"online\"} 1"), "{text}");
+    let text = reqwest::blocking::Client::new()
+        .get(fleet.url("/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.contains("r58_fleet_devices{status=\"online\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("r58_fleet_broker_connected 1"), "{text}");
 
     // A revoked token is refused at once.
-    fleet_cli(&["--config", fleet.config.to_str().unwrap(), "operator", "revoke", "alice"]);
-    assert_eq!(call("GET", &fleet.url("/api/v1/devices"), Some(&token), None).0, 401);
+    fleet_cli(&[
+        "--config",
+        fleet.config.to_str().unwrap(),
+        "operator",
+        "revoke",
+        "alice",
+    ]);
+    assert_eq!(
+        call("GET", &fleet.url("/api/v1/devices"), Some(&token), None).0,
+        401
+    );
 }
 
 #[test]
@@ -154,8 +360,14 @@ fn postgres_inventory_commands_config_and_auth() {
     let pg = Postgres::start();
     scenario(&|_| pg.url.clone());
     // The same schema, in PostgreSQL.
-    assert_eq!(pg.psql("SELECT status FROM devices WHERE id = 'r58-0001'"), "online");
+    assert_eq!(
+        pg.psql("SELECT status FROM devices WHERE id = 'r58-0001'"),
+        "online"
+    );
     let newest = r58_fleet::db::MIGRATIONS.last().unwrap().0.to_string();
-    assert_eq!(pg.psql("SELECT MAX(version) FROM schema_migrations"), newest);
+    assert_eq!(
+        pg.psql("SELECT MAX(version) FROM schema_migrations"),
+        newest
+    );
     assert_eq!(pg.psql("SELECT COUNT(*) FROM rollouts"), "0");
 }

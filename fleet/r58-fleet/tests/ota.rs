@@ -37,25 +37,58 @@ fn setup_db(keyring: bool, db_url: Option<&str>) -> Env {
     let extra = format!(
         "[ota]\ndir = \"{}\"\nkeyring = \"{}\"\ntick_ms = 300\n",
         dir.path().join("fleet-bundles").display(),
-        if keyring { keys.join("ca.cert.pem").display().to_string() } else { String::new() },
+        if keyring {
+            keys.join("ca.cert.pem").display().to_string()
+        } else {
+            String::new()
+        },
     );
-    let db = db_url.map_or_else(|| format!("sqlite://{}/fleet.db", dir.path().display()), str::to_string);
-    let fleet = Fleet::start_with(&dir.path().join("fleet"), &pki, broker.port, &db, "r58-fleet-t", &extra);
+    let db = db_url.map_or_else(
+        || format!("sqlite://{}/fleet.db", dir.path().display()),
+        str::to_string,
+    );
+    let fleet = Fleet::start_with(
+        &dir.path().join("fleet"),
+        &pki,
+        broker.port,
+        &db,
+        "r58-fleet-t",
+        &extra,
+    );
     let token = fleet.operator("ops");
     let (ca, cert, key) = common::ota::fleet_pki_dir_files(&pki);
     let obs = Observer::connect_files(&ca, &cert, &key, broker.port, "observer", &["r58/v1/#"]);
-    Env { dir, pki, keys, broker, fleet, obs, token }
+    Env {
+        dir,
+        pki,
+        keys,
+        broker,
+        fleet,
+        obs,
+        token,
+    }
 }
 
 impl Env {
     fn device(&self, id: &str) -> OtaDevice {
         let d = OtaDevice::start(self.dir.path(), &self.pki, self.broker.port, id, &self.keys);
-        self.obs.wait_json(&format!("r58/v1/{id}/state"), Duration::from_secs(20), "online", |v| v["status"] == "online");
+        self.obs.wait_json(
+            &format!("r58/v1/{id}/state"),
+            Duration::from_secs(20),
+            "online",
+            |v| v["status"] == "online",
+        );
         d
     }
 
     fn bundle(&self, name: &str, version: &str, compatible: &str, mib: u32) -> PathBuf {
-        rauc::bundle(&self.dir.path().join(name), version, compatible, mib, &self.keys)
+        rauc::bundle(
+            &self.dir.path().join(name),
+            version,
+            compatible,
+            mib,
+            &self.keys,
+        )
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
@@ -69,13 +102,18 @@ impl Env {
     /// `r58-fleet ota publish`; returns the bundle row.
     fn publish(&self, file: &Path) -> Value {
         let out = self.cli(&["ota", "publish", file.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "publish: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "publish: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].clone()
     }
 
     /// A job straight to one device (retained jobs/next), for the device-side cases.
     fn job(&self, device: &str, job: Value) {
-        self.obs.publish(&format!("r58/v1/{device}/jobs/next"), job.to_string(), true);
+        self.obs
+            .publish(&format!("r58/v1/{device}/jobs/next"), job.to_string(), true);
     }
 
     fn job_doc(&self, job_id: &str, b: &Value) -> Value {
@@ -86,7 +124,8 @@ impl Env {
     }
 
     fn updates(&self, device: &str, job_id: &str) -> Vec<Value> {
-        self.obs.json_on(&format!("r58/v1/{device}/jobs/{job_id}/update"))
+        self.obs
+            .json_on(&format!("r58/v1/{device}/jobs/{job_id}/update"))
     }
 
     fn phases(&self, device: &str, job_id: &str) -> Vec<String> {
@@ -101,16 +140,30 @@ impl Env {
     }
 
     /// Waits for the job's final update, servicing the devices' reboots meanwhile.
-    fn finish(&self, devices: &mut [&mut OtaDevice], device: &str, job_id: &str, timeout: Duration) -> Value {
+    fn finish(
+        &self,
+        devices: &mut [&mut OtaDevice],
+        device: &str,
+        job_id: &str,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             for d in devices.iter_mut() {
                 d.service();
             }
-            if let Some(u) = self.updates(device, job_id).into_iter().find(|u| u["phase"] == "succeeded" || u["phase"] == "failed") {
+            if let Some(u) = self
+                .updates(device, job_id)
+                .into_iter()
+                .find(|u| u["phase"] == "succeeded" || u["phase"] == "failed")
+            {
                 return u;
             }
-            assert!(Instant::now() < deadline, "job {job_id} on {device} did not finish: {:?}", self.phases(device, job_id));
+            assert!(
+                Instant::now() < deadline,
+                "job {job_id} on {device} did not finish: {:?}",
+                self.phases(device, job_id)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -127,39 +180,99 @@ fn publish_rollout_install_reboot_health_commit() {
     let mut dev = env.device("r58-ota1");
     let file = env.bundle("v1.raucb", "1.0.0", "r58-test", 4);
     let b = env.publish(&file);
-    assert_eq!((b["version"].as_str(), b["compatible"].as_str(), b["signature_checked"].as_bool()), (Some("1.0.0"), Some("r58-test"), Some(true)));
+    assert_eq!(
+        (
+            b["version"].as_str(),
+            b["compatible"].as_str(),
+            b["signature_checked"].as_bool()
+        ),
+        (Some("1.0.0"), Some("r58-test"), Some(true))
+    );
 
     // The fleet serves what it published, with Range.
-    let url = env.fleet.url(&format!("/ota/bundles/{}.raucb", b["sha256"].as_str().unwrap()));
-    let r = reqwest::blocking::Client::new().get(&url).header("Range", "bytes=10-19").send().unwrap();
+    let url = env.fleet.url(&format!(
+        "/ota/bundles/{}.raucb",
+        b["sha256"].as_str().unwrap()
+    ));
+    let r = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("Range", "bytes=10-19")
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 206);
-    assert_eq!(r.bytes().unwrap().as_ref(), &std::fs::read(&file).unwrap()[10..20]);
+    assert_eq!(
+        r.bytes().unwrap().as_ref(),
+        &std::fs::read(&file).unwrap()[10..20]
+    );
 
-    let out = env.cli(&["ota", "rollout", "1.0.0", "--devices", "r58-ota1", "--waves", "100%", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.cli(&[
+        "ota",
+        "rollout",
+        "1.0.0",
+        "--devices",
+        "r58-ota1",
+        "--waves",
+        "100%",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rollout: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = rollout["rollout"]["id"].as_str().unwrap().to_string();
     let job_id = rollout["jobs"][0]["job_id"].as_str().unwrap().to_string();
 
-    let end = env.finish(&mut [&mut dev], "r58-ota1", &job_id, Duration::from_secs(120));
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota1",
+        &job_id,
+        Duration::from_secs(120),
+    );
     assert_eq!(end["phase"], "succeeded", "{end}");
     let phases = env.phases("r58-ota1", &job_id);
     assert!(
-        subsequence(&phases, &["queued", "downloading", "verifying", "installing", "waiting_for_reboot", "rebooting", "verifying_boot", "succeeded"]),
+        subsequence(
+            &phases,
+            &[
+                "queued",
+                "downloading",
+                "verifying",
+                "installing",
+                "waiting_for_reboot",
+                "rebooting",
+                "verifying_boot",
+                "succeeded"
+            ]
+        ),
         "{phases:?}"
     );
     // Booted the new slot, committed: B is primary with its tries restored.
     assert_eq!(dev.sim.booted, "B");
     let boot = dev.sim.boot_state();
-    assert!(boot.contains("BOOT_ORDER=\"B A\"") && boot.contains("BOOT_B_LEFT=3"), "{boot}");
+    assert!(
+        boot.contains("BOOT_ORDER=\"B A\"") && boot.contains("BOOT_B_LEFT=3"),
+        "{boot}"
+    );
     // The device said `updating` meanwhile, and now runs 1.0.0 (RAUC's record of slot B).
     let states = env.obs.json_on("r58/v1/r58-ota1/state");
     assert!(states.iter().any(|s| s["status"] == "updating"));
-    env.obs.wait_json("r58/v1/r58-ota1/state", Duration::from_secs(20), "1.0.0 online", |s| s["status"] == "online" && s["firmware_version"] == "1.0.0");
+    env.obs.wait_json(
+        "r58/v1/r58-ota1/state",
+        Duration::from_secs(20),
+        "1.0.0 online",
+        |s| s["status"] == "online" && s["firmware_version"] == "1.0.0",
+    );
 
     // The fleet saw it all: the rollout completed, and the CLI says so.
     wait_until(Duration::from_secs(20), "rollout completed", || {
-        let (_, v) = call("GET", &env.fleet.url(&format!("/api/v1/rollouts/{id}")), Some(&env.token), None);
+        let (_, v) = call(
+            "GET",
+            &env.fleet.url(&format!("/api/v1/rollouts/{id}")),
+            Some(&env.token),
+            None,
+        );
         (v["rollout"]["state"] == "completed").then_some(())
     });
     let out = env.cli(&["ota", "show", &id]);
@@ -168,7 +281,11 @@ fn publish_rollout_install_reboot_health_commit() {
 
     // What the fleet serves is checked: a stored bundle whose bytes changed is withheld
     // (checked before it is first served, and every ten minutes).
-    let stored = env.dir.path().join("fleet-bundles").join(format!("{}.raucb", b["sha256"].as_str().unwrap()));
+    let stored = env
+        .dir
+        .path()
+        .join("fleet-bundles")
+        .join(format!("{}.raucb", b["sha256"].as_str().unwrap()));
     let mut bytes = std::fs::read(&stored).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&stored, bytes).unwrap();
@@ -184,7 +301,12 @@ fn publish_rollout_install_reboot_health_commit() {
     let n = env.updates("r58-ota1", &job_id).len();
     dev.agent.kill9();
     dev.agent.spawn();
-    env.obs.wait_json("r58/v1/r58-ota1/state", Duration::from_secs(20), "online again", |s| s["status"] == "online" && s["session"].as_u64() > Some(2));
+    env.obs.wait_json(
+        "r58/v1/r58-ota1/state",
+        Duration::from_secs(20),
+        "online again",
+        |s| s["status"] == "online" && s["session"].as_u64() > Some(2),
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(env.updates("r58-ota1", &job_id).len(), n);
 }
@@ -198,7 +320,13 @@ fn refusals_each_with_their_reason() {
     // Signed by a CA the device does not trust.
     let other = env.dir.path().join("other-keys");
     rauc::dev_keys(&other);
-    let foreign = env.publish(&rauc::bundle(&env.dir.path().join("foreign.raucb"), "2.0.1", "r58-test", 1, &other));
+    let foreign = env.publish(&rauc::bundle(
+        &env.dir.path().join("foreign.raucb"),
+        "2.0.1",
+        "r58-test",
+        1,
+        &other,
+    ));
     // Tampered after signing (a byte of the payload flipped), published as such.
     let tampered_file = env.dir.path().join("tampered.raucb");
     let mut bytes = std::fs::read(env.dir.path().join("good.raucb")).unwrap();
@@ -212,12 +340,22 @@ fn refusals_each_with_their_reason() {
     let mut bad_sha = env.job_doc("j-sha", &good);
     bad_sha["sha256"] = json!("0".repeat(64));
     let mut missing = env.job_doc("j-404", &good);
-    missing["url"] = json!(env.fleet.url(&format!("/ota/bundles/{}.raucb", "f".repeat(64))));
+    missing["url"] = json!(env
+        .fleet
+        .url(&format!("/ota/bundles/{}.raucb", "f".repeat(64))));
     let mut mismatch = env.job_doc("j-vers", &good);
     mismatch["version"] = json!("2.5.0");
     let cases = [
-        ("j-foreign", env.job_doc("j-foreign", &foreign), "bad_signature"),
-        ("j-tampered", env.job_doc("j-tampered", &tampered), "bad_signature"),
+        (
+            "j-foreign",
+            env.job_doc("j-foreign", &foreign),
+            "bad_signature",
+        ),
+        (
+            "j-tampered",
+            env.job_doc("j-tampered", &tampered),
+            "bad_signature",
+        ),
         ("j-compat", env.job_doc("j-compat", &wrong), "incompatible"),
         ("j-old", env.job_doc("j-old", &old), "downgrade"),
         ("j-sha", bad_sha, "checksum_mismatch"),
@@ -227,17 +365,36 @@ fn refusals_each_with_their_reason() {
     for (job_id, doc, reason) in cases {
         env.job("r58-ota2", doc);
         let end = env.finish(&mut [&mut dev], "r58-ota2", job_id, Duration::from_secs(60));
-        assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some(reason)), "{job_id}: {end}");
-        assert!(end["details"].as_str().is_some_and(|d| !d.is_empty()), "{end}");
+        assert_eq!(
+            (end["phase"].as_str(), end["reason"].as_str()),
+            (Some("failed"), Some(reason)),
+            "{job_id}: {end}"
+        );
+        assert!(
+            end["details"].as_str().is_some_and(|d| !d.is_empty()),
+            "{end}"
+        );
     }
     // Nothing was installed: still on A, B never made primary.
-    assert!(dev.sim.boot_state().contains("BOOT_ORDER=\"A B\""), "{}", dev.sim.boot_state());
-    assert_eq!(dev.agent.system_calls().matches("systemctl reboot").count(), 0);
+    assert!(
+        dev.sim.boot_state().contains("BOOT_ORDER=\"A B\""),
+        "{}",
+        dev.sim.boot_state()
+    );
+    assert_eq!(
+        dev.agent.system_calls().matches("systemctl reboot").count(),
+        0
+    );
     // A downgrade the job allows goes ahead.
     let mut allowed = env.job_doc("j-down-ok", &old);
     allowed["allow_downgrade"] = json!(true);
     env.job("r58-ota2", allowed);
-    let end = env.finish(&mut [&mut dev], "r58-ota2", "j-down-ok", Duration::from_secs(90));
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota2",
+        "j-down-ok",
+        Duration::from_secs(90),
+    );
     assert_eq!(end["phase"], "succeeded", "{end}");
 
     // A fleet with the keyring refuses to publish the foreign and the tampered bundles.
@@ -257,18 +414,45 @@ fn failed_health_check_rolls_back_and_says_why() {
     dev.health_deadline_s = 4;
     let b = env.publish(&env.bundle("v3.raucb", "3.0.0", "r58-test", 1));
     // In the new slot the recorder unit will not come up.
-    std::fs::write(dev.agent.dir.join("inactive-units"), "r58-recorder.service\n").unwrap();
+    std::fs::write(
+        dev.agent.dir.join("inactive-units"),
+        "r58-recorder.service\n",
+    )
+    .unwrap();
     env.job("r58-ota3", env.job_doc("j-bad-boot", &b));
-    let end = env.finish(&mut [&mut dev], "r58-ota3", "j-bad-boot", Duration::from_secs(120));
-    assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some("rollback")), "{end}");
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota3",
+        "j-bad-boot",
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        (end["phase"].as_str(), end["reason"].as_str()),
+        (Some("failed"), Some("rollback")),
+        "{end}"
+    );
     let details = end["details"].as_str().unwrap();
-    assert!(details.contains("booted A again") && details.contains("r58-recorder.service"), "{details}");
+    assert!(
+        details.contains("booted A again") && details.contains("r58-recorder.service"),
+        "{details}"
+    );
     assert_eq!(dev.sim.booted, "A");
-    assert!(dev.health_log().contains("boot health check failed"), "{}", dev.health_log());
+    assert!(
+        dev.health_log().contains("boot health check failed"),
+        "{}",
+        dev.health_log()
+    );
     // Never claimed success on the way.
-    assert!(!env.phases("r58-ota3", "j-bad-boot").contains(&"succeeded".to_string()));
+    assert!(!env
+        .phases("r58-ota3", "j-bad-boot")
+        .contains(&"succeeded".to_string()));
     // Back on A, the device reports the old version and is online, not updating.
-    env.obs.wait_json("r58/v1/r58-ota3/state", Duration::from_secs(20), "online on A", |s| s["status"] == "online" && s["booted_slot"] == "A");
+    env.obs.wait_json(
+        "r58/v1/r58-ota3/state",
+        Duration::from_secs(20),
+        "online on A",
+        |s| s["status"] == "online" && s["booted_slot"] == "A",
+    );
 
     // A new slot that never comes up: U-Boot's counter gives it three tries, then boots A,
     // where the agent reports the rollback.
@@ -281,12 +465,30 @@ fn failed_health_check_rolls_back_and_says_why() {
     assert_eq!(tries, ["B", "B", "B", "A"], "{}", dev.sim.boot_state());
     dev.sim.booted = "A".into();
     // Power on once more into A (the state the last try left), services running this time.
-    std::fs::write(dev.sim.dir.join("boot.env"), dev.sim.boot_state().replace("BOOT_A_LEFT=2", "BOOT_A_LEFT=3")).unwrap();
+    std::fs::write(
+        dev.sim.dir.join("boot.env"),
+        dev.sim
+            .boot_state()
+            .replace("BOOT_A_LEFT=2", "BOOT_A_LEFT=3"),
+    )
+    .unwrap();
     let slot = dev.power_cycle();
     assert_eq!(slot, "A");
-    let end = env.finish(&mut [&mut dev], "r58-ota3", "j-dead", Duration::from_secs(60));
-    assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some("rollback")), "{end}");
-    assert!(end["details"].as_str().unwrap().contains("did not come up"), "{end}");
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota3",
+        "j-dead",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        (end["phase"].as_str(), end["reason"].as_str()),
+        (Some("failed"), Some("rollback")),
+        "{end}"
+    );
+    assert!(
+        end["details"].as_str().unwrap().contains("did not come up"),
+        "{end}"
+    );
 }
 
 #[test]
@@ -296,38 +498,93 @@ fn a_job_waits_while_recording_and_cancel_works_before_install() {
     let b = env.publish(&env.bundle("v4.raucb", "4.0.0", "r58-test", 1));
     let api = dev.recorder_api;
     let rec = |path: &str| {
-        let r = reqwest::blocking::Client::new().post(format!("http://127.0.0.1:{api}{path}")).bearer_auth(common::ota::RECORDER_TOKEN).json(&json!({})).send().unwrap();
+        let r = reqwest::blocking::Client::new()
+            .post(format!("http://127.0.0.1:{api}{path}"))
+            .bearer_auth(common::ota::RECORDER_TOKEN)
+            .json(&json!({}))
+            .send()
+            .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
     };
     rec("/api/recordings/start");
     wait_until(Duration::from_secs(20), "recording", || {
-        let v: Value = reqwest::blocking::get(format!("http://127.0.0.1:{api}/api/status")).ok()?.json().ok()?;
+        let v: Value = reqwest::blocking::get(format!("http://127.0.0.1:{api}/api/status"))
+            .ok()?
+            .json()
+            .ok()?;
         (v["inputs"]["cam1"]["recording"]["recording"] == true).then_some(())
     });
 
     // Cancel: a job waiting for the recording to stop is dropped with its reason.
     env.job("r58-ota4", env.job_doc("j-cancel", &b));
-    env.obs.wait_json("r58/v1/r58-ota4/jobs/j-cancel/update", Duration::from_secs(30), "waiting_for_idle", |u| u["phase"] == "waiting_for_idle");
-    let (code, sent) = call("POST", &env.fleet.url("/api/v1/devices/r58-ota4/commands"), Some(&env.token), Some(json!({ "name": "ota.cancel" })));
+    env.obs.wait_json(
+        "r58/v1/r58-ota4/jobs/j-cancel/update",
+        Duration::from_secs(30),
+        "waiting_for_idle",
+        |u| u["phase"] == "waiting_for_idle",
+    );
+    let (code, sent) = call(
+        "POST",
+        &env.fleet.url("/api/v1/devices/r58-ota4/commands"),
+        Some(&env.token),
+        Some(json!({ "name": "ota.cancel" })),
+    );
     assert_eq!(code, 202, "{sent}");
-    let end = env.finish(&mut [&mut dev], "r58-ota4", "j-cancel", Duration::from_secs(20));
-    assert_eq!((end["phase"].as_str(), end["reason"].as_str()), (Some("failed"), Some("cancelled")), "{end}");
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota4",
+        "j-cancel",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        (end["phase"].as_str(), end["reason"].as_str()),
+        (Some("failed"), Some("cancelled")),
+        "{end}"
+    );
 
     // A new job waits while recording, installs once it stops.
     env.job("r58-ota4", env.job_doc("j-idle", &b));
-    env.obs.wait_json("r58/v1/r58-ota4/jobs/j-idle/update", Duration::from_secs(30), "waiting_for_idle", |u| u["phase"] == "waiting_for_idle");
+    env.obs.wait_json(
+        "r58/v1/r58-ota4/jobs/j-idle/update",
+        Duration::from_secs(30),
+        "waiting_for_idle",
+        |u| u["phase"] == "waiting_for_idle",
+    );
     std::thread::sleep(Duration::from_secs(3));
-    assert!(!env.phases("r58-ota4", "j-idle").contains(&"installing".to_string()), "installed during a recording");
-    let (_, st) = call("POST", &env.fleet.url("/api/v1/devices/r58-ota4/commands"), Some(&env.token), Some(json!({ "name": "ota.status" })));
+    assert!(
+        !env.phases("r58-ota4", "j-idle")
+            .contains(&"installing".to_string()),
+        "installed during a recording"
+    );
+    let (_, st) = call(
+        "POST",
+        &env.fleet.url("/api/v1/devices/r58-ota4/commands"),
+        Some(&env.token),
+        Some(json!({ "name": "ota.status" })),
+    );
     let cmd_id = st["command"]["id"].as_str().unwrap().to_string();
     let status = wait_until(Duration::from_secs(10), "ota.status result", || {
-        let (_, c) = call("GET", &env.fleet.url(&format!("/api/v1/commands/{cmd_id}")), Some(&env.token), None);
+        let (_, c) = call(
+            "GET",
+            &env.fleet.url(&format!("/api/v1/commands/{cmd_id}")),
+            Some(&env.token),
+            None,
+        );
         (c["command"]["state"] == "succeeded").then(|| c["command"]["result"].clone())
     });
-    assert_eq!((status["job_id"].as_str(), status["phase"].as_str()), (Some("j-idle"), Some("waiting_for_idle")), "{status}");
+    assert_eq!(
+        (status["job_id"].as_str(), status["phase"].as_str()),
+        (Some("j-idle"), Some("waiting_for_idle")),
+        "{status}"
+    );
     // Too late to cancel once installing is reached is covered by the phase check; here, stop.
     rec("/api/recordings/stop");
-    let end = env.finish(&mut [&mut dev], "r58-ota4", "j-idle", Duration::from_secs(120));
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota4",
+        "j-idle",
+        Duration::from_secs(120),
+    );
     assert_eq!(end["phase"], "succeeded", "{end}");
 }
 
@@ -341,17 +598,37 @@ fn a_cut_download_resumes_where_it_stopped() {
     // The first response is cut at about half the bundle.
     let proxy = common::ota::CutProxy::start(env.fleet.port, 1, size / 2, 0);
     let mut doc = env.job_doc("j-cut", &b);
-    doc["url"] = json!(format!("http://127.0.0.1:{}/ota/bundles/{}.raucb", proxy.port, b["sha256"].as_str().unwrap()));
+    doc["url"] = json!(format!(
+        "http://127.0.0.1:{}/ota/bundles/{}.raucb",
+        proxy.port,
+        b["sha256"].as_str().unwrap()
+    ));
     env.job("r58-ota5", doc);
-    let end = env.finish(&mut [&mut dev], "r58-ota5", "j-cut", Duration::from_secs(120));
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota5",
+        "j-cut",
+        Duration::from_secs(120),
+    );
     assert_eq!(end["phase"], "succeeded", "{end}");
     // The second request asked for the rest only; about one bundle crossed the wire.
     let ranges = proxy.ranges();
-    assert!(ranges.iter().any(|r| r.contains(&format!("bytes={}-", size / 2)) || r.contains("bytes=")), "{ranges:?}");
+    assert!(
+        ranges
+            .iter()
+            .any(|r| r.contains(&format!("bytes={}-", size / 2)) || r.contains("bytes=")),
+        "{ranges:?}"
+    );
     let passed = proxy.passed.load(std::sync::atomic::Ordering::SeqCst);
     let extra = passed.saturating_sub(size);
-    assert!(extra < 64 * 1024, "{extra} bytes more than the bundle went over the wire (re-downloaded?)");
-    assert!(dev.agent.log_text().contains("download interrupted"), "the cut was not seen");
+    assert!(
+        extra < 64 * 1024,
+        "{extra} bytes more than the bundle went over the wire (re-downloaded?)"
+    );
+    assert!(
+        dev.agent.log_text().contains("download interrupted"),
+        "the cut was not seen"
+    );
 }
 
 #[test]
@@ -363,46 +640,100 @@ fn power_cuts_at_each_phase_leave_a_truthful_state() {
     // Slow enough (2 MiB/s) to pull the plug mid-download.
     let proxy = common::ota::CutProxy::start(env.fleet.port, 0, 0, 2 << 20);
     let mut doc = env.job_doc("j-power", &b);
-    doc["url"] = json!(format!("http://127.0.0.1:{}/ota/bundles/{}.raucb", proxy.port, b["sha256"].as_str().unwrap()));
+    doc["url"] = json!(format!(
+        "http://127.0.0.1:{}/ota/bundles/{}.raucb",
+        proxy.port,
+        b["sha256"].as_str().unwrap()
+    ));
     env.job("r58-ota6", doc);
-    env.obs.wait_json("r58/v1/r58-ota6/jobs/j-power/update", Duration::from_secs(30), "downloading 10 %", |u| {
-        u["phase"] == "downloading" && u["progress"].as_u64() >= Some(10)
-    });
+    env.obs.wait_json(
+        "r58/v1/r58-ota6/jobs/j-power/update",
+        Duration::from_secs(30),
+        "downloading 10 %",
+        |u| u["phase"] == "downloading" && u["progress"].as_u64() >= Some(10),
+    );
     // 1. Power cut while downloading: the part on disk is kept, the rest fetched with Range.
     dev.power_cycle();
-    wait_until(Duration::from_secs(60), "a Range request after the cut", || {
-        proxy.ranges().iter().any(|r| r.to_ascii_lowercase().contains("bytes=")).then_some(())
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "a Range request after the cut",
+        || {
+            proxy
+                .ranges()
+                .iter()
+                .any(|r| r.to_ascii_lowercase().contains("bytes="))
+                .then_some(())
+        },
+    );
     // The job resumes in its phase after the power cut, and says so.
-    wait_until(Duration::from_secs(20), "downloading reported again", || {
-        let restarts = env.updates("r58-ota6", "j-power").iter().filter(|u| u["phase"] == "downloading" && u["progress"] == 0).count();
-        (restarts == 2).then_some(())
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "downloading reported again",
+        || {
+            let restarts = env
+                .updates("r58-ota6", "j-power")
+                .iter()
+                .filter(|u| u["phase"] == "downloading" && u["progress"] == 0)
+                .count();
+            (restarts == 2).then_some(())
+        },
+    );
     // 2. The agent restarts after asking for the reboot, the machine does not: it asks again.
-    wait_until(Duration::from_secs(60), "reboot requested", || dev.agent.system_calls().contains("systemctl reboot").then_some(()));
+    wait_until(Duration::from_secs(60), "reboot requested", || {
+        dev.agent
+            .system_calls()
+            .contains("systemctl reboot")
+            .then_some(())
+    });
     dev.agent.kill9();
     let calls_before = dev.agent.system_calls().matches("systemctl reboot").count();
     // (pretend this request was lost with the power: the harness does not carry it out)
     std::fs::write(dev.agent.dir.join("system-calls.log"), "").unwrap();
     dev.agent.spawn();
-    wait_until(Duration::from_secs(30), "reboot requested again", || dev.agent.system_calls().contains("systemctl reboot").then_some(()));
+    wait_until(Duration::from_secs(30), "reboot requested again", || {
+        dev.agent
+            .system_calls()
+            .contains("systemctl reboot")
+            .then_some(())
+    });
     assert_eq!(calls_before, 1);
     // 3. Power cut during verifying_boot: the health check has not passed yet (recorder unit
     //    down); after the cut it passes, and only then is success reported.
-    std::fs::write(dev.agent.dir.join("inactive-units"), "r58-recorder.service\n").unwrap();
+    std::fs::write(
+        dev.agent.dir.join("inactive-units"),
+        "r58-recorder.service\n",
+    )
+    .unwrap();
     dev.health_deadline_s = 60;
     assert!(dev.service(), "the harness did not reboot");
     assert_eq!(dev.sim.booted, "B");
-    env.obs.wait_json("r58/v1/r58-ota6/jobs/j-power/update", Duration::from_secs(30), "verifying_boot", |u| u["phase"] == "verifying_boot");
+    env.obs.wait_json(
+        "r58/v1/r58-ota6/jobs/j-power/update",
+        Duration::from_secs(30),
+        "verifying_boot",
+        |u| u["phase"] == "verifying_boot",
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!env.phases("r58-ota6", "j-power").contains(&"succeeded".to_string()), "success before the health check passed");
+    assert!(
+        !env.phases("r58-ota6", "j-power")
+            .contains(&"succeeded".to_string()),
+        "success before the health check passed"
+    );
     dev.agent.kill9();
     dev.agent.spawn();
     std::fs::remove_file(dev.agent.dir.join("inactive-units")).unwrap();
-    let end = env.finish(&mut [&mut dev], "r58-ota6", "j-power", Duration::from_secs(90));
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-ota6",
+        "j-power",
+        Duration::from_secs(90),
+    );
     assert_eq!(end["phase"], "succeeded", "{end}");
     let passed = proxy.passed.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(passed < size + size / 4, "{passed} bytes for a {size}-byte bundle: the download restarted from zero");
+    assert!(
+        passed < size + size / 4,
+        "{passed} bytes for a {size}-byte bundle: the download restarted from zero"
+    );
 }
 
 /// Devices that speak the job protocol without RAUC, to drive the fleet's rollout logic:
@@ -418,24 +749,40 @@ fn sim_devices(env: &Env, ids: &[&str]) {
     for id in ids {
         let state = json!({ "status": "online", "firmware_version": "0.1.0", "booted_slot": "A", "ip_addresses": [],
                             "uptime_s": 1, "session": 1, "ts": chrono::Utc::now() });
-        env.obs.publish(&format!("r58/v1/{id}/state"), state.to_string(), true);
+        env.obs
+            .publish(&format!("r58/v1/{id}/state"), state.to_string(), true);
     }
-    wait_until(Duration::from_secs(20), "simulated devices in the inventory", || {
-        let (_, v) = call("GET", &env.fleet.url("/api/v1/devices"), Some(&env.token), None);
-        (v["devices"].as_array().map_or(0, Vec::len) >= ids.len()).then_some(())
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "simulated devices in the inventory",
+        || {
+            let (_, v) = call(
+                "GET",
+                &env.fleet.url("/api/v1/devices"),
+                Some(&env.token),
+                None,
+            );
+            (v["devices"].as_array().map_or(0, Vec::len) >= ids.len()).then_some(())
+        },
+    );
 }
 
 /// Answers every job that appeared for `id` since the last call, per `b`.
 fn answer(env: &Env, id: &str, b: Behaviour, answered: &mut std::collections::HashSet<String>) {
     for job in env.obs.json_on(&format!("r58/v1/{id}/jobs/next")) {
-        let Some(job_id) = job["job_id"].as_str() else { continue };
+        let Some(job_id) = job["job_id"].as_str() else {
+            continue;
+        };
         if b == Behaviour::Silent || !answered.insert(job_id.to_string()) {
             continue;
         }
         let send = |phase: &str, reason: Option<&str>| {
             let u = json!({ "job_id": job_id, "phase": phase, "progress": 100, "reason": reason, "version": job["version"], "ts": chrono::Utc::now() });
-            env.obs.publish(&format!("r58/v1/{id}/jobs/{job_id}/update"), u.to_string(), false);
+            env.obs.publish(
+                &format!("r58/v1/{id}/jobs/{job_id}/update"),
+                u.to_string(),
+                false,
+            );
         };
         send("downloading", None);
         match b {
@@ -456,7 +803,10 @@ fn rollouts_on_postgresql() {
     let env = setup_db(true, Some(&pg.url));
     rollouts_scenario(&env);
     assert_eq!(pg.psql("SELECT COUNT(*) FROM rollouts"), "2");
-    assert_eq!(pg.psql("SELECT holder LIKE 'r58-fleet-t-%' FROM leases WHERE name = 'rollouts'"), "t");
+    assert_eq!(
+        pg.psql("SELECT holder LIKE 'r58-fleet-t-%' FROM leases WHERE name = 'rollouts'"),
+        "t"
+    );
 }
 
 fn rollouts_scenario(env: &Env) {
@@ -468,10 +818,22 @@ fn rollouts_scenario(env: &Env) {
 
     // Bad input is refused with a reason.
     for (body, want) in [
-        (json!({ "version": "9.9.9", "target": { "all": true } }), 404),
-        (json!({ "version": "7.0.0", "target": { "all": true }, "waves": ["50%", "10%"] }), 400),
-        (json!({ "version": "7.0.0", "target": { "devices": ["nope"] } }), 404),
-        (json!({ "version": "7.0.0", "target": { "all": true }, "install_policy": "sometimes" }), 400),
+        (
+            json!({ "version": "9.9.9", "target": { "all": true } }),
+            404,
+        ),
+        (
+            json!({ "version": "7.0.0", "target": { "all": true }, "waves": ["50%", "10%"] }),
+            400,
+        ),
+        (
+            json!({ "version": "7.0.0", "target": { "devices": ["nope"] } }),
+            404,
+        ),
+        (
+            json!({ "version": "7.0.0", "target": { "all": true }, "install_policy": "sometimes" }),
+            400,
+        ),
     ] {
         let (code, v) = call("POST", &rollouts, Some(&env.token), Some(body.clone()));
         assert_eq!(code, want, "{body} → {v}");
@@ -484,15 +846,24 @@ fn rollouts_scenario(env: &Env) {
         "POST",
         &rollouts,
         Some(&env.token),
-        Some(json!({ "bundle_sha256": b["sha256"], "target": { "all": true }, "waves": ["1", "100%"],
-                     "failure_percent": 30, "step_timeout_seconds": 10 })),
+        Some(
+            json!({ "bundle_sha256": b["sha256"], "target": { "all": true }, "waves": ["1", "100%"],
+                     "failure_percent": 30, "step_timeout_seconds": 10 }),
+        ),
     );
     assert_eq!(code, 201, "{v}");
     let id = v["rollout"]["id"].as_str().unwrap().to_string();
     let jobs = v["jobs"].as_array().unwrap().clone();
-    let canary = jobs.iter().find(|j| j["wave"] == 0).unwrap()["device"].as_str().unwrap().to_string();
+    let canary = jobs.iter().find(|j| j["wave"] == 0).unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(jobs.iter().filter(|j| j["wave"] == 0).count(), 1);
-    let rest: Vec<String> = jobs.iter().filter(|j| j["wave"] == 1).map(|j| j["device"].as_str().unwrap().to_string()).collect();
+    let rest: Vec<String> = jobs
+        .iter()
+        .filter(|j| j["wave"] == 1)
+        .map(|j| j["device"].as_str().unwrap().to_string())
+        .collect();
     let behaviour = |d: &str| -> Behaviour {
         if d == canary {
             Behaviour::Succeed
@@ -504,12 +875,23 @@ fn rollouts_scenario(env: &Env) {
             Behaviour::Succeed
         }
     };
-    let get = |id: &str| call("GET", &env.fleet.url(&format!("/api/v1/rollouts/{id}")), Some(&env.token), None).1;
+    let get = |id: &str| {
+        call(
+            "GET",
+            &env.fleet.url(&format!("/api/v1/rollouts/{id}")),
+            Some(&env.token),
+            None,
+        )
+        .1
+    };
     let mut answered = std::collections::HashSet::new();
     // Only the canary gets a job until it succeeded.
     std::thread::sleep(Duration::from_secs(2));
     for d in &rest {
-        assert!(env.obs.json_on(&format!("r58/v1/{d}/jobs/next")).is_empty(), "{d} got a job before the canary finished");
+        assert!(
+            env.obs.json_on(&format!("r58/v1/{d}/jobs/next")).is_empty(),
+            "{d} got a job before the canary finished"
+        );
     }
     let v = wait_until(Duration::from_secs(60), "rollout halted", || {
         for d in &ids {
@@ -518,18 +900,39 @@ fn rollouts_scenario(env: &Env) {
         let v = get(&id);
         (v["rollout"]["state"] == "halted").then_some(v)
     });
-    assert!(v["rollout"]["message"].as_str().unwrap().contains("failed"), "{v}");
+    assert!(
+        v["rollout"]["message"].as_str().unwrap().contains("failed"),
+        "{v}"
+    );
     // The silent device: failed with `timeout` after its step timeout, its job withdrawn.
     let v = wait_until(Duration::from_secs(30), "silent device timed out", || {
         let v = get(&id);
-        v["jobs"].as_array().unwrap().iter().any(|j| j["device"] == rest[2].as_str() && j["phase"] == "failed" && j["reason"] == "timeout").then_some(v)
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| {
+                j["device"] == rest[2].as_str()
+                    && j["phase"] == "failed"
+                    && j["reason"] == "timeout"
+            })
+            .then_some(v)
     });
     let silent_topic = format!("r58/v1/{}/jobs/next", rest[2]);
     wait_until(Duration::from_secs(10), "silent job withdrawn", || {
-        env.obs.messages.lock().unwrap().iter().any(|(t, p, _)| *t == silent_topic && p.is_empty()).then_some(())
+        env.obs
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, p, _)| *t == silent_topic && p.is_empty())
+            .then_some(())
     });
     let text = String::from_utf8_lossy(&env.cli(&["ota", "show", &id]).stdout).to_string();
-    assert!(text.contains("halted") && text.contains("timeout") && text.contains("install_failed"), "{text}");
+    assert!(
+        text.contains("halted") && text.contains("timeout") && text.contains("install_failed"),
+        "{text}"
+    );
     let _ = v;
 
     // B: pause holds the next wave back, resume lets it go, abort skips what has not started.
@@ -537,13 +940,24 @@ fn rollouts_scenario(env: &Env) {
         "POST",
         &rollouts,
         Some(&env.token),
-        Some(json!({ "bundle_sha256": b["sha256"], "target": { "devices": [ids[0], ids[1], ids[2]] }, "waves": ["1", "2", "100%"] })),
+        Some(
+            json!({ "bundle_sha256": b["sha256"], "target": { "devices": [ids[0], ids[1], ids[2]] }, "waves": ["1", "2", "100%"] }),
+        ),
     );
     assert_eq!(code, 201, "{v}");
     let id2 = v["rollout"]["id"].as_str().unwrap().to_string();
     let out = env.cli(&["ota", "pause", &id2]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (code, _) = call("POST", &env.fleet.url(&format!("/api/v1/rollouts/{id2}/pause")), Some(&env.token), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = call(
+        "POST",
+        &env.fleet.url(&format!("/api/v1/rollouts/{id2}/pause")),
+        Some(&env.token),
+        None,
+    );
     assert_eq!(code, 409, "pausing twice");
     let mut answered2 = std::collections::HashSet::new();
     // Paused: the canary (if it was already out) may finish, the next wave stays back.
@@ -555,7 +969,15 @@ fn rollouts_scenario(env: &Env) {
     }
     let v = get(&id2);
     assert_eq!(v["rollout"]["wave"], 0, "{v}");
-    assert!(v["jobs"].as_array().unwrap().iter().filter(|j| j["wave"] != 0).all(|j| j["phase"] == "pending"), "paused rollout went on: {v}");
+    assert!(
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["wave"] != 0)
+            .all(|j| j["phase"] == "pending"),
+        "paused rollout went on: {v}"
+    );
     assert!(env.cli(&["ota", "resume", &id2]).status.success());
     wait_until(Duration::from_secs(30), "first wave done", || {
         for d in &ids[..3] {
@@ -567,6 +989,14 @@ fn rollouts_scenario(env: &Env) {
     assert!(env.cli(&["ota", "abort", &id2]).status.success());
     let v = get(&id2);
     assert_eq!(v["rollout"]["state"], "aborted");
-    let phases: Vec<&str> = v["jobs"].as_array().unwrap().iter().map(|j| j["phase"].as_str().unwrap()).collect();
-    assert!(phases.contains(&"skipped") && phases.contains(&"succeeded"), "{phases:?}");
+    let phases: Vec<&str> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["phase"].as_str().unwrap())
+        .collect();
+    assert!(
+        phases.contains(&"skipped") && phases.contains(&"succeeded"),
+        "{phases:?}"
+    );
 }

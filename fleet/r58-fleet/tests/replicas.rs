@@ -12,14 +12,29 @@ use common::*;
 use rumqttc::{Client, MqttOptions, QoS};
 
 fn metric(f: &Fleet, token: &str, name: &str) -> i64 {
-    let text = reqwest::blocking::Client::new().get(f.url("/metrics")).bearer_auth(token).send().unwrap().text().unwrap();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).map(|v| v.parse().unwrap())).unwrap_or(0)
+    let text = reqwest::blocking::Client::new()
+        .get(f.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name} "))
+                .map(|v| v.parse().unwrap())
+        })
+        .unwrap_or(0)
 }
 
 /// An MQTT client with the fleet's identity (the ACL lets it write any device topic).
 fn publisher(pki: &std::path::Path, port: u16) -> Client {
     let mut opts = MqttOptions::new("test-publisher", "127.0.0.1", port);
-    opts.set_transport(tls_files(&pki.join("ca.pem"), &pki.join("fleet.crt"), &pki.join("fleet.key")));
+    opts.set_transport(tls_files(
+        &pki.join("ca.pem"),
+        &pki.join("fleet.crt"),
+        &pki.join("fleet.key"),
+    ));
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut conn) = Client::new(opts, 10_000);
     std::thread::spawn(move || for _ in conn.iter() {});
@@ -27,7 +42,8 @@ fn publisher(pki: &std::path::Path, port: u16) -> Client {
 }
 
 fn sample(seq: u64) -> String {
-    serde_json::json!({ "seq": seq, "ts": chrono::Utc::now(), "data": { "cpu_percent": 1.0 } }).to_string()
+    serde_json::json!({ "seq": seq, "ts": chrono::Utc::now(), "data": { "cpu_percent": 1.0 } })
+        .to_string()
 }
 
 #[test]
@@ -36,8 +52,20 @@ fn two_replicas_share_the_ingest_without_duplicates_or_loss() {
     let pg = Postgres::start();
     let pki = fleet_pki(dir.path());
     let broker = Broker::start_with_certs(dir.path(), &pki);
-    let mut a = Fleet::start(&dir.path().join("a"), &pki, broker.port, &pg.url, "fleet-replica-a");
-    let b = Fleet::start(&dir.path().join("b"), &pki, broker.port, &pg.url, "fleet-replica-b");
+    let mut a = Fleet::start(
+        &dir.path().join("a"),
+        &pki,
+        broker.port,
+        &pg.url,
+        "fleet-replica-a",
+    );
+    let b = Fleet::start(
+        &dir.path().join("b"),
+        &pki,
+        broker.port,
+        &pg.url,
+        "fleet-replica-b",
+    );
     let token = a.operator("ops");
     std::thread::sleep(Duration::from_secs(1));
     let p = publisher(&pki, broker.port);
@@ -48,15 +76,26 @@ fn two_replicas_share_the_ingest_without_duplicates_or_loss() {
         for dev in ["sim-1", "sim-2", "sim-3"] {
             let s = sample(seq);
             let topic = format!("r58/v1/{dev}/telemetry/system");
-            p.publish(topic.clone(), QoS::AtLeastOnce, false, s.clone()).unwrap();
+            p.publish(topic.clone(), QoS::AtLeastOnce, false, s.clone())
+                .unwrap();
             p.publish(topic, QoS::AtLeastOnce, false, s).unwrap();
         }
     }
-    let rows = |pg: &Postgres| pg.psql("SELECT COUNT(*) FROM telemetry").parse::<i64>().unwrap();
+    let rows = |pg: &Postgres| {
+        pg.psql("SELECT COUNT(*) FROM telemetry")
+            .parse::<i64>()
+            .unwrap()
+    };
     wait_until(Duration::from_secs(30), "600 messages ingested", || {
-        (metric(&a, &token, "r58_fleet_ingest_messages_total") + metric(&b, &token, "r58_fleet_ingest_messages_total") >= 600).then_some(())
+        (metric(&a, &token, "r58_fleet_ingest_messages_total")
+            + metric(&b, &token, "r58_fleet_ingest_messages_total")
+            >= 600)
+            .then_some(())
     });
-    let (na, nb) = (metric(&a, &token, "r58_fleet_ingest_messages_total"), metric(&b, &token, "r58_fleet_ingest_messages_total"));
+    let (na, nb) = (
+        metric(&a, &token, "r58_fleet_ingest_messages_total"),
+        metric(&b, &token, "r58_fleet_ingest_messages_total"),
+    );
     assert_eq!(na + nb, 600, "each message went to exactly one replica");
     assert!(na > 0 && nb > 0, "both replicas ingested: {na} / {nb}");
     assert_eq!(rows(&pg), 300, "duplicates stored once");
@@ -66,12 +105,20 @@ fn two_replicas_share_the_ingest_without_duplicates_or_loss() {
     a.kill9();
     for seq in 100..200u64 {
         for dev in ["sim-1", "sim-2", "sim-3"] {
-            p.publish(format!("r58/v1/{dev}/telemetry/system"), QoS::AtLeastOnce, false, sample(seq)).unwrap();
+            p.publish(
+                format!("r58/v1/{dev}/telemetry/system"),
+                QoS::AtLeastOnce,
+                false,
+                sample(seq),
+            )
+            .unwrap();
         }
     }
     std::thread::sleep(Duration::from_secs(2));
     a.spawn();
-    wait_until(Duration::from_secs(30), "all 600 samples stored", || (rows(&pg) == 600).then_some(()));
+    wait_until(Duration::from_secs(30), "all 600 samples stored", || {
+        (rows(&pg) == 600).then_some(())
+    });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(rows(&pg), 600);
     // Both replicas serve the same inventory.

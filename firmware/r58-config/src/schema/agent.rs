@@ -58,23 +58,64 @@ impl Default for AgentConfig {
 impl Validate for AgentConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        range_check(&mut out, "keepalive_seconds", self.keepalive_seconds, 5, 3600);
-        range_check(&mut out, "reconnect_max_seconds", self.reconnect_max_seconds, 1, 3600);
-        range_check(&mut out, "telemetry_interval_seconds", self.telemetry_interval_seconds, 1, 3600);
-        range_check(&mut out, "queue_max_messages", self.queue_max_messages, 10, 1_000_000);
-        range_check(&mut out, "ready_timeout_seconds", self.ready_timeout_seconds, 1, 600);
+        range_check(
+            &mut out,
+            "keepalive_seconds",
+            self.keepalive_seconds,
+            5,
+            3600,
+        );
+        range_check(
+            &mut out,
+            "reconnect_max_seconds",
+            self.reconnect_max_seconds,
+            1,
+            3600,
+        );
+        range_check(
+            &mut out,
+            "telemetry_interval_seconds",
+            self.telemetry_interval_seconds,
+            1,
+            3600,
+        );
+        range_check(
+            &mut out,
+            "queue_max_messages",
+            self.queue_max_messages,
+            10,
+            1_000_000,
+        );
+        range_check(
+            &mut out,
+            "ready_timeout_seconds",
+            self.ready_timeout_seconds,
+            1,
+            600,
+        );
         let tls = self.broker.starts_with("mqtts://");
         let plain = self.broker.starts_with("mqtt://");
         if !tls && !plain {
-            out.push(("broker".into(), format!("{:?} is not an mqtts:// or mqtt:// URL", self.broker)));
+            out.push((
+                "broker".into(),
+                format!("{:?} is not an mqtts:// or mqtt:// URL", self.broker),
+            ));
         } else if plain && !self.allow_plain {
-            out.push(("broker".into(), "plain mqtt:// needs allow_plain = true (development only)".into()));
+            out.push((
+                "broker".into(),
+                "plain mqtt:// needs allow_plain = true (development only)".into(),
+            ));
         }
         if !self.device_id.is_empty()
             && !(self.device_id.len() <= 64
-                && self.device_id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'))
+                && self.device_id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }))
         {
-            out.push(("device_id".into(), "use 1-64 characters of a-z, 0-9, '-', '_'".into()));
+            out.push((
+                "device_id".into(),
+                "use 1-64 characters of a-z, 0-9, '-', '_'".into(),
+            ));
         }
         out
     }

@@ -71,23 +71,40 @@ impl Validate for InputConfig {
         range_check(&mut out, "height", self.height, 120, 2160);
         range_check(&mut out, "fps", self.fps, 1, 60);
         range_check(&mut out, "latency_ms", self.latency_ms, 0, 10_000);
-        range_check(&mut out, "reconnect_max_seconds", self.reconnect_max_seconds, 1, 600);
+        range_check(
+            &mut out,
+            "reconnect_max_seconds",
+            self.reconnect_max_seconds,
+            1,
+            600,
+        );
         if self.width % 2 != 0 || self.height % 2 != 0 {
-            out.push(("width".into(), "width and height must be even (4:2:0 video)".into()));
+            out.push((
+                "width".into(),
+                "width and height must be even (4:2:0 video)".into(),
+            ));
         }
         match self.kind {
             InputKind::V4l2 => match &self.device {
                 None => out.push(("device".into(), "a v4l2 input needs `device`".into())),
-                Some(d) if !d.is_absolute() => {
-                    out.push(("device".into(), format!("{} is not an absolute path", d.display())))
-                }
+                Some(d) if !d.is_absolute() => out.push((
+                    "device".into(),
+                    format!("{} is not an absolute path", d.display()),
+                )),
                 Some(_) => {}
             },
             InputKind::Rtsp | InputKind::Srt => {
-                let scheme = if self.kind == InputKind::Rtsp { "rtsp" } else { "srt" };
+                let scheme = if self.kind == InputKind::Rtsp {
+                    "rtsp"
+                } else {
+                    "srt"
+                };
                 match &self.url {
                     None => out.push(("url".into(), format!("a {scheme} input needs `url`"))),
-                    Some(u) if !u.starts_with(&format!("{scheme}://")) && !u.starts_with("rtsps://") => {
+                    Some(u)
+                        if !u.starts_with(&format!("{scheme}://"))
+                            && !u.starts_with("rtsps://") =>
+                    {
                         out.push(("url".into(), format!("{u:?} is not a {scheme}:// URL")))
                     }
                     Some(_) => {}

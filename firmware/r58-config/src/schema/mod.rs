@@ -62,7 +62,10 @@ impl Validate for R58Config {
 }
 
 pub(crate) fn prefixed(prefix: &str, items: Vec<(String, String)>) -> Vec<(String, String)> {
-    items.into_iter().map(|(k, r)| (format!("{prefix}.{k}"), r)).collect()
+    items
+        .into_iter()
+        .map(|(k, r)| (format!("{prefix}.{k}"), r))
+        .collect()
 }
 
 pub(crate) fn range_check<T: PartialOrd + std::fmt::Display>(
@@ -73,7 +76,10 @@ pub(crate) fn range_check<T: PartialOrd + std::fmt::Display>(
     max: T,
 ) {
     if value < min || value > max {
-        out.push((key.to_string(), format!("{value} is out of range {min}..={max}")));
+        out.push((
+            key.to_string(),
+            format!("{value} is out of range {min}..={max}"),
+        ));
     }
 }
 
@@ -81,11 +87,15 @@ pub(crate) fn range_check<T: PartialOrd + std::fmt::Display>(
 pub fn check_input_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 32
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && !id.starts_with('-');
     if ok {
         Ok(())
     } else {
-        Err(format!("input id {id:?} must be 1-32 characters of a-z, 0-9, '-' or '_'"))
+        Err(format!(
+            "input id {id:?} must be 1-32 characters of a-z, 0-9, '-' or '_'"
+        ))
     }
 }

@@ -45,12 +45,27 @@ impl Default for OtaConfig {
 impl Validate for OtaConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        range_check(&mut out, "download_attempts", self.download_attempts, 1, 1000);
-        range_check(&mut out, "backoff_max_seconds", self.backoff_max_seconds, 1, 3600);
+        range_check(
+            &mut out,
+            "download_attempts",
+            self.download_attempts,
+            1,
+            1000,
+        );
+        range_check(
+            &mut out,
+            "backoff_max_seconds",
+            self.backoff_max_seconds,
+            1,
+            3600,
+        );
         range_check(&mut out, "reserve_mib", self.reserve_mib, 0, 65536);
         range_check(&mut out, "poll_seconds", self.poll_seconds, 1, 600);
         if !self.dir.is_absolute() {
-            out.push(("dir".into(), format!("{} is not an absolute path", self.dir.display())));
+            out.push((
+                "dir".into(),
+                format!("{} is not an absolute path", self.dir.display()),
+            ));
         }
         out
     }

@@ -18,7 +18,10 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8000)), token: String::new() }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            token: String::new(),
+        }
     }
 }
 
@@ -26,7 +29,10 @@ impl Validate for ApiConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !self.token.is_empty() && self.token.len() < 16 {
-            out.push(("token".into(), "must be at least 16 characters (or empty to disable control)".into()));
+            out.push((
+                "token".into(),
+                "must be at least 16 characters (or empty to disable control)".into(),
+            ));
         }
         out
     }
@@ -45,7 +51,11 @@ pub struct RecorderConfig {
 
 impl Default for RecorderConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("/data"), segment_seconds: 60, record_on_start: false }
+        Self {
+            data_dir: PathBuf::from("/data"),
+            segment_seconds: 60,
+            record_on_start: false,
+        }
     }
 }
 
@@ -54,7 +64,10 @@ impl Validate for RecorderConfig {
         let mut out = Vec::new();
         range_check(&mut out, "segment_seconds", self.segment_seconds, 2, 3600);
         if !self.data_dir.is_absolute() {
-            out.push(("data_dir".into(), format!("{} is not an absolute path", self.data_dir.display())));
+            out.push((
+                "data_dir".into(),
+                format!("{} is not an absolute path", self.data_dir.display()),
+            ));
         }
         out
     }
@@ -74,14 +87,24 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { min_free_mib: 2048, max_age_days: 30, check_interval_seconds: 5 }
+        Self {
+            min_free_mib: 2048,
+            max_age_days: 30,
+            check_interval_seconds: 5,
+        }
     }
 }
 
 impl Validate for StorageConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        range_check(&mut out, "check_interval_seconds", self.check_interval_seconds, 1, 3600);
+        range_check(
+            &mut out,
+            "check_interval_seconds",
+            self.check_interval_seconds,
+            1,
+            3600,
+        );
         out
     }
 }
@@ -133,20 +156,41 @@ impl Default for EncoderConfig {
     }
 }
 
-const X264_PRESETS: &[&str] =
-    &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"];
+const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+];
 
 impl Validate for EncoderConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         range_check(&mut out, "bitrate_kbps", self.bitrate_kbps, 100, 100_000);
         range_check(&mut out, "gop_seconds", self.gop_seconds, 1, 10);
-        range_check(&mut out, "audio_bitrate_kbps", self.audio_bitrate_kbps, 32, 512);
+        range_check(
+            &mut out,
+            "audio_bitrate_kbps",
+            self.audio_bitrate_kbps,
+            32,
+            512,
+        );
         if !X264_PRESETS.contains(&self.x264_preset.as_str()) {
-            out.push(("x264_preset".into(), format!("{:?} is not one of {X264_PRESETS:?}", self.x264_preset)));
+            out.push((
+                "x264_preset".into(),
+                format!("{:?} is not one of {X264_PRESETS:?}", self.x264_preset),
+            ));
         }
         if self.video.is_empty() {
-            out.push(("video".into(), "must be \"auto\" or an element factory name".into()));
+            out.push((
+                "video".into(),
+                "must be \"auto\" or an element factory name".into(),
+            ));
         }
         out
     }
@@ -163,7 +207,11 @@ pub struct RtspConfig {
 
 impl Default for RtspConfig {
     fn default() -> Self {
-        Self { enabled: true, address: "0.0.0.0".into(), port: 8554 }
+        Self {
+            enabled: true,
+            address: "0.0.0.0".into(),
+            port: 8554,
+        }
     }
 }
 
@@ -179,7 +227,12 @@ pub struct HlsConfig {
 
 impl Default for HlsConfig {
     fn default() -> Self {
-        Self { enabled: true, dir: PathBuf::from("/run/r58/hls"), segment_seconds: 2, playlist_length: 6 }
+        Self {
+            enabled: true,
+            dir: PathBuf::from("/run/r58/hls"),
+            segment_seconds: 2,
+            playlist_length: 6,
+        }
     }
 }
 
@@ -204,7 +257,10 @@ pub struct WatchdogConfig {
 
 impl Default for WatchdogConfig {
     fn default() -> Self {
-        Self { stall_seconds: 10, signal_timeout_ms: 1000 }
+        Self {
+            stall_seconds: 10,
+            signal_timeout_ms: 1000,
+        }
     }
 }
 
@@ -212,7 +268,13 @@ impl Validate for WatchdogConfig {
     fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         range_check(&mut out, "stall_seconds", self.stall_seconds, 2, 600);
-        range_check(&mut out, "signal_timeout_ms", self.signal_timeout_ms, 100, 60_000);
+        range_check(
+            &mut out,
+            "signal_timeout_ms",
+            self.signal_timeout_ms,
+            100,
+            60_000,
+        );
         out
     }
 }

@@ -59,7 +59,10 @@ pub struct TurnFleet {
 
 impl Default for TurnFleet {
     fn default() -> Self {
-        Self { url: String::new(), token_file: PathBuf::from("/data/agent/fleet-token") }
+        Self {
+            url: String::new(),
+            token_file: PathBuf::from("/data/agent/fleet-token"),
+        }
     }
 }
 
@@ -75,7 +78,11 @@ pub struct TurnCloudflare {
 
 impl Default for TurnCloudflare {
     fn default() -> Self {
-        Self { key_id: String::new(), api_token_file: PathBuf::new(), api_base: "https://rtc.live.cloudflare.com".into() }
+        Self {
+            key_id: String::new(),
+            api_token_file: PathBuf::new(),
+            api_base: "https://rtc.live.cloudflare.com".into(),
+        }
     }
 }
 
@@ -85,14 +92,24 @@ impl Validate for TurnConfig {
         range_check(&mut out, "ttl_seconds", self.ttl_seconds, 60, 172_800);
         range_check(&mut out, "timeout_ms", self.timeout_ms, 100, 60_000);
         if u64::from(self.safety_margin_seconds) * 2 > u64::from(self.ttl_seconds) {
-            out.push(("safety_margin_seconds".into(), "must be at most half of ttl_seconds".into()));
+            out.push((
+                "safety_margin_seconds".into(),
+                "must be at most half of ttl_seconds".into(),
+            ));
         }
-        let url_ok = |u: &str| u.is_empty() || u.starts_with("https://") || u.starts_with("http://");
+        let url_ok =
+            |u: &str| u.is_empty() || u.starts_with("https://") || u.starts_with("http://");
         if !url_ok(&self.fleet.url) {
-            out.push(("fleet.url".into(), format!("{:?} is not an http(s) URL", self.fleet.url)));
+            out.push((
+                "fleet.url".into(),
+                format!("{:?} is not an http(s) URL", self.fleet.url),
+            ));
         }
         if !url_ok(&self.cloudflare.api_base) || self.cloudflare.api_base.is_empty() {
-            out.push(("cloudflare.api_base".into(), format!("{:?} is not an http(s) URL", self.cloudflare.api_base)));
+            out.push((
+                "cloudflare.api_base".into(),
+                format!("{:?} is not an http(s) URL", self.cloudflare.api_base),
+            ));
         }
         out
     }

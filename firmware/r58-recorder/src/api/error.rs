@@ -16,7 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Self {
-        Self { status, code, reason: reason.into() }
+        Self {
+            status,
+            code,
+            reason: reason.into(),
+        }
     }
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", reason)
@@ -40,6 +44,10 @@ impl From<RecorderError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.code, "reason": self.reason }))).into_response()
+        (
+            self.status,
+            Json(json!({ "error": self.code, "reason": self.reason })),
+        )
+            .into_response()
     }
 }

@@ -26,7 +26,10 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
     let control = Router::new()
         .route("/api/recordings/start", post(recordings::start))
         .route("/api/recordings/stop", post(recordings::stop))
-        .route_layer(middleware::from_fn_with_state(recorder.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            recorder.clone(),
+            require_token,
+        ));
     let hls_dir = recorder.cfg.hls.dir.clone();
     Router::new()
         .route("/healthz", get(status::healthz))
@@ -36,17 +39,28 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
         .route("/api/turn-credentials", get(crate::turn::credentials))
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/:session", get(recordings::get))
-        .route("/api/recordings/:session/files/:input/:file", get(recordings::download))
+        .route(
+            "/api/recordings/:session/files/:input/:file",
+            get(recordings::download),
+        )
         .merge(control)
         .nest_service("/hls", ServeDir::new(hls_dir))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(recorder)
 }
 
-async fn require_token(State(rec): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+async fn require_token(
+    State(rec): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let expected = &rec.cfg.api.token;
     if expected.is_empty() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "control_disabled", "no api.token is configured on this box"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "control_disabled",
+            "no api.token is configured on this box",
+        ));
     }
     let given = req
         .headers()
@@ -55,8 +69,16 @@ async fn require_token(State(rec): State<AppState>, req: Request, next: Next) ->
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(next.run(req).await),
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong bearer token")),
-        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token")),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong bearer token",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token",
+        )),
     }
 }
 

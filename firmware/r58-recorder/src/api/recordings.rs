@@ -40,31 +40,51 @@ fn parse_selection(body: &axum::body::Bytes) -> Result<Selection, ApiError> {
     })
 }
 
-pub async fn start(State(rec): State<AppState>, body: axum::body::Bytes) -> Result<Json<Started>, ApiError> {
+pub async fn start(
+    State(rec): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Started>, ApiError> {
     let sel = parse_selection(&body)?;
     let rec2 = rec.clone();
     let (session, started) =
         tokio::task::spawn_blocking(move || rec2.start_recording(sel.inputs.as_deref()))
             .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })??;
     Ok(Json(Started { session, started }))
 }
 
-pub async fn stop(State(rec): State<AppState>, body: axum::body::Bytes) -> Result<Json<Stopped>, ApiError> {
+pub async fn stop(
+    State(rec): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Stopped>, ApiError> {
     let sel = parse_selection(&body)?;
     let stopped = tokio::task::spawn_blocking(move || rec.stop_recording(sel.inputs.as_deref()))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
     Ok(Json(Stopped { stopped }))
 }
 
 pub async fn list(State(rec): State<AppState>) -> Json<Vec<Manifest>> {
-    Json(tokio::task::spawn_blocking(move || rec.sessions.list()).await.unwrap_or_default())
+    Json(
+        tokio::task::spawn_blocking(move || rec.sessions.list())
+            .await
+            .unwrap_or_default(),
+    )
 }
 
-pub async fn get(State(rec): State<AppState>, Path(session): Path<String>) -> Result<Json<Manifest>, ApiError> {
+pub async fn get(
+    State(rec): State<AppState>,
+    Path(session): Path<String>,
+) -> Result<Json<Manifest>, ApiError> {
     safe_component(&session).map_err(ApiError::bad_request)?;
-    rec.sessions.get(&session).map(Json).ok_or_else(|| ApiError::not_found(format!("no session {session}")))
+    rec.sessions
+        .get(&session)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no session {session}")))
 }
 
 /// A segment file, with Range support (players seek; downloads resume).
@@ -81,7 +101,9 @@ pub async fn download(
     }
     let path = rec.sessions.root().join(&session).join(&input).join(&file);
     if !path.is_file() {
-        return Err(ApiError::not_found(format!("no file {session}/{input}/{file}")));
+        return Err(ApiError::not_found(format!(
+            "no file {session}/{input}/{file}"
+        )));
     }
     let resp = ServeFile::new(&path)
         .oneshot(req)

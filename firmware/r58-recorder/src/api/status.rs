@@ -115,7 +115,11 @@ pub async fn inputs(State(rec): State<AppState>) -> Json<Vec<InputInfo>> {
         rec.cfg
             .inputs
             .iter()
-            .map(|(id, c)| InputInfo { id: id.clone(), enabled: c.enabled, config: c.clone() })
+            .map(|(id, c)| InputInfo {
+                id: id.clone(),
+                enabled: c.enabled,
+                config: c.clone(),
+            })
             .collect(),
     )
 }
@@ -123,6 +127,9 @@ pub async fn inputs(State(rec): State<AppState>) -> Json<Vec<InputInfo>> {
 pub async fn healthz(State(rec): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     match rec.health() {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unhealthy", "reason": reason}))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unhealthy", "reason": reason})),
+        ),
     }
 }

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 pub const TOKEN: &str = "test-token-0123456789";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Recorder {
@@ -48,13 +52,24 @@ impl Recorder {
         // Test-specific settings go in a drop-in, layered over the base file as on the box.
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("conf.d/50-test.toml"), extra).unwrap();
-        let mut r = Self { child: None, dir: dir.to_path_buf(), api, rtsp, log: dir.join("recorder.log"), config };
+        let mut r = Self {
+            child: None,
+            dir: dir.to_path_buf(),
+            api,
+            rtsp,
+            log: dir.join("recorder.log"),
+            config,
+        };
         r.spawn();
         r
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_r58-recorder"))
             .arg("--config")
             .arg(&self.config)
@@ -88,7 +103,11 @@ impl Recorder {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "recorder not healthy in time: {}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "recorder not healthy in time: {}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -105,7 +124,10 @@ impl Recorder {
 
     pub fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
         let (code, text) = http_post(&self.url(path), body, token).unwrap();
-        (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn kill9(&mut self) {
@@ -118,7 +140,10 @@ impl Recorder {
     /// SIGTERM and wait; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
@@ -160,7 +185,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 }
 
 fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 pub fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
@@ -173,8 +201,15 @@ pub fn http_get_range(url: &str, range: &str) -> (u16, Vec<u8>) {
     (r.status().as_u16(), r.bytes().unwrap().to_vec())
 }
 
-pub fn http_post(url: &str, body: &str, token: Option<&str>) -> Result<(u16, String), reqwest::Error> {
-    let mut req = client().post(url).header("Content-Type", "application/json").body(body.to_string());
+pub fn http_post(
+    url: &str,
+    body: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), reqwest::Error> {
+    let mut req = client()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -201,22 +236,38 @@ pub fn decode(input: &str, extra: &[&str]) -> Result<(), String> {
 /// Duration in seconds of the video stream, as ffprobe counts it.
 pub fn duration(file: &Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "default=nw=1:nk=1",
+        ])
         .arg(file)
         .output()
         .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
 }
 
 pub fn manifest(data: &Path, session: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(data.join("recordings").join(session).join("manifest.json")).unwrap();
+    let text = std::fs::read_to_string(data.join("recordings").join(session).join("manifest.json"))
+        .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 /// Segment files of an input in a session, sorted.
 pub fn segment_files(data: &Path, session: &str, input: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(data.join("recordings").join(session).join(input))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "ts")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "ts"))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -228,14 +279,29 @@ pub fn play_frames(url: &str, extra: &[&str], seconds: u32) -> Result<u64, Strin
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
         .args(extra)
-        .args(["-i", url, "-t", &seconds.to_string(), "-map", "0:v", "-f", "null", "-"])
+        .args([
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0:v",
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .expect("ffmpeg");
     if !out.status.success() {
         return Err(format!("{url}: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    Ok(stdout.lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).last().unwrap_or(0))
+    Ok(stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|v| v.trim().parse().ok())
+        .last()
+        .unwrap_or(0))
 }
 
 /// Mean luma (0-255) of the first video frame of a file or stream, scaled to 16x16.
@@ -243,9 +309,25 @@ pub fn mean_luma(input: &str, extra: &[&str]) -> f64 {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error"])
         .args(extra)
-        .args(["-i", input, "-frames:v", "1", "-vf", "scale=16:16", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .args([
+            "-i",
+            input,
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=16:16",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
         .output()
         .expect("ffmpeg");
-    assert!(!out.stdout.is_empty(), "no frame from {input}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !out.stdout.is_empty(),
+        "no frame from {input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout.iter().map(|&b| f64::from(b)).sum::<f64>() / out.stdout.len() as f64
 }

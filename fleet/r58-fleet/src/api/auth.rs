@@ -20,7 +20,11 @@ pub const COOKIE: &str = "r58_fleet_token";
 pub struct Operator(pub String);
 
 fn token(headers: &HeaderMap) -> Option<String> {
-    if let Some(t) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+    if let Some(t) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
         return Some(t.trim().to_string());
     }
     headers
@@ -35,7 +39,11 @@ fn token(headers: &HeaderMap) -> Option<String> {
 
 async fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let t = token(headers).ok_or(ApiError::NoToken)?;
-    state.db.operator_by_token(&token_hash(&t)).await?.ok_or(ApiError::BadToken)
+    state
+        .db
+        .operator_by_token(&token_hash(&t))
+        .await?
+        .ok_or(ApiError::BadToken)
 }
 
 pub async fn require(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -55,10 +63,20 @@ struct Login {
 }
 
 /// `POST /api/v1/session {"token": …}`: checks the token and sets the session cookie.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let l: Login = parse_body(&body)?;
-    let name = state.db.operator_by_token(&token_hash(l.token.trim())).await?.ok_or(ApiError::BadToken)?;
-    let https = headers.get("x-forwarded-proto").is_some_and(|v| v == "https");
+    let name = state
+        .db
+        .operator_by_token(&token_hash(l.token.trim()))
+        .await?
+        .ok_or(ApiError::BadToken)?;
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v == "https");
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000{}",
         l.token.trim(),
@@ -73,8 +91,10 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum
 
 pub async fn logout() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, HeaderValue::from_static("r58_fleet_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("r58_fleet_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
     resp
 }
 
@@ -87,9 +107,15 @@ mod tests {
     fn token_from_header_or_cookie() {
         let mut h = HeaderMap::new();
         assert_eq!(token(&h), None);
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; r58_fleet_token=tok1"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; r58_fleet_token=tok1"),
+        );
         assert_eq!(token(&h).as_deref(), Some("tok1"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok2"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok2"),
+        );
         assert_eq!(token(&h).as_deref(), Some("tok2"));
     }
 }

@@ -24,21 +24,34 @@ struct Send {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n != "status" && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    !n.is_empty()
+        && n.len() <= 64
+        && n != "status"
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 /// Checks a command's name, arguments and timeout; returns the arguments (`{}` for none)
 /// and the timeout in seconds.
-fn check(name: &str, args: Value, timeout: Option<u32>, default_timeout: u32) -> Result<(Value, u32), ApiError> {
+fn check(
+    name: &str,
+    args: Value,
+    timeout: Option<u32>,
+    default_timeout: u32,
+) -> Result<(Value, u32), ApiError> {
     if !valid_name(name) {
-        return Err(ApiError::BadRequest(format!("command name {name:?}: use a-z 0-9 . _ - (and not \"status\")")));
+        return Err(ApiError::BadRequest(format!(
+            "command name {name:?}: use a-z 0-9 . _ - (and not \"status\")"
+        )));
     }
     if !(args.is_null() || args.is_object()) {
         return Err(ApiError::BadRequest("args must be a JSON object".into()));
     }
     let timeout = timeout.unwrap_or(default_timeout);
     if !(5..=86_400).contains(&timeout) {
-        return Err(ApiError::BadRequest(format!("timeout_seconds {timeout} is out of range 5..=86400")));
+        return Err(ApiError::BadRequest(format!(
+            "timeout_seconds {timeout} is out of range 5..=86400"
+        )));
     }
     Ok((if args.is_null() { json!({}) } else { args }, timeout))
 }
@@ -60,16 +73,35 @@ pub async fn send(
     let c: Send = parse_body(&body)?;
     let (args, timeout) = check(&c.name, c.args, c.timeout_seconds, s.command_timeout_s)?;
     let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
-    s.db.device(&device).await?.ok_or_else(|| ApiError::NoDevice(device.clone()))?;
+    s.db.device(&device)
+        .await?
+        .ok_or_else(|| ApiError::NoDevice(device.clone()))?;
     let id = new_id();
     let expires_at = now_ms() + i64::from(timeout) * 1000;
-    s.db.insert_command(&NewCommand { id: &id, device: &device, name: &c.name, args: &args, created_by: &op.0, expires_at }).await?;
+    s.db.insert_command(&NewCommand {
+        id: &id,
+        device: &device,
+        name: &c.name,
+        args: &args,
+        created_by: &op.0,
+        expires_at,
+    })
+    .await?;
     let expires = chrono::DateTime::from_timestamp_millis(expires_at).unwrap_or_default();
-    let msg = r58_proto::Command { id: id.clone(), args, expires_at: Some(expires) };
+    let msg = r58_proto::Command {
+        id: id.clone(),
+        args,
+        expires_at: Some(expires),
+    };
     let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Publish(e.to_string()))?;
-    mqtt.publish(r58_proto::cmd(&device, &c.name), QoS::AtLeastOnce, false, payload)
-        .await
-        .map_err(|e| ApiError::Publish(e.to_string()))?;
+    mqtt.publish(
+        r58_proto::cmd(&device, &c.name),
+        QoS::AtLeastOnce,
+        false,
+        payload,
+    )
+    .await
+    .map_err(|e| ApiError::Publish(e.to_string()))?;
     tracing::info!(%device, command = %c.name, %id, operator = %op.0, "command sent");
     let row = s.db.command(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "command": row }))))
@@ -96,12 +128,29 @@ struct SendMany {
 /// The devices a target names (every listed device must exist).
 pub(crate) async fn resolve(s: &AppState, target: Target) -> Result<Vec<String>, ApiError> {
     Ok(match target {
-        Target::All(true) => s.db.devices(&DeviceFilter::default()).await?.into_iter().map(|d| d.id).collect(),
+        Target::All(true) => {
+            s.db.devices(&DeviceFilter::default())
+                .await?
+                .into_iter()
+                .map(|d| d.id)
+                .collect()
+        }
         Target::All(false) => return Err(ApiError::BadRequest("target.all must be true".into())),
-        Target::Tag(t) => s.db.devices(&DeviceFilter { tag: Some(t), ..Default::default() }).await?.into_iter().map(|d| d.id).collect(),
+        Target::Tag(t) => {
+            s.db.devices(&DeviceFilter {
+                tag: Some(t),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+        }
         Target::Devices(list) => {
             for d in &list {
-                s.db.device(d).await?.ok_or_else(|| ApiError::NoDevice(d.clone()))?;
+                s.db.device(d)
+                    .await?
+                    .ok_or_else(|| ApiError::NoDevice(d.clone()))?;
             }
             list
         }
@@ -111,7 +160,11 @@ pub(crate) async fn resolve(s: &AppState, target: Target) -> Result<Vec<String>,
 /// `POST /api/v1/commands`: one command to many devices (`{"target": {"all": true}}`,
 /// `{"tag": "venue-a"}` or `{"devices": [...]}`): one command row per device, stored in one
 /// transaction, then published. Returns how many were sent, and the ids by device.
-pub async fn send_many(State(s): State<AppState>, Extension(op): Extension<Operator>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn send_many(
+    State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let c: SendMany = parse_body(&body)?;
     let (args, timeout) = check(&c.name, c.args, c.timeout_seconds, s.command_timeout_s)?;
     let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
@@ -120,24 +173,52 @@ pub async fn send_many(State(s): State<AppState>, Extension(op): Extension<Opera
     let ids: Vec<(String, String)> = devices.iter().map(|d| (d.clone(), new_id())).collect();
     let rows: Vec<NewCommand<'_>> = ids
         .iter()
-        .map(|(d, id)| NewCommand { id, device: d, name: &c.name, args: &args, created_by: &op.0, expires_at })
+        .map(|(d, id)| NewCommand {
+            id,
+            device: d,
+            name: &c.name,
+            args: &args,
+            created_by: &op.0,
+            expires_at,
+        })
         .collect();
     s.db.insert_commands(&rows).await?;
     let expires = chrono::DateTime::from_timestamp_millis(expires_at).unwrap_or_default();
     for (device, id) in &ids {
-        let msg = r58_proto::Command { id: id.clone(), args: args.clone(), expires_at: Some(expires) };
+        let msg = r58_proto::Command {
+            id: id.clone(),
+            args: args.clone(),
+            expires_at: Some(expires),
+        };
         let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Publish(e.to_string()))?;
-        mqtt.publish(r58_proto::cmd(device, &c.name), QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|e| ApiError::Publish(e.to_string()))?;
+        mqtt.publish(
+            r58_proto::cmd(device, &c.name),
+            QoS::AtLeastOnce,
+            false,
+            payload,
+        )
+        .await
+        .map_err(|e| ApiError::Publish(e.to_string()))?;
     }
     tracing::info!(command = %c.name, devices = ids.len(), operator = %op.0, "command sent to many devices");
-    let by_device: serde_json::Map<String, Value> = ids.into_iter().map(|(d, id)| (d, Value::String(id))).collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "sent": by_device.len(), "commands": by_device }))))
+    let by_device: serde_json::Map<String, Value> = ids
+        .into_iter()
+        .map(|(d, id)| (d, Value::String(id)))
+        .collect();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "sent": by_device.len(), "commands": by_device })),
+    ))
 }
 
-pub async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let c = s.db.command(&id).await?.ok_or_else(|| ApiError::NoCommand(id.clone()))?;
+pub async fn one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let c =
+        s.db.command(&id)
+            .await?
+            .ok_or_else(|| ApiError::NoCommand(id.clone()))?;
     Ok(Json(json!({ "command": c })))
 }
 
@@ -147,9 +228,15 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-pub async fn of_device(State(s): State<AppState>, Path(device): Path<String>, Query(q): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn of_device(
+    State(s): State<AppState>,
+    Path(device): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    Ok(Json(json!({ "commands": s.db.commands(Some(&device), None, limit).await? })))
+    Ok(Json(
+        json!({ "commands": s.db.commands(Some(&device), None, limit).await? }),
+    ))
 }
 
 #[cfg(test)]
@@ -157,7 +244,12 @@ pub async fn of_device(State(s): State<AppState>, Path(device): Path<String>, Qu
 mod tests {
     #[test]
     fn names_and_ids() {
-        assert!(super::valid_name("record.start") && !super::valid_name("status") && !super::valid_name("a/b") && !super::valid_name(""));
+        assert!(
+            super::valid_name("record.start")
+                && !super::valid_name("status")
+                && !super::valid_name("a/b")
+                && !super::valid_name("")
+        );
         let (a, b) = (super::new_id(), super::new_id());
         assert_ne!(a, b);
         assert!(a.starts_with('c'));

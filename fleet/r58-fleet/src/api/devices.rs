@@ -22,16 +22,33 @@ pub struct ListQuery {
     q: Option<String>,
 }
 
-pub async fn list(State(s): State<AppState>, Query(lq): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
-    let f = DeviceFilter { status: lq.status, tag: lq.tag, version: lq.version, q: lq.q, updated_since: None };
+pub async fn list(
+    State(s): State<AppState>,
+    Query(lq): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let f = DeviceFilter {
+        status: lq.status,
+        tag: lq.tag,
+        version: lq.version,
+        q: lq.q,
+        updated_since: None,
+    };
     Ok(Json(json!({ "devices": s.db.devices(&f).await? })))
 }
 
-pub async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let d = s.db.device(&id).await?.ok_or_else(|| ApiError::NoDevice(id.clone()))?;
+pub async fn one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d =
+        s.db.device(&id)
+            .await?
+            .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
     let telemetry = s.db.telemetry(&id, None, None, 120).await?;
     let commands = s.db.commands(Some(&id), None, 20).await?;
-    Ok(Json(json!({ "device": d, "telemetry": telemetry, "commands": commands })))
+    Ok(Json(
+        json!({ "device": d, "telemetry": telemetry, "commands": commands }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,13 +59,23 @@ pub struct TelemetryQuery {
     limit: Option<i64>,
 }
 
-pub async fn telemetry(State(s): State<AppState>, Path(id): Path<String>, Query(t): Query<TelemetryQuery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn telemetry(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(t): Query<TelemetryQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let limit = t.limit.unwrap_or(300);
     if !(1..=5000).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit {limit} is out of range 1..=5000")));
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is out of range 1..=5000"
+        )));
     }
-    s.db.device(&id).await?.ok_or_else(|| ApiError::NoDevice(id.clone()))?;
-    Ok(Json(json!({ "telemetry": s.db.telemetry(&id, t.stream.as_deref(), t.since, limit).await? })))
+    s.db.device(&id)
+        .await?
+        .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
+    Ok(Json(
+        json!({ "telemetry": s.db.telemetry(&id, t.stream.as_deref(), t.since, limit).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -57,10 +84,22 @@ struct Tags {
     tags: Vec<String>,
 }
 
-pub async fn set_tags(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn set_tags(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let t: Tags = parse_body(&body)?;
-    if let Some(bad) = t.tags.iter().find(|t| t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))) {
-        return Err(ApiError::BadRequest(format!("tag {bad:?}: use 1-64 characters of a-z A-Z 0-9 - _ . :")));
+    if let Some(bad) = t.tags.iter().find(|t| {
+        t.is_empty()
+            || t.len() > 64
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    }) {
+        return Err(ApiError::BadRequest(format!(
+            "tag {bad:?}: use 1-64 characters of a-z A-Z 0-9 - _ . :"
+        )));
     }
     if !s.db.set_tags(&id, &t.tags).await? {
         return Err(ApiError::NoDevice(id));
@@ -68,8 +107,14 @@ pub async fn set_tags(State(s): State<AppState>, Path(id): Path<String>, body: a
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn get_config(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let d = s.db.device(&id).await?.ok_or_else(|| ApiError::NoDevice(id.clone()))?;
+pub async fn get_config(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d =
+        s.db.device(&id)
+            .await?
+            .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
     Ok(Json(json!({
         "desired_version": d.desired_version, "desired": d.desired,
         "reported_version": d.reported_version, "reported": d.reported, "errors": d.reported_errors,
@@ -86,17 +131,35 @@ struct Desired {
 /// Replaces the desired settings (dotted keys of r58.toml, e.g. `"recorder.segment_seconds": 10`),
 /// bumps the version and publishes the retained `twin/desired`. The device checks every key
 /// and reports what it applied, or per-key errors.
-pub async fn set_config(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn set_config(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let d: Desired = parse_body(&body)?;
-    if let Some(k) = d.settings.keys().find(|k| k.is_empty() || k.starts_with('.') || k.ends_with('.') || k.contains("..")) {
-        return Err(ApiError::BadRequest(format!("setting key {k:?} is not a dotted key")));
+    if let Some(k) = d
+        .settings
+        .keys()
+        .find(|k| k.is_empty() || k.starts_with('.') || k.ends_with('.') || k.contains(".."))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "setting key {k:?} is not a dotted key"
+        )));
     }
     let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
     let settings = Value::Object(d.settings);
-    let version = s.db.set_desired(&id, &settings).await?.ok_or_else(|| ApiError::NoDevice(id.clone()))?;
+    let version =
+        s.db.set_desired(&id, &settings)
+            .await?
+            .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
     let doc = json!({ "version": version, "settings": settings });
-    mqtt.publish(r58_proto::twin_desired(&id), QoS::AtLeastOnce, true, doc.to_string())
-        .await
-        .map_err(|e| ApiError::Publish(e.to_string()))?;
+    mqtt.publish(
+        r58_proto::twin_desired(&id),
+        QoS::AtLeastOnce,
+        true,
+        doc.to_string(),
+    )
+    .await
+    .map_err(|e| ApiError::Publish(e.to_string()))?;
     Ok(Json(json!({ "desired_version": version })))
 }

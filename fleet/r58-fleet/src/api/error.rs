@@ -42,7 +42,9 @@ impl ApiError {
         match self {
             Self::NoToken | Self::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NoDevice(_) | Self::NoCommand(_) | Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NoDevice(_) | Self::NoCommand(_) | Self::NotFound(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
@@ -58,12 +60,17 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %r58_log::error_chain(&self), "API request failed");
         }
-        (status, Json(json!({ "error": code, "reason": r58_log::error_chain(&self) }))).into_response()
+        (
+            status,
+            Json(json!({ "error": code, "reason": r58_log::error_chain(&self) })),
+        )
+            .into_response()
     }
 }
 
 /// JSON body extraction with the serde error (path and reason) as a 400.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| ApiError::BadRequest(format!("body: {} at {}", e.inner(), e.path())))
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| ApiError::BadRequest(format!("body: {} at {}", e.inner(), e.path())))
 }

@@ -35,7 +35,13 @@ pub async fn poll(db: Db, tx: broadcast::Sender<Change>, period: Duration) {
             since = started;
             continue;
         }
-        match db.devices(&DeviceFilter { updated_since: Some(from), ..Default::default() }).await {
+        match db
+            .devices(&DeviceFilter {
+                updated_since: Some(from),
+                ..Default::default()
+            })
+            .await
+        {
             Ok(devs) => {
                 for d in devs {
                     if seen_dev.get(&d.id) != Some(&d.updated_at) {
@@ -73,10 +79,15 @@ pub struct EventsQuery {
 }
 
 fn concerns(change: &Value, device: &str) -> bool {
-    change["device"]["id"] == device || change["command"]["device"] == device || change["type"] == "resync"
+    change["device"]["id"] == device
+        || change["command"]["device"] == device
+        || change["type"] == "resync"
 }
 
-pub async fn stream(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream(
+    State(s): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = s.events.subscribe();
     let stream = futures::stream::unfold((rx, q.device), |(mut rx, device)| async move {
         loop {
@@ -89,7 +100,9 @@ pub async fn stream(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> 
             if device.as_deref().is_some_and(|d| !concerns(&change, d)) {
                 continue;
             }
-            let ev = Event::default().event(change["type"].as_str().unwrap_or("change")).data(change.to_string());
+            let ev = Event::default()
+                .event(change["type"].as_str().unwrap_or("change"))
+                .data(change.to_string());
             return Some((Ok(ev), (rx, device)));
         }
     });

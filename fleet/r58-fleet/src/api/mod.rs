@@ -45,7 +45,14 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
         "database": db.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| r58_log::error_chain(e)),
         "broker": if s.mqtt.is_none() { "not configured" } else if broker { "connected" } else { "disconnected" },
     });
-    (if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    (
+        if db.is_ok() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
 }
 
 pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
@@ -54,13 +61,31 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route("/api/v1/devices/:id", get(devices::one))
         .route("/api/v1/devices/:id/telemetry", get(devices::telemetry))
         .route("/api/v1/devices/:id/tags", put(devices::set_tags))
-        .route("/api/v1/devices/:id/config", get(devices::get_config).put(devices::set_config))
-        .route("/api/v1/devices/:id/commands", get(commands::of_device).post(commands::send))
+        .route(
+            "/api/v1/devices/:id/config",
+            get(devices::get_config).put(devices::set_config),
+        )
+        .route(
+            "/api/v1/devices/:id/commands",
+            get(commands::of_device).post(commands::send),
+        )
         .route("/api/v1/commands", post(commands::send_many))
         .route("/api/v1/commands/:id", get(commands::one))
         .route("/api/v1/events", get(events::stream))
-        .route("/api/v1/whoami", get(|axum::Extension(op): axum::Extension<auth::Operator>| async move { Json(json!({ "operator": op.0 })) }))
-        .route("/api/v1/bundles", get(ota::bundles).post(ota::publish).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route(
+            "/api/v1/whoami",
+            get(
+                |axum::Extension(op): axum::Extension<auth::Operator>| async move {
+                    Json(json!({ "operator": op.0 }))
+                },
+            ),
+        )
+        .route(
+            "/api/v1/bundles",
+            get(ota::bundles)
+                .post(ota::publish)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/rollouts", get(ota::list).post(ota::create))
         .route("/api/v1/rollouts/:id", get(ota::one))
         .route("/api/v1/rollouts/:id/:action", post(ota::action))
@@ -71,6 +96,8 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route("/ota/bundles/:file", get(ota::download))
         .route("/api/v1/session", post(auth::login).delete(auth::logout))
         .merge(crate::dashboard::routes());
-    let turn = Router::new().route("/turn/credentials", post(crate::turn_api::credentials)).with_state(turn);
+    let turn = Router::new()
+        .route("/turn/credentials", post(crate::turn_api::credentials))
+        .with_state(turn);
     api.merge(public).with_state(state).merge(turn)
 }

@@ -29,7 +29,11 @@ fn storage(e: impl std::fmt::Display) -> ApiError {
 
 /// `POST /api/v1/bundles`: the bundle file as the body. Stored under its SHA-256 after
 /// `rauc info` read it (and, with a keyring, checked its signature).
-pub async fn publish(State(s): State<AppState>, Extension(op): Extension<Operator>, body: Body) -> Result<impl IntoResponse, ApiError> {
+pub async fn publish(
+    State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
     let dir = s.ota.dir.clone();
     std::fs::create_dir_all(&dir).map_err(storage)?;
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(storage)?;
@@ -44,7 +48,9 @@ pub async fn publish(State(s): State<AppState>, Extension(op): Extension<Operato
         file.write_all(&chunk).map_err(storage)?;
     }
     if size == 0 {
-        return Err(ApiError::BadRequest("empty body: send the bundle file".into()));
+        return Err(ApiError::BadRequest(
+            "empty body: send the bundle file".into(),
+        ));
     }
     file.sync_all().map_err(storage)?;
     drop(file);
@@ -81,22 +87,40 @@ pub async fn bundles(State(s): State<AppState>) -> Result<impl IntoResponse, Api
 }
 
 /// `GET /ota/bundles/<sha256>.raucb`, with Range support.
-pub async fn download(State(s): State<AppState>, Path(file): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn download(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let sha = file.strip_suffix(".raucb").unwrap_or_default();
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(ApiError::NotFound(format!("bundle {file:?}")));
     }
-    let b = s.db.bundle(sha).await?.ok_or_else(|| ApiError::NotFound(format!("bundle {file:?}")))?;
+    let b =
+        s.db.bundle(sha)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("bundle {file:?}")))?;
     let path = stored_path(&s.ota.dir, sha);
-    let len = std::fs::metadata(&path).map(|m| m.len() as i64).unwrap_or(-1);
+    let len = std::fs::metadata(&path)
+        .map(|m| m.len() as i64)
+        .unwrap_or(-1);
     let good = match s.withheld.verdict(sha) {
         Some(v) => v,
         None => bundle::verify_stored(&s.ota.dir, &b, &s.withheld).await,
     };
     if !good || len != b.size {
-        return Err(ApiError::Storage(format!("bundle {sha} does not match its checksum on this server: withheld")));
+        return Err(ApiError::Storage(format!(
+            "bundle {sha} does not match its checksum on this server: withheld"
+        )));
     }
-    let resp = tower_http::services::ServeFile::new(&path).oneshot(req).await.map_err(storage)?;
+    let resp = tower_http::services::ServeFile::new(&path)
+        .oneshot(req)
+        .await
+        .map_err(storage)?;
     Ok(resp.map(Body::new).into_response())
 }
 
@@ -122,29 +146,54 @@ struct Create {
 }
 
 fn new_id() -> String {
-    let n = crate::devices::random_bytes::<4>().map(u32::from_le_bytes).unwrap_or_else(|_| std::process::id());
+    let n = crate::devices::random_bytes::<4>()
+        .map(u32::from_le_bytes)
+        .unwrap_or_else(|_| std::process::id());
     format!("r{:x}{n:08x}", now_ms())
 }
 
 /// `POST /api/v1/rollouts`
-pub async fn create(State(s): State<AppState>, Extension(op): Extension<Operator>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let c: Create = parse_body(&body)?;
     s.mqtt.as_ref().ok_or(ApiError::NoBroker)?;
     let bundle = match (&c.version, &c.bundle_sha256) {
-        (Some(v), None) => s.db.bundle_by_version(v).await?.ok_or_else(|| ApiError::NotFound(format!("published bundle of version {v:?}")))?,
-        (None, Some(sha)) => s.db.bundle(sha).await?.ok_or_else(|| ApiError::NotFound(format!("bundle {sha:?}")))?,
-        _ => return Err(ApiError::BadRequest("give exactly one of version and bundle_sha256".into())),
+        (Some(v), None) => {
+            s.db.bundle_by_version(v)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("published bundle of version {v:?}")))?
+        }
+        (None, Some(sha)) => {
+            s.db.bundle(sha)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("bundle {sha:?}")))?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of version and bundle_sha256".into(),
+            ))
+        }
     };
     let success = c.success_percent.unwrap_or(95);
     let failure = c.failure_percent.unwrap_or(10);
     let timeout = c.step_timeout_seconds.unwrap_or(1800);
     if !(0..=100).contains(&success) || !(0..=100).contains(&failure) {
-        return Err(ApiError::BadRequest("success_percent and failure_percent are in 0..=100".into()));
+        return Err(ApiError::BadRequest(
+            "success_percent and failure_percent are in 0..=100".into(),
+        ));
     }
     if !(10..=7 * 86_400).contains(&timeout) {
-        return Err(ApiError::BadRequest(format!("step_timeout_seconds {timeout} is out of range 10..=604800")));
+        return Err(ApiError::BadRequest(format!(
+            "step_timeout_seconds {timeout} is out of range 10..=604800"
+        )));
     }
-    let waves = c.waves.clone().unwrap_or_else(|| DEFAULT_WAVES.iter().map(|w| w.to_string()).collect());
+    let waves = c
+        .waves
+        .clone()
+        .unwrap_or_else(|| DEFAULT_WAVES.iter().map(|w| w.to_string()).collect());
     let mut devices = resolve(&s, c.target.clone()).await?;
     devices.sort();
     devices.dedup();
@@ -153,8 +202,11 @@ pub async fn create(State(s): State<AppState>, Extension(op): Extension<Operator
     }
     let sizes = rollout::wave_sizes(&waves, devices.len()).map_err(ApiError::BadRequest)?;
     let id = new_id();
-    let assigned: Vec<(String, i64, String)> =
-        rollout::assign(&id, &devices, &sizes).into_iter().enumerate().map(|(k, (d, w))| (d, w, format!("{id}-{k}"))).collect();
+    let assigned: Vec<(String, i64, String)> = rollout::assign(&id, &devices, &sizes)
+        .into_iter()
+        .enumerate()
+        .map(|(k, (d, w))| (d, w, format!("{id}-{k}")))
+        .collect();
     let options = JobOptions {
         install_policy: c.install_policy,
         reboot_policy: c.reboot_policy,
@@ -163,7 +215,9 @@ pub async fn create(State(s): State<AppState>, Extension(op): Extension<Operator
         window: c.window.clone(),
     };
     if options.install_policy == r58_proto::Policy::Manual {
-        return Err(ApiError::BadRequest("install_policy is when_idle or force (manual is for reboots)".into()));
+        return Err(ApiError::BadRequest(
+            "install_policy is when_idle or force (manual is for reboots)".into(),
+        ));
     }
     let options = serde_json::to_value(&options).unwrap_or(Value::Null);
     let target = serde_json::to_value(&c.target).unwrap_or(Value::Null);
@@ -181,18 +235,25 @@ pub async fn create(State(s): State<AppState>, Extension(op): Extension<Operator
     })
     .await?;
     tracing::info!(rollout = %id, version = %bundle.version, devices = devices.len(), operator = %op.0, "rollout created");
-    one_json(&s, &id).await.map(|v| (StatusCode::CREATED, Json(v)))
+    one_json(&s, &id)
+        .await
+        .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
 async fn one_json(s: &AppState, id: &str) -> Result<Value, ApiError> {
-    let r = s.db.rollout(id).await?.ok_or_else(|| ApiError::NotFound(format!("rollout {id:?}")))?;
+    let r =
+        s.db.rollout(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("rollout {id:?}")))?;
     let jobs = s.db.rollout_jobs(id).await?;
     let mut phases = serde_json::Map::new();
     for j in &jobs {
         let n = phases.get(&j.phase).and_then(Value::as_u64).unwrap_or(0);
         phases.insert(j.phase.clone(), json!(n + 1));
     }
-    Ok(json!({ "rollout": r, "summary": { "devices": jobs.len(), "phases": phases }, "jobs": jobs }))
+    Ok(
+        json!({ "rollout": r, "summary": { "devices": jobs.len(), "phases": phases }, "jobs": jobs }),
+    )
 }
 
 pub async fn list(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -203,21 +264,54 @@ pub async fn list(State(s): State<AppState>) -> Result<impl IntoResponse, ApiErr
     Ok(Json(json!({ "rollouts": out })))
 }
 
-pub async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     one_json(&s, &id).await.map(Json)
 }
 
 /// `POST /api/v1/rollouts/<id>/<pause|resume|abort>`
-pub async fn action(State(s): State<AppState>, Extension(op): Extension<Operator>, Path((id, action)): Path<(String, String)>) -> Result<impl IntoResponse, ApiError> {
-    let r = s.db.rollout(&id).await?.ok_or_else(|| ApiError::NotFound(format!("rollout {id:?}")))?;
+pub async fn action(
+    State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let r =
+        s.db.rollout(&id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("rollout {id:?}")))?;
     let done = match action.as_str() {
-        "pause" => s.db.set_rollout_state(&id, &["running"], "paused", Some(&format!("paused by {}", op.0))).await?,
-        "resume" => s.db.set_rollout_state(&id, &["paused", "halted"], "running", Some(&format!("resumed by {}", op.0))).await?,
+        "pause" => {
+            s.db.set_rollout_state(
+                &id,
+                &["running"],
+                "paused",
+                Some(&format!("paused by {}", op.0)),
+            )
+            .await?
+        }
+        "resume" => {
+            s.db.set_rollout_state(
+                &id,
+                &["paused", "halted"],
+                "running",
+                Some(&format!("resumed by {}", op.0)),
+            )
+            .await?
+        }
         "abort" => rollout::abort(&s.db, s.mqtt.as_ref().ok_or(ApiError::NoBroker)?, &id).await?,
-        other => return Err(ApiError::NotFound(format!("rollout action {other:?} (pause, resume, abort)"))),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "rollout action {other:?} (pause, resume, abort)"
+            )))
+        }
     };
     if !done {
-        return Err(ApiError::Conflict(format!("rollout {id} is {}: cannot {action}", r.state)));
+        return Err(ApiError::Conflict(format!(
+            "rollout {id} is {}: cannot {action}",
+            r.state
+        )));
     }
     tracing::info!(rollout = %id, %action, operator = %op.0, "rollout steered");
     one_json(&s, &id).await.map(Json)

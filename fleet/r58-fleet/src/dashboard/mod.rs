@@ -8,22 +8,55 @@ use axum::routing::get;
 use axum::Router;
 
 fn page(body: &'static str) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body)
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }
 
 fn asset(kind: &'static str, body: &'static str) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body)
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { page(include_str!("index.html")) }))
-        .route("/device/:id", get(|| async { page(include_str!("device.html")) }))
+        .route(
+            "/device/:id",
+            get(|| async { page(include_str!("device.html")) }),
+        )
         .route("/login", get(|| async { page(include_str!("login.html")) }))
-        .route("/updates", get(|| async { page(include_str!("rollouts.html")) }))
-        .route("/assets/app.css", get(|| async { asset("text/css", include_str!("app.css")) }))
-        .route("/assets/common.js", get(|| async { asset("text/javascript", include_str!("common.js")) }))
-        .route("/assets/devices.js", get(|| async { asset("text/javascript", include_str!("devices.js")) }))
-        .route("/assets/device.js", get(|| async { asset("text/javascript", include_str!("device.js")) }))
-        .route("/assets/rollouts.js", get(|| async { asset("text/javascript", include_str!("rollouts.js")) }))
+        .route(
+            "/updates",
+            get(|| async { page(include_str!("rollouts.html")) }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset("text/css", include_str!("app.css")) }),
+        )
+        .route(
+            "/assets/common.js",
+            get(|| async { asset("text/javascript", include_str!("common.js")) }),
+        )
+        .route(
+            "/assets/devices.js",
+            get(|| async { asset("text/javascript", include_str!("devices.js")) }),
+        )
+        .route(
+            "/assets/device.js",
+            get(|| async { asset("text/javascript", include_str!("device.js")) }),
+        )
+        .route(
+            "/assets/rollouts.js",
+            get(|| async { asset("text/javascript", include_str!("rollouts.js")) }),
+        )
 }

@@ -60,7 +60,9 @@ fn from_row(r: &sqlx::any::AnyRow, now: i64) -> Result<CommandRow, sqlx::Error> 
         state,
         progress: r.try_get("progress")?,
         message: r.try_get("message")?,
-        result: r.try_get::<Option<String>, _>("result")?.and_then(|s| serde_json::from_str(&s).ok()),
+        result: r
+            .try_get::<Option<String>, _>("result")?
+            .and_then(|s| serde_json::from_str(&s).ok()),
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
         expires_at,
@@ -96,7 +98,6 @@ impl Db {
         tx.commit().await.map_err(q("commit commands"))?;
         Ok(())
     }
-
 }
 
 pub(crate) mod write {
@@ -149,11 +150,19 @@ impl Db {
             .fetch_optional(self.pool())
             .await
             .map_err(q("read command"))?;
-        row.as_ref().map(|r| from_row(r, now)).transpose().map_err(q("decode command"))
+        row.as_ref()
+            .map(|r| from_row(r, now))
+            .transpose()
+            .map_err(q("decode command"))
     }
 
     /// Commands of one device (or all), newest first, optionally only those changed since.
-    pub async fn commands(&self, device: Option<&str>, updated_since: Option<i64>, limit: i64) -> Result<Vec<CommandRow>, DbError> {
+    pub async fn commands(
+        &self,
+        device: Option<&str>,
+        updated_since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<CommandRow>, DbError> {
         let now = now_ms();
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM commands WHERE ($1 IS NULL OR device = $1) AND ($2 IS NULL OR updated_at >= $2)
@@ -165,6 +174,9 @@ impl Db {
         .fetch_all(self.pool())
         .await
         .map_err(q("list commands"))?;
-        rows.iter().map(|r| from_row(r, now)).collect::<Result<_, _>>().map_err(q("decode command"))
+        rows.iter()
+            .map(|r| from_row(r, now))
+            .collect::<Result<_, _>>()
+            .map_err(q("decode command"))
     }
 }

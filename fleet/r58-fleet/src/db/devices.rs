@@ -72,7 +72,11 @@ fn json_text(s: Option<String>) -> Option<Value> {
 }
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow, sqlx::Error> {
-    let list = |s: Option<String>| -> Vec<String> { json_text(s).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default() };
+    let list = |s: Option<String>| -> Vec<String> {
+        json_text(s)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    };
     Ok(DeviceRow {
         id: r.try_get("id")?,
         status: r.try_get("status")?,
@@ -135,7 +139,13 @@ pub(crate) mod write {
         Ok(())
     }
 
-    pub async fn reported(conn: &mut AnyConnection, id: &str, version: i64, applied: &Value, errors: &Value) -> Result<(), DbError> {
+    pub async fn reported(
+        conn: &mut AnyConnection,
+        id: &str,
+        version: i64,
+        applied: &Value,
+        errors: &Value,
+    ) -> Result<(), DbError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO devices (id, reported_version, reported, reported_errors, last_seen, updated_at)
@@ -157,7 +167,6 @@ pub(crate) mod write {
 }
 
 impl Db {
-
     /// Stores new desired settings and returns their version (one more than before).
     pub async fn set_desired(&self, id: &str, settings: &Value) -> Result<Option<i64>, DbError> {
         let v: Option<i64> = sqlx::query_scalar(
@@ -189,11 +198,17 @@ impl Db {
             .fetch_optional(self.pool())
             .await
             .map_err(q("read device"))?;
-        row.as_ref().map(from_row).transpose().map_err(q("decode device"))
+        row.as_ref()
+            .map(from_row)
+            .transpose()
+            .map_err(q("decode device"))
     }
 
     pub async fn devices(&self, f: &DeviceFilter) -> Result<Vec<DeviceRow>, DbError> {
-        let tag = f.tag.as_ref().map(|t| format!("%{}%", serde_json::to_string(t).unwrap_or_default()));
+        let tag = f
+            .tag
+            .as_ref()
+            .map(|t| format!("%{}%", serde_json::to_string(t).unwrap_or_default()));
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM devices
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR tags LIKE $2)
@@ -209,15 +224,20 @@ impl Db {
         .fetch_all(self.pool())
         .await
         .map_err(q("list devices"))?;
-        rows.iter().map(from_row).collect::<Result<_, _>>().map_err(q("decode device"))
+        rows.iter()
+            .map(from_row)
+            .collect::<Result<_, _>>()
+            .map_err(q("decode device"))
     }
 
     /// Counts by status, for /metrics.
     pub async fn status_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM devices GROUP BY status ORDER BY status")
-            .fetch_all(self.pool())
-            .await
-            .map_err(q("count devices"))?;
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM devices GROUP BY status ORDER BY status",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(q("count devices"))?;
         rows.iter()
             .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect::<Result<_, sqlx::Error>>()

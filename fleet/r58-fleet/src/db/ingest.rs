@@ -11,13 +11,42 @@ use super::{q, Db, DbError, StateUpdate};
 /// A parsed device message (see `crate::ingest::parse`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    State { device: String, state: StateUpdate },
-    Telemetry { device: String, stream: String, seq: i64, ts: i64, data: Value, figures: Figures },
-    Reported { device: String, version: i64, applied: Value, errors: Value },
-    CmdStatus { device: String, id: String, name: String, state: String, progress: i64, message: Option<String>, result: Option<Value> },
-    JobUpdate { device: String, job_id: String, phase: String, progress: i64, reason: Option<String>, details: Option<String> },
+    State {
+        device: String,
+        state: StateUpdate,
+    },
+    Telemetry {
+        device: String,
+        stream: String,
+        seq: i64,
+        ts: i64,
+        data: Value,
+        figures: Figures,
+    },
+    Reported {
+        device: String,
+        version: i64,
+        applied: Value,
+        errors: Value,
+    },
+    CmdStatus {
+        device: String,
+        id: String,
+        name: String,
+        state: String,
+        progress: i64,
+        message: Option<String>,
+        result: Option<Value>,
+    },
+    JobUpdate {
+        device: String,
+        job_id: String,
+        phase: String,
+        progress: i64,
+        reason: Option<String>,
+        details: Option<String>,
+    },
 }
-
 
 /// The figures the inventory keeps from a telemetry sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -42,7 +71,15 @@ const ROWS_PER_STATEMENT: usize = 200;
 /// `($1, $2, …), ($k, …)` for `rows` rows of `cols` parameters.
 fn values(rows: usize, cols: usize) -> String {
     (0..rows)
-        .map(|r| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", ")))
+        .map(|r| {
+            format!(
+                "({})",
+                (1..=cols)
+                    .map(|c| format!("${}", r * cols + c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -59,8 +96,17 @@ impl Db {
         let mut tx = self.pool().begin().await.map_err(q("begin ingest batch"))?;
         for m in batch {
             match m {
-                Message::State { device, state } => dev_write::state(&mut tx, device, state).await?,
-                Message::Telemetry { device, stream, seq, ts, data, figures: f } => {
+                Message::State { device, state } => {
+                    dev_write::state(&mut tx, device, state).await?
+                }
+                Message::Telemetry {
+                    device,
+                    stream,
+                    seq,
+                    ts,
+                    data,
+                    figures: f,
+                } => {
                     samples.push((device, stream, *seq, *ts, data.to_string()));
                     out.oldest_ts = Some(out.oldest_ts.map_or(*ts, |o| o.min(*ts)));
                     let i = *index.entry(device).or_insert_with(|| {
@@ -72,14 +118,51 @@ impl Db {
                     merged.temperature_c = f.temperature_c.or(merged.temperature_c);
                     merged.disk = f.disk.or(merged.disk);
                 }
-                Message::Reported { device, version, applied, errors } => {
-                    dev_write::reported(&mut tx, device, *version, applied, errors).await?
+                Message::Reported {
+                    device,
+                    version,
+                    applied,
+                    errors,
+                } => dev_write::reported(&mut tx, device, *version, applied, errors).await?,
+                Message::CmdStatus {
+                    device,
+                    id,
+                    name,
+                    state,
+                    progress,
+                    message,
+                    result,
+                } => {
+                    cmd_write::cmd_status(
+                        &mut tx,
+                        device,
+                        id,
+                        name,
+                        state,
+                        *progress,
+                        message.as_deref(),
+                        result.as_ref(),
+                    )
+                    .await?
                 }
-                Message::CmdStatus { device, id, name, state, progress, message, result } => {
-                    cmd_write::cmd_status(&mut tx, device, id, name, state, *progress, message.as_deref(), result.as_ref()).await?
-                }
-                Message::JobUpdate { device, job_id, phase, progress, reason, details } => {
-                    ota_write::job_update(&mut tx, device, job_id, phase, *progress, reason.as_deref(), details.as_deref()).await?
+                Message::JobUpdate {
+                    device,
+                    job_id,
+                    phase,
+                    progress,
+                    reason,
+                    details,
+                } => {
+                    ota_write::job_update(
+                        &mut tx,
+                        device,
+                        job_id,
+                        phase,
+                        *progress,
+                        reason.as_deref(),
+                        details.as_deref(),
+                    )
+                    .await?
                 }
             }
         }
@@ -90,9 +173,18 @@ impl Db {
             );
             let mut query = sqlx::query(&sql);
             for (device, stream, seq, ts, data) in chunk {
-                query = query.bind(*device).bind(*stream).bind(*seq).bind(*ts).bind(data.as_str());
+                query = query
+                    .bind(*device)
+                    .bind(*stream)
+                    .bind(*seq)
+                    .bind(*ts)
+                    .bind(data.as_str());
             }
-            out.new_samples += query.execute(&mut *tx).await.map_err(q("insert telemetry"))?.rows_affected();
+            out.new_samples += query
+                .execute(&mut *tx)
+                .await
+                .map_err(q("insert telemetry"))?
+                .rows_affected();
         }
         let now = super::now_ms();
         for chunk in figures.chunks(ROWS_PER_STATEMENT) {
@@ -118,7 +210,10 @@ impl Db {
                     .bind(now)
                     .bind(now);
             }
-            query.execute(&mut *tx).await.map_err(q("apply telemetry figures"))?;
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(q("apply telemetry figures"))?;
         }
         tx.commit().await.map_err(q("commit ingest batch"))?;
         Ok(out)

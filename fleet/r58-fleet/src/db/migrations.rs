@@ -3,11 +3,12 @@
 
 use super::{Db, DbError};
 
-pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
-    1,
-    "inventory",
-    &[
-        "CREATE TABLE IF NOT EXISTS devices (
+pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
+    (
+        1,
+        "inventory",
+        &[
+            "CREATE TABLE IF NOT EXISTS devices (
             id TEXT PRIMARY KEY,
             status TEXT NOT NULL DEFAULT 'unknown',
             status_rank BIGINT NOT NULL DEFAULT 0,
@@ -30,8 +31,8 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             reported_errors TEXT,
             updated_at BIGINT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS devices_updated ON devices (updated_at)",
-        "CREATE TABLE IF NOT EXISTS telemetry (
+            "CREATE INDEX IF NOT EXISTS devices_updated ON devices (updated_at)",
+            "CREATE TABLE IF NOT EXISTS telemetry (
             device TEXT NOT NULL,
             stream TEXT NOT NULL,
             seq BIGINT NOT NULL,
@@ -39,8 +40,8 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             data TEXT NOT NULL,
             PRIMARY KEY (device, stream, seq, ts)
         )",
-        "CREATE INDEX IF NOT EXISTS telemetry_ts ON telemetry (ts)",
-        "CREATE TABLE IF NOT EXISTS commands (
+            "CREATE INDEX IF NOT EXISTS telemetry_ts ON telemetry (ts)",
+            "CREATE TABLE IF NOT EXISTS commands (
             id TEXT PRIMARY KEY,
             device TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -55,20 +56,21 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             expires_at BIGINT,
             updated_at BIGINT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS commands_device ON commands (device, created_at)",
-        "CREATE INDEX IF NOT EXISTS commands_updated ON commands (updated_at)",
-        "CREATE TABLE IF NOT EXISTS operators (
+            "CREATE INDEX IF NOT EXISTS commands_device ON commands (device, created_at)",
+            "CREATE INDEX IF NOT EXISTS commands_updated ON commands (updated_at)",
+            "CREATE TABLE IF NOT EXISTS operators (
             name TEXT PRIMARY KEY,
             token_sha256 TEXT NOT NULL UNIQUE,
             revoked BIGINT NOT NULL DEFAULT 0,
             created_at BIGINT NOT NULL
         )",
-    ],
-), (
-    2,
-    "ota",
-    &[
-        "CREATE TABLE IF NOT EXISTS bundles (
+        ],
+    ),
+    (
+        2,
+        "ota",
+        &[
+            "CREATE TABLE IF NOT EXISTS bundles (
             sha256 TEXT PRIMARY KEY,
             version TEXT NOT NULL,
             compatible TEXT NOT NULL,
@@ -77,7 +79,7 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             created_by TEXT,
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS rollouts (
+            "CREATE TABLE IF NOT EXISTS rollouts (
             id TEXT PRIMARY KEY,
             bundle_sha256 TEXT NOT NULL,
             version TEXT NOT NULL,
@@ -94,7 +96,7 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS rollout_devices (
+            "CREATE TABLE IF NOT EXISTS rollout_devices (
             rollout_id TEXT NOT NULL,
             device TEXT NOT NULL,
             wave BIGINT NOT NULL,
@@ -108,17 +110,24 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (rollout_id, device)
         )",
-        "CREATE INDEX IF NOT EXISTS rollout_devices_device ON rollout_devices (device)",
-        "CREATE TABLE IF NOT EXISTS leases (
+            "CREATE INDEX IF NOT EXISTS rollout_devices_device ON rollout_devices (device)",
+            "CREATE TABLE IF NOT EXISTS leases (
             name TEXT PRIMARY KEY,
             holder TEXT NOT NULL,
             until_ms BIGINT NOT NULL
         )",
-    ],
-)];
+        ],
+    ),
+];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {
-    let err = |version, name| move |source| DbError::Migrate { version, name, source };
+    let err = |version, name| {
+        move |source| DbError::Migrate {
+            version,
+            name,
+            source,
+        }
+    };
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
         .execute(db.pool())
         .await
@@ -136,27 +145,41 @@ pub async fn apply(db: &Db) -> Result<(), DbError> {
         let mut tx = db.pool().begin().await.map_err(err(version, name))?;
         if db.backend == "postgres" {
             // Replicas starting together take turns (SQLite serialises writers itself).
-            sqlx::query("SELECT pg_advisory_xact_lock(5858)").execute(&mut *tx).await.map_err(err(version, name))?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-                .fetch_one(&mut *tx)
+            sqlx::query("SELECT pg_advisory_xact_lock(5858)")
+                .execute(&mut *tx)
                 .await
                 .map_err(err(version, name))?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err(version, name))?;
             if done.unwrap_or(0) >= version {
                 continue;
             }
         }
         for sql in statements {
-            sqlx::query(sql).execute(&mut *tx).await.map_err(err(version, name))?;
+            sqlx::query(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(err(version, name))?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(version)
-            .bind(name)
-            .bind(super::now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(err(version, name))?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(super::now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(err(version, name))?;
         tx.commit().await.map_err(err(version, name))?;
-        tracing::info!(version, name, backend = db.backend, "database migration applied");
+        tracing::info!(
+            version,
+            name,
+            backend = db.backend,
+            "database migration applied"
+        );
     }
     Ok(())
 }

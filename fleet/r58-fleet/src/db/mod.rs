@@ -20,9 +20,9 @@ use sqlx::{AnyPool, Executor};
 pub use commands::{CommandRow, NewCommand};
 pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
 pub use ingest::{Figures, IngestOutcome, Message};
+pub use migrations::MIGRATIONS;
 pub use operators::Operator;
 pub use ota::{phase_rank, BundleRow, JobRow, NewRollout, RolloutRow};
-pub use migrations::MIGRATIONS;
 pub use telemetry::TelemetryRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,18 +85,30 @@ impl Db {
         let backend = if sqlite { "sqlite" } else { "postgres" };
         let mut url = url.to_string();
         if sqlite {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
             let path = std::path::Path::new(path.split('?').next().unwrap_or_default());
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| DbError::Folder { path: dir.to_path_buf(), source })?;
+                std::fs::create_dir_all(dir).map_err(|source| DbError::Folder {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
             }
             if !url.contains('?') {
                 url.push_str("?mode=rwc");
             }
         }
-        let opts = AnyConnectOptions::from_str(&url).map_err(|source| DbError::Url { url: redact(&url), source })?;
+        let opts = AnyConnectOptions::from_str(&url).map_err(|source| DbError::Url {
+            url: redact(&url),
+            source,
+        })?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { max_connections.min(4) } else { max_connections })
+            .max_connections(if sqlite {
+                max_connections.min(4)
+            } else {
+                max_connections
+            })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -123,7 +135,11 @@ impl Db {
 
     /// A cheap round trip, for `/healthz`.
     pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(q("ping"))
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(q("ping"))
     }
 }
 
@@ -146,7 +162,10 @@ fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_not_shown() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("sqlite:///data/x.db"), "sqlite:///data/x.db");
     }
 }

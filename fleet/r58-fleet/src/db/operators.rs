@@ -52,7 +52,13 @@ impl Db {
             .await
             .map_err(q("list operators"))?;
         rows.iter()
-            .map(|r| Ok(Operator { name: r.try_get("name")?, revoked: r.try_get::<i64, _>("revoked")? != 0, created_at: r.try_get("created_at")? }))
+            .map(|r| {
+                Ok(Operator {
+                    name: r.try_get("name")?,
+                    revoked: r.try_get::<i64, _>("revoked")? != 0,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(q("list operators"))
     }

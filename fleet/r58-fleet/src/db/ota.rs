@@ -110,7 +110,8 @@ fn job_row(r: &sqlx::any::AnyRow) -> Result<JobRow, sqlx::Error> {
     })
 }
 
-const JOB_COLUMNS: &str = "rollout_id, device, wave, job_id, phase, progress, reason, details, published_at, updated_at";
+const JOB_COLUMNS: &str =
+    "rollout_id, device, wave, job_id, phase, progress, reason, details, published_at, updated_at";
 
 /// A new rollout with its devices, each already assigned to a wave.
 pub struct NewRollout<'a> {
@@ -147,23 +148,41 @@ impl Db {
     }
 
     pub async fn bundles(&self) -> Result<Vec<BundleRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM bundles ORDER BY created_at DESC").fetch_all(self.pool()).await.map_err(q("list bundles"))?;
-        rows.iter().map(bundle_row).collect::<Result<_, _>>().map_err(q("read bundle"))
+        let rows = sqlx::query("SELECT * FROM bundles ORDER BY created_at DESC")
+            .fetch_all(self.pool())
+            .await
+            .map_err(q("list bundles"))?;
+        rows.iter()
+            .map(bundle_row)
+            .collect::<Result<_, _>>()
+            .map_err(q("read bundle"))
     }
 
     pub async fn bundle(&self, sha256: &str) -> Result<Option<BundleRow>, DbError> {
-        let row = sqlx::query("SELECT * FROM bundles WHERE sha256 = $1").bind(sha256).fetch_optional(self.pool()).await.map_err(q("bundle"))?;
-        row.as_ref().map(bundle_row).transpose().map_err(q("read bundle"))
+        let row = sqlx::query("SELECT * FROM bundles WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(q("bundle"))?;
+        row.as_ref()
+            .map(bundle_row)
+            .transpose()
+            .map_err(q("read bundle"))
     }
 
     /// The newest bundle of a version.
     pub async fn bundle_by_version(&self, version: &str) -> Result<Option<BundleRow>, DbError> {
-        let row = sqlx::query("SELECT * FROM bundles WHERE version = $1 ORDER BY created_at DESC LIMIT 1")
-            .bind(version)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(q("bundle by version"))?;
-        row.as_ref().map(bundle_row).transpose().map_err(q("read bundle"))
+        let row = sqlx::query(
+            "SELECT * FROM bundles WHERE version = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(version)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(q("bundle by version"))?;
+        row.as_ref()
+            .map(bundle_row)
+            .transpose()
+            .map_err(q("read bundle"))
     }
 
     pub async fn insert_rollout(&self, r: &NewRollout<'_>) -> Result<(), DbError> {
@@ -206,33 +225,69 @@ impl Db {
     }
 
     pub async fn rollouts(&self) -> Result<Vec<RolloutRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM rollouts ORDER BY created_at DESC").fetch_all(self.pool()).await.map_err(q("list rollouts"))?;
-        rows.iter().map(rollout_row).collect::<Result<_, _>>().map_err(q("read rollout"))
+        let rows = sqlx::query("SELECT * FROM rollouts ORDER BY created_at DESC")
+            .fetch_all(self.pool())
+            .await
+            .map_err(q("list rollouts"))?;
+        rows.iter()
+            .map(rollout_row)
+            .collect::<Result<_, _>>()
+            .map_err(q("read rollout"))
     }
 
     pub async fn rollout(&self, id: &str) -> Result<Option<RolloutRow>, DbError> {
-        let row = sqlx::query("SELECT * FROM rollouts WHERE id = $1").bind(id).fetch_optional(self.pool()).await.map_err(q("rollout"))?;
-        row.as_ref().map(rollout_row).transpose().map_err(q("read rollout"))
+        let row = sqlx::query("SELECT * FROM rollouts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(q("rollout"))?;
+        row.as_ref()
+            .map(rollout_row)
+            .transpose()
+            .map_err(q("read rollout"))
     }
 
     pub async fn rollout_jobs(&self, id: &str) -> Result<Vec<JobRow>, DbError> {
-        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM rollout_devices WHERE rollout_id = $1 ORDER BY wave, device"))
-            .bind(id)
-            .fetch_all(self.pool())
-            .await
-            .map_err(q("rollout jobs"))?;
-        rows.iter().map(job_row).collect::<Result<_, _>>().map_err(q("read rollout job"))
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM rollout_devices WHERE rollout_id = $1 ORDER BY wave, device"
+        ))
+        .bind(id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(q("rollout jobs"))?;
+        rows.iter()
+            .map(job_row)
+            .collect::<Result<_, _>>()
+            .map_err(q("read rollout job"))
     }
 
     /// Moves a rollout from one of `from` to `to` (with a message); false when it was in none.
-    pub async fn set_rollout_state(&self, id: &str, from: &[&str], to: &str, message: Option<&str>) -> Result<bool, DbError> {
-        let list = (0..from.len()).map(|i| format!("${}", i + 5)).collect::<Vec<_>>().join(", ");
+    pub async fn set_rollout_state(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        message: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let list = (0..from.len())
+            .map(|i| format!("${}", i + 5))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!("UPDATE rollouts SET state = $1, message = COALESCE($2, message), updated_at = $3 WHERE id = $4 AND state IN ({list})");
-        let mut query = sqlx::query(&sql).bind(to).bind(message).bind(now_ms()).bind(id);
+        let mut query = sqlx::query(&sql)
+            .bind(to)
+            .bind(message)
+            .bind(now_ms())
+            .bind(id);
         for f in from {
             query = query.bind(*f);
         }
-        Ok(query.execute(self.pool()).await.map_err(q("set rollout state"))?.rows_affected() == 1)
+        Ok(query
+            .execute(self.pool())
+            .await
+            .map_err(q("set rollout state"))?
+            .rows_affected()
+            == 1)
     }
 
     pub async fn set_rollout_wave(&self, id: &str, wave: i64) -> Result<(), DbError> {
@@ -247,10 +302,20 @@ impl Db {
     }
 
     /// The fleet's own transitions of a job (published, timed out, skipped): only forwards.
-    pub async fn set_job(&self, job_id: &str, phase: &str, reason: Option<&str>, details: Option<&str>) -> Result<bool, DbError> {
+    pub async fn set_job(
+        &self,
+        job_id: &str,
+        phase: &str,
+        reason: Option<&str>,
+        details: Option<&str>,
+    ) -> Result<bool, DbError> {
         let now = now_ms();
         let rank = phase_rank(phase);
-        let published = if phase == "published" { Some(now) } else { None };
+        let published = if phase == "published" {
+            Some(now)
+        } else {
+            None
+        };
         let n = sqlx::query(
             "UPDATE rollout_devices SET phase = $1, phase_rank = $2, reason = COALESCE($3, reason), details = COALESCE($4, details),
                published_at = COALESCE(published_at, $5), updated_at = $6
@@ -285,7 +350,11 @@ impl Db {
         .execute(self.pool())
         .await
         .map_err(q("lease"))?;
-        let h: String = sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1").bind(name).fetch_one(self.pool()).await.map_err(q("lease holder"))?;
+        let h: String = sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await
+            .map_err(q("lease holder"))?;
         Ok(h == holder)
     }
 }

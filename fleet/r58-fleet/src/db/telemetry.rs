@@ -16,9 +16,14 @@ pub struct TelemetryRow {
 }
 
 impl Db {
-
     /// Samples of one device, newest last: `since` (exclusive, ms) and at most `limit`.
-    pub async fn telemetry(&self, device: &str, stream: Option<&str>, since: Option<i64>, limit: i64) -> Result<Vec<TelemetryRow>, DbError> {
+    pub async fn telemetry(
+        &self,
+        device: &str,
+        stream: Option<&str>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<TelemetryRow>, DbError> {
         let rows = sqlx::query(
             "SELECT stream, seq, ts, data FROM telemetry
              WHERE device = $1 AND ($2 IS NULL OR stream = $2) AND ($3 IS NULL OR ts > $3)

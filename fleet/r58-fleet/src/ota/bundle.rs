@@ -41,7 +41,10 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 
 /// Runs `rauc info` on a bundle. With a keyring, a bad or unknown signature is an error.
 pub fn inspect(cfg: &OtaConfig, path: &Path) -> Result<Inspected, FleetError> {
-    let bad = |reason: String| FleetError::Bundle { path: path.to_path_buf(), reason };
+    let bad = |reason: String| FleetError::Bundle {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut cmd = std::process::Command::new(&cfg.rauc);
     let checked = !cfg.keyring.as_os_str().is_empty();
     let mut _conf_dir = None;
@@ -65,19 +68,43 @@ pub fn inspect(cfg: &OtaConfig, path: &Path) -> Result<Inspected, FleetError> {
         .arg(path)
         .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
         .output()
-        .map_err(|e| bad(format!("running {}: {e} (is rauc installed?)", cfg.rauc.display())))?;
+        .map_err(|e| {
+            bad(format!(
+                "running {}: {e} (is rauc installed?)",
+                cfg.rauc.display()
+            ))
+        })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let msg = stderr.lines().filter(|l| !l.contains("rauc-Message")).collect::<Vec<_>>().join(" ");
+        let msg = stderr
+            .lines()
+            .filter(|l| !l.contains("rauc-Message"))
+            .collect::<Vec<_>>()
+            .join(" ");
         return Err(bad(format!("rauc refused it: {}", msg.trim())));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| bad(format!("rauc info output: {e}")))?;
-    let field = |k: &str| v[k].as_str().map(str::to_string).filter(|s| !s.is_empty()).ok_or_else(|| bad(format!("manifest has no {k}")));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| bad(format!("rauc info output: {e}")))?;
+    let field = |k: &str| {
+        v[k].as_str()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad(format!("manifest has no {k}")))
+    };
     let version = field("version")?;
-    if !version.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b)) {
-        return Err(bad(format!("version {version:?} has characters a version should not")));
+    if !version
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b))
+    {
+        return Err(bad(format!(
+            "version {version:?} has characters a version should not"
+        )));
     }
-    Ok(Inspected { compatible: field("compatible")?, version, signature_checked: checked })
+    Ok(Inspected {
+        compatible: field("compatible")?,
+        version,
+        signature_checked: checked,
+    })
 }
 
 /// What this process has verified of the stored bundles: a bundle is served only once its
@@ -123,7 +150,12 @@ pub async fn verify_stored(dir: &Path, b: &crate::db::BundleRow, withheld: &With
 }
 
 /// Checks every stored bundle against its name (at start, then every `every`).
-pub async fn audit(db: crate::db::Db, dir: PathBuf, withheld: Withheld, every: std::time::Duration) {
+pub async fn audit(
+    db: crate::db::Db,
+    dir: PathBuf,
+    withheld: Withheld,
+    every: std::time::Duration,
+) {
     loop {
         match db.bundles().await {
             Ok(list) => {

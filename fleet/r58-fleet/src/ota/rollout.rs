@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use rumqttc::QoS;
 use rumqttc::AsyncClient;
+use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -47,13 +47,19 @@ pub fn wave_sizes(waves: &[String], total: usize) -> Result<Vec<usize>, String> 
     let mut last = 0usize;
     for w in waves {
         let n = if let Some(p) = w.strip_suffix('%') {
-            let p: f64 = p.trim().parse().map_err(|_| format!("wave {w:?} is not N or P%"))?;
+            let p: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("wave {w:?} is not N or P%"))?;
             if !(p > 0.0 && p <= 100.0) {
                 return Err(format!("wave {w:?}: a percentage is in (0, 100]"));
             }
             ((total as f64) * p / 100.0).ceil() as usize
         } else {
-            let n: usize = w.trim().parse().map_err(|_| format!("wave {w:?} is not N or P%"))?;
+            let n: usize = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("wave {w:?} is not N or P%"))?;
             if n == 0 {
                 return Err(format!("wave {w:?}: a count is at least 1"));
             }
@@ -61,7 +67,9 @@ pub fn wave_sizes(waves: &[String], total: usize) -> Result<Vec<usize>, String> 
         };
         let n = n.min(total);
         if n < last {
-            return Err(format!("wave {w:?} is smaller than the one before it (waves are cumulative)"));
+            return Err(format!(
+                "wave {w:?} is smaller than the one before it (waves are cumulative)"
+            ));
         }
         last = n;
         out.push(n);
@@ -86,7 +94,15 @@ pub fn assign(rollout_id: &str, devices: &[String], sizes: &[usize]) -> Vec<(Str
     order
         .into_iter()
         .enumerate()
-        .map(|(k, (_, d))| (d.clone(), sizes.iter().position(|&n| k < n).unwrap_or(sizes.len().saturating_sub(1)) as i64))
+        .map(|(k, (_, d))| {
+            (
+                d.clone(),
+                sizes
+                    .iter()
+                    .position(|&n| k < n)
+                    .unwrap_or(sizes.len().saturating_sub(1)) as i64,
+            )
+        })
         .collect()
 }
 
@@ -96,18 +112,34 @@ fn is_final(phase: &str) -> bool {
 
 /// Withdraws a device's retained job (an empty retained message deletes it).
 pub async fn withdraw(mqtt: &AsyncClient, device: &str) -> Result<(), String> {
-    mqtt.publish(r58_proto::jobs_next(device), QoS::AtLeastOnce, true, Vec::new()).await.map_err(|e| e.to_string())
+    mqtt.publish(
+        r58_proto::jobs_next(device),
+        QoS::AtLeastOnce,
+        true,
+        Vec::new(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Aborts a rollout: unstarted jobs are skipped, started ones withdrawn. False when its
 /// state does not allow it.
 pub async fn abort(db: &Db, mqtt: &AsyncClient, id: &str) -> Result<bool, DbError> {
-    if !db.set_rollout_state(id, &["running", "paused", "halted"], "aborted", Some("aborted by an operator")).await? {
+    if !db
+        .set_rollout_state(
+            id,
+            &["running", "paused", "halted"],
+            "aborted",
+            Some("aborted by an operator"),
+        )
+        .await?
+    {
         return Ok(false);
     }
     for j in db.rollout_jobs(id).await? {
         if j.phase == "pending" {
-            db.set_job(&j.job_id, "skipped", Some("aborted"), None).await?;
+            db.set_job(&j.job_id, "skipped", Some("aborted"), None)
+                .await?;
         } else if !is_final(&j.phase) {
             if let Err(e) = withdraw(mqtt, &j.device).await {
                 tracing::warn!(device = %j.device, error = %e, "withdrawing a job of an aborted rollout");
@@ -144,7 +176,15 @@ impl Driver {
     }
 
     async fn retain(&self, device: &str, payload: Vec<u8>) -> Result<(), String> {
-        self.mqtt.publish(r58_proto::jobs_next(device), QoS::AtLeastOnce, true, payload).await.map_err(|e| e.to_string())
+        self.mqtt
+            .publish(
+                r58_proto::jobs_next(device),
+                QoS::AtLeastOnce,
+                true,
+                payload,
+            )
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn withdraw(&self, device: &str) -> Result<(), String> {
@@ -156,10 +196,20 @@ impl Driver {
         let now = now_ms();
         let mut timed_out = false;
         // Silent devices: failed, and their job withdrawn.
-        for j in jobs.iter().filter(|j| j.published_at.is_some() && !is_final(&j.phase)) {
+        for j in jobs
+            .iter()
+            .filter(|j| j.published_at.is_some() && !is_final(&j.phase))
+        {
             if now - j.updated_at > r.step_timeout_s * 1000 {
-                let details = format!("no report for {} s (last phase {})", r.step_timeout_s, j.phase);
-                if self.db.set_job(&j.job_id, "failed", Some("timeout"), Some(&details)).await? {
+                let details = format!(
+                    "no report for {} s (last phase {})",
+                    r.step_timeout_s, j.phase
+                );
+                if self
+                    .db
+                    .set_job(&j.job_id, "failed", Some("timeout"), Some(&details))
+                    .await?
+                {
                     timed_out = true;
                     tracing::warn!(rollout = %r.id, device = %j.device, %details, "OTA job timed out");
                     if let Err(e) = self.withdraw(&j.device).await {
@@ -177,17 +227,34 @@ impl Driver {
         let started = jobs.iter().filter(|j| j.published_at.is_some()).count() as i64;
         let failed = jobs.iter().filter(|j| j.phase == "failed").count() as i64;
         if started > 0 && failed * 100 > r.failure_percent * started {
-            let msg = format!("halted: {failed} of {started} started jobs failed (limit {} %)", r.failure_percent);
-            if self.db.set_rollout_state(&r.id, &["running"], "halted", Some(&msg)).await? {
+            let msg = format!(
+                "halted: {failed} of {started} started jobs failed (limit {} %)",
+                r.failure_percent
+            );
+            if self
+                .db
+                .set_rollout_state(&r.id, &["running"], "halted", Some(&msg))
+                .await?
+            {
                 tracing::error!(rollout = %r.id, %msg, "rollout halted");
             }
             return Ok(());
         }
         let Some(bundle) = self.db.bundle(&r.bundle_sha256).await? else {
-            self.db.set_rollout_state(&r.id, &["running"], "halted", Some("halted: its bundle is gone")).await?;
+            self.db
+                .set_rollout_state(
+                    &r.id,
+                    &["running"],
+                    "halted",
+                    Some("halted: its bundle is gone"),
+                )
+                .await?;
             return Ok(());
         };
-        for j in jobs.iter().filter(|j| j.wave <= r.wave && j.phase == "pending") {
+        for j in jobs
+            .iter()
+            .filter(|j| j.wave <= r.wave && j.phase == "pending")
+        {
             let doc = self.job_doc(r, &bundle, &j.job_id);
             let payload = serde_json::to_vec(&doc).unwrap_or_default();
             match self.retain(&j.device, payload).await {
@@ -205,16 +272,36 @@ impl Driver {
             return Ok(());
         }
         let ok = wave.iter().filter(|j| j.phase == "succeeded").count() as i64;
-        let rate = if wave.is_empty() { 100 } else { ok * 100 / wave.len() as i64 };
+        let rate = if wave.is_empty() {
+            100
+        } else {
+            ok * 100 / wave.len() as i64
+        };
         let last = jobs.iter().map(|j| j.wave).max().unwrap_or(0);
         if rate < r.success_percent {
-            let msg = format!("halted: wave {} succeeded on {rate} % (needs {} %)", r.wave + 1, r.success_percent);
-            if self.db.set_rollout_state(&r.id, &["running"], "halted", Some(&msg)).await? {
+            let msg = format!(
+                "halted: wave {} succeeded on {rate} % (needs {} %)",
+                r.wave + 1,
+                r.success_percent
+            );
+            if self
+                .db
+                .set_rollout_state(&r.id, &["running"], "halted", Some(&msg))
+                .await?
+            {
                 tracing::error!(rollout = %r.id, %msg, "rollout halted");
             }
         } else if r.wave >= last {
-            let msg = format!("completed: {} of {} devices updated", jobs.iter().filter(|j| j.phase == "succeeded").count(), jobs.len());
-            if self.db.set_rollout_state(&r.id, &["running"], "completed", Some(&msg)).await? {
+            let msg = format!(
+                "completed: {} of {} devices updated",
+                jobs.iter().filter(|j| j.phase == "succeeded").count(),
+                jobs.len()
+            );
+            if self
+                .db
+                .set_rollout_state(&r.id, &["running"], "completed", Some(&msg))
+                .await?
+            {
                 tracing::info!(rollout = %r.id, %msg, "rollout completed");
                 for j in &jobs {
                     let _ = self.withdraw(&j.device).await;
@@ -260,10 +347,15 @@ mod tests {
 
     #[test]
     fn waves_are_cumulative_and_end_with_everyone() {
-        assert_eq!(wave_sizes(&w(&DEFAULT_WAVES), 40).unwrap(), vec![1, 4, 20, 40]);
+        assert_eq!(
+            wave_sizes(&w(&DEFAULT_WAVES), 40).unwrap(),
+            vec![1, 4, 20, 40]
+        );
         assert_eq!(wave_sizes(&w(&["1", "50%"]), 3).unwrap(), vec![1, 3]);
         assert_eq!(wave_sizes(&w(&["5"]), 2).unwrap(), vec![2]);
-        assert!(wave_sizes(&w(&["50%", "10%"]), 100).unwrap_err().contains("smaller"));
+        assert!(wave_sizes(&w(&["50%", "10%"]), 100)
+            .unwrap_err()
+            .contains("smaller"));
         assert!(wave_sizes(&w(&["0"]), 10).is_err());
         assert!(wave_sizes(&w(&["150%"]), 10).is_err());
         assert!(wave_sizes(&w(&["x"]), 10).is_err());
@@ -278,6 +370,12 @@ mod tests {
         assert_eq!(a, assign("r1", &devs, &sizes));
         let per_wave = |k: i64| a.iter().filter(|(_, w)| *w == k).count();
         assert_eq!((per_wave(0), per_wave(1), per_wave(2)), (1, 4, 5));
-        assert_ne!(a.iter().map(|x| x.0.clone()).collect::<Vec<_>>(), assign("r2", &devs, &sizes).iter().map(|x| x.0.clone()).collect::<Vec<_>>());
+        assert_ne!(
+            a.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
+            assign("r2", &devs, &sizes)
+                .iter()
+                .map(|x| x.0.clone())
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -19,14 +19,29 @@ pub fn fleet_bin() -> PathBuf {
 /// Runs `r58-fleet ARGS`, panics on failure, returns stdout.
 pub fn fleet_cli(args: &[&str]) -> String {
     let out = Command::new(fleet_bin()).args(args).output().unwrap();
-    assert!(out.status.success(), "r58-fleet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "r58-fleet {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// A PKI made with `r58-fleet pki init` (CA, broker, fleet) in `dir/pki`.
 pub fn fleet_pki(dir: &Path) -> PathBuf {
     let pki = dir.join("pki");
-    fleet_cli(&["pki", "init", "--dir", pki.to_str().unwrap(), "--name", "test", "--broker-name", "localhost", "--broker-name", "127.0.0.1"]);
+    fleet_cli(&[
+        "pki",
+        "init",
+        "--dir",
+        pki.to_str().unwrap(),
+        "--name",
+        "test",
+        "--broker-name",
+        "localhost",
+        "--broker-name",
+        "127.0.0.1",
+    ]);
     pki
 }
 
@@ -38,7 +53,8 @@ pub struct Postgres {
 }
 
 fn pg_bin(name: &str) -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL (Debian postgresql) installed")
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL (Debian postgresql) installed")
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("bin").join(name))
         .filter(|p| p.exists())
@@ -53,8 +69,14 @@ impl Postgres {
         let dir = tempfile::Builder::new().prefix("r58-pg").tempdir().unwrap();
         // PostgreSQL refuses to run as root: then it runs as the Debian package's user.
         let ids = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, "postgres"]).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().parse().expect("the postgres user (Debian postgresql)")
+            let out = Command::new("id")
+                .args([flag, "postgres"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("the postgres user (Debian postgresql)")
         };
         let root = is_root();
         let (uid, gid) = if root { (ids("-u"), ids("-g")) } else { (0, 0) };
@@ -68,20 +90,50 @@ impl Postgres {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         if root {
-            Command::new("chmod").arg("755").arg(dir.path()).status().unwrap();
-            Command::new("chown").args(["-R", "postgres"]).arg(&data).status().unwrap();
+            Command::new("chmod")
+                .arg("755")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&data)
+                .status()
+                .unwrap();
         }
         let out = run_as(&pg_bin("initdb"))
             .current_dir(dir.path())
-            .args(["-D", data.to_str().unwrap(), "-U", "r58", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "r58",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let log = dir.path().join("postgres.log");
         let child = run_as(&pg_bin("postgres"))
             .current_dir(dir.path())
-            .args(["-D", data.to_str().unwrap(), "-p", &port.to_string(), "-h", "127.0.0.1", "-k", data.to_str().unwrap()])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-p",
+                &port.to_string(),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                data.to_str().unwrap(),
+            ])
             .args(["-c", "fsync=off", "-c", "max_connections=60"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -90,27 +142,51 @@ impl Postgres {
         let url = format!("postgres://r58@127.0.0.1:{port}/postgres");
         // Listening before it serves: wait for a real query.
         wait_until(Duration::from_secs(30), "postgres ready", || {
-            Command::new("psql").args([url.as_str(), "-c", "SELECT 1"]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok().filter(|s| s.success())
+            Command::new("psql")
+                .args([url.as_str(), "-c", "SELECT 1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .ok()
+                .filter(|s| s.success())
         });
-        Self { child: Some(child), url, _dir: dir }
+        Self {
+            child: Some(child),
+            url,
+            _dir: dir,
+        }
     }
 
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new("psql").args([self.url.as_str(), "-tAc", sql]).output().unwrap();
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("psql")
+            .args([self.url.as_str(), "-tAc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGINT: a fast shutdown (clients disconnected).
-            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
@@ -131,7 +207,14 @@ impl Fleet {
     }
 
     /// With `extra` appended to the configuration (more sections, e.g. `[ota]`).
-    pub fn start_with(dir: &Path, pki: &Path, broker_port: u16, db_url: &str, client_id: &str, extra: &str) -> Self {
+    pub fn start_with(
+        dir: &Path,
+        pki: &Path,
+        broker_port: u16,
+        db_url: &str,
+        client_id: &str,
+        extra: &str,
+    ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let config = dir.join("fleet.toml");
@@ -146,13 +229,23 @@ impl Fleet {
             ),
         )
         .unwrap();
-        let mut f = Self { child: None, port, dir: dir.to_path_buf(), config, log: dir.join("fleet.log") };
+        let mut f = Self {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            config,
+            log: dir.join("fleet.log"),
+        };
         f.spawn();
         f
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(fleet_bin())
             .args(["--config", self.config.to_str().unwrap(), "serve"])
             .env("RUST_LOG", "info")
@@ -164,7 +257,10 @@ impl Fleet {
         self.child = Some(child);
         let url = self.url("/healthz");
         wait_until(Duration::from_secs(20), "fleet /healthz", || {
-            reqwest::blocking::get(&url).ok().filter(|r| r.status().as_u16() == 200).map(|_| ())
+            reqwest::blocking::get(&url)
+                .ok()
+                .filter(|r| r.status().as_u16() == 200)
+                .map(|_| ())
         });
     }
 
@@ -174,7 +270,15 @@ impl Fleet {
 
     /// `r58-fleet operator add NAME` against this fleet's database.
     pub fn operator(&self, name: &str) -> String {
-        fleet_cli(&["--config", self.config.to_str().unwrap(), "operator", "add", name]).trim().to_string()
+        fleet_cli(&[
+            "--config",
+            self.config.to_str().unwrap(),
+            "operator",
+            "add",
+            name,
+        ])
+        .trim()
+        .to_string()
     }
 
     pub fn log_text(&self) -> String {
@@ -215,9 +319,24 @@ pub fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -
 pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> AgentProc {
     let out = dir.join("bundles");
     let bundle = fleet_cli(&[
-        "pki", "issue-device", id, "--dir", pki.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--broker", &format!("mqtts://127.0.0.1:{broker_port}"),
+        "pki",
+        "issue-device",
+        id,
+        "--dir",
+        pki.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--broker",
+        &format!("mqtts://127.0.0.1:{broker_port}"),
     ]);
     let b = PathBuf::from(bundle.trim());
-    AgentProc::start_with(&dir.join(id), &b.join("fleet-ca.pem"), &b.join("device.crt"), &b.join("device.key"), broker_port, id, "")
+    AgentProc::start_with(
+        &dir.join(id),
+        &b.join("fleet-ca.pem"),
+        &b.join("device.crt"),
+        &b.join("device.key"),
+        broker_port,
+        id,
+        "",
+    )
 }

@@ -26,14 +26,30 @@ pub struct OtaDevice {
 }
 
 /// `(ca, cert, key)` of a device bundle made by `r58-fleet pki issue-device`.
-pub fn device_files(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> (PathBuf, PathBuf, PathBuf) {
+pub fn device_files(
+    dir: &Path,
+    pki: &Path,
+    broker_port: u16,
+    id: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
     let out = dir.join("bundles");
     let bundle = super::fleet_cli(&[
-        "pki", "issue-device", id, "--dir", pki.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--broker", &format!("mqtts://127.0.0.1:{broker_port}"),
+        "pki",
+        "issue-device",
+        id,
+        "--dir",
+        pki.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--broker",
+        &format!("mqtts://127.0.0.1:{broker_port}"),
     ]);
     let b = PathBuf::from(bundle.trim());
-    (b.join("fleet-ca.pem"), b.join("device.crt"), b.join("device.key"))
+    (
+        b.join("fleet-ca.pem"),
+        b.join("device.crt"),
+        b.join("device.key"),
+    )
 }
 
 impl OtaDevice {
@@ -41,7 +57,14 @@ impl OtaDevice {
         Self::start_sized(dir, pki, broker_port, id, keys, 16)
     }
 
-    pub fn start_sized(dir: &Path, pki: &Path, broker_port: u16, id: &str, keys: &Path, slot_mib: u32) -> Self {
+    pub fn start_sized(
+        dir: &Path,
+        pki: &Path,
+        broker_port: u16,
+        id: &str,
+        keys: &Path,
+        slot_mib: u32,
+    ) -> Self {
         let sim = RaucSim::start_sized(&dir.join(format!("{id}-rauc")), keys, slot_mib);
         let token = format!("[api]\ntoken = \"{RECORDER_TOKEN}\"\n");
         let (recorder, api) = start_recorder(&dir.join(format!("{id}-recorder")), &token);
@@ -53,16 +76,32 @@ impl OtaDevice {
             boot = sim.boot_id_file.display(),
             conf = sim.dir.join("system.conf").display(),
         );
-        let mut agent = AgentProc::configure(&dir.join(id), &ca, &cert, &key, broker_port, id, &extra);
+        let mut agent =
+            AgentProc::configure(&dir.join(id), &ca, &cert, &key, broker_port, id, &extra);
         // The real rauc CLI (the health check's mark-good/bad) on the simulated system bus.
         std::fs::remove_file(agent.dir.join("bin/rauc")).unwrap();
-        agent.env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), sim.bus.clone()));
+        agent
+            .env
+            .push(("DBUS_SYSTEM_BUS_ADDRESS".into(), sim.bus.clone()));
         agent.spawn();
-        Self { id: id.into(), sim, agent, recorder, recorder_api: api, health: None, reboots_done: 0, health_deadline_s: 30 }
+        Self {
+            id: id.into(),
+            sim,
+            agent,
+            recorder,
+            recorder_api: api,
+            health: None,
+            reboots_done: 0,
+            health_deadline_s: 30,
+        }
     }
 
     fn reboot_requests(&self) -> usize {
-        self.agent.system_calls().lines().filter(|l| l.trim() == "systemctl reboot").count()
+        self.agent
+            .system_calls()
+            .lines()
+            .filter(|l| l.trim() == "systemctl reboot")
+            .count()
     }
 
     /// A power cycle: the agent dies, the bootloader picks a slot, everything starts again
@@ -75,13 +114,28 @@ impl OtaDevice {
         }
         let slot = self.sim.boot();
         self.agent.env.retain(|(k, _)| k != "R58_BOOTED_SLOT");
-        self.agent.env.push(("R58_BOOTED_SLOT".into(), slot.clone()));
+        self.agent
+            .env
+            .push(("R58_BOOTED_SLOT".into(), slot.clone()));
         self.agent.spawn();
-        let path = format!("{}:{}", self.agent.dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.agent.dir.join("health.log")).unwrap();
+        let path = format!(
+            "{}:{}",
+            self.agent.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.agent.dir.join("health.log"))
+            .unwrap();
         self.health = Some(
             Command::new(r58_testkit::workspace_bin("r58-agent"))
-                .args(["--config", self.agent.config.to_str().unwrap(), "--health-check", &self.health_deadline_s.to_string()])
+                .args([
+                    "--config",
+                    self.agent.config.to_str().unwrap(),
+                    "--health-check",
+                    &self.health_deadline_s.to_string(),
+                ])
                 .env("PATH", path)
                 .env("DBUS_SYSTEM_BUS_ADDRESS", &self.sim.bus)
                 .env_remove("NOTIFY_SOCKET")
@@ -141,7 +195,11 @@ impl Drop for OtaDevice {
 }
 
 pub fn fleet_pki_dir_files(pki: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (pki.join("ca.pem"), pki.join("fleet.crt"), pki.join("fleet.key"))
+    (
+        pki.join("ca.pem"),
+        pki.join("fleet.crt"),
+        pki.join("fleet.key"),
+    )
 }
 
 /// A TCP proxy in front of the fleet's bundle server that can cut the first connections
@@ -169,8 +227,12 @@ impl CutProxy {
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
-                let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                let cut = cut_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let cut = cut_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
                 let (p, r) = (p.clone(), r.clone());
                 let mut c2 = client.try_clone().unwrap();
                 let mut s2 = server.try_clone().unwrap();
@@ -180,7 +242,9 @@ impl CutProxy {
                         if n == 0 {
                             break;
                         }
-                        r.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                        r.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf[..n]).into_owned());
                         if s2.write_all(&buf[..n]).is_err() {
                             break;
                         }
@@ -195,7 +259,11 @@ impl CutProxy {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        let n = if cut { n.min((cut_after - sent) as usize) } else { n };
+                        let n = if cut {
+                            n.min((cut_after - sent) as usize)
+                        } else {
+                            n
+                        };
                         if client.write_all(&buf[..n]).is_err() {
                             break;
                         }
@@ -205,7 +273,9 @@ impl CutProxy {
                             break;
                         }
                         if bytes_per_s > 0 {
-                            let due = std::time::Duration::from_secs_f64(sent as f64 / bytes_per_s as f64);
+                            let due = std::time::Duration::from_secs_f64(
+                                sent as f64 / bytes_per_s as f64,
+                            );
                             if let Some(wait) = due.checked_sub(start.elapsed()) {
                                 std::thread::sleep(wait);
                             }
@@ -216,7 +286,11 @@ impl CutProxy {
                 });
             }
         });
-        Self { port, passed, requests }
+        Self {
+            port,
+            passed,
+            requests,
+        }
     }
 
     pub fn ranges(&self) -> Vec<String> {
