@@ -82,8 +82,10 @@ impl Fanout {
         self.lock().retain(|c| c.id != id);
     }
 
-    pub fn consumer_count(&self) -> usize {
-        self.lock().len()
+    /// The names of the attached consumers (`recording:<input>`, `hls:<input>`, `rtsp:<input>`),
+    /// in the order they attached.
+    pub fn consumer_names(&self) -> Vec<String> {
+        self.lock().iter().map(|c| c.name.clone()).collect()
     }
 
     /// Buffers dropped because a consumer did not keep up (its queue was full).

@@ -27,6 +27,9 @@ pub struct InputStatus {
     pub bytes_encoded: u64,
     pub dropped_frames: u64,
     pub source_restarts: u64,
+    /// What takes this input's encode: the recording, HLS, one entry per RTSP media
+    /// (all RTSP clients of an input share one).
+    pub consumers: Vec<String>,
     pub recording: InputRecording,
     pub rtsp_path: String,
     pub hls_path: String,
@@ -74,6 +77,7 @@ pub fn collect(rec: &crate::service::Recorder) -> Status {
                 bytes_encoded: s.encoded_bytes.load(Ordering::Relaxed),
                 dropped_frames: s.dropped_in.load(Ordering::Relaxed) + i.fanout.dropped(),
                 source_restarts: s.source_restarts.load(Ordering::Relaxed),
+                consumers: i.fanout.consumer_names(),
                 recording: rec.sessions.status(id),
                 rtsp_path: format!("/{id}"),
                 hls_path: format!("/hls/{id}/index.m3u8"),

@@ -275,33 +275,59 @@ pub fn segment_files(data: &Path, session: &str, input: &str) -> Vec<PathBuf> {
 
 /// Plays a stream with ffmpeg for `seconds` and returns how many video frames it decoded.
 /// (A client joining a live stream may see a few frames before the next IDR: no -xerror.)
-pub fn play_frames(url: &str, extra: &[&str], seconds: u32) -> Result<u64, String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
-        .args(extra)
-        .args([
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-            "-map",
-            "0:v",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    if !out.status.success() {
-        return Err(format!("{url}: {}", String::from_utf8_lossy(&out.stderr)));
+pub fn play_frames(url: &str, extra: &[&str], frames: u64) -> Result<u64, String> {
+    let child = spawn_player(url, extra, Some(frames));
+    let out = finish_player(child, Duration::from_secs(60))?;
+    if out.1 < frames {
+        return Err(format!(
+            "{url}: ffmpeg stopped after {} of {frames} frames: {}",
+            out.1, out.0
+        ));
     }
+    Ok(out.1)
+}
+
+/// Starts ffmpeg decoding the video of `url` (all of it, or `frames` frames), reporting
+/// its progress on stdout.
+pub fn spawn_player(url: &str, extra: &[&str], frames: Option<u64>) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
+        .args(extra)
+        .args(["-i", url]);
+    if let Some(n) = frames {
+        cmd.args(["-frames:v", &n.to_string()]);
+    }
+    cmd.args(["-map", "0:v", "-f", "null", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("ffmpeg")
+}
+
+/// Waits for a player to end (stopping it with SIGINT, as a user would, after `timeout`);
+/// returns its error output and the number of frames it decoded.
+pub fn finish_player(mut child: Child, timeout: Duration) -> Result<(String, u64), String> {
+    let deadline = Instant::now() + timeout;
+    let mut interrupted = false;
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline && !interrupted {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            interrupted = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    Ok(stdout
+    let frames = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .filter_map(|v| v.trim().parse().ok())
-        .last()
-        .unwrap_or(0))
+        .last();
+    match frames {
+        Some(n) if out.status.success() || interrupted => Ok((stderr, n)),
+        _ => Err(format!("ffmpeg: {} {stderr}", out.status)),
+    }
 }
 
 /// Mean luma (0-255) of the first video frame of a file or stream, scaled to 16x16.
