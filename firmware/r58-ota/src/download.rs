@@ -257,36 +257,48 @@ async fn attempt(
         }
     }
     let start = *have;
-    let mut since_sync = 0u64;
+    // The disk side runs on its own thread: receiving goes on while it writes, hashes and
+    // waits for fsync (inline, the socket sat idle during every fsync).
+    let (tx, rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
+    let hash = std::mem::take(hasher);
+    let sink = tokio::task::spawn_blocking(move || write_chunks(file, hash, rx));
+    let mut received = start;
+    let mut outcome = Ok(None);
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                file.sync_data().map_err(io(part))?;
-                return Ok(Attempt::Retry(e.to_string(), *have > start));
+                outcome = Ok(Some(e.to_string()));
+                break;
             }
         };
-        if *have + chunk.len() as u64 > spec.size {
-            return Err(DownloadError::Size {
+        let len = chunk.len() as u64;
+        if received + len > spec.size {
+            outcome = Err(DownloadError::Size {
                 url: spec.url.clone(),
                 expected: spec.size,
-                got: *have + chunk.len() as u64,
+                got: received + len,
             });
+            break;
         }
-        file.write_all(&chunk).map_err(io(part))?;
-        hasher.update(&chunk);
-        *have += chunk.len() as u64;
-        stats.received += chunk.len() as u64;
-        since_sync += chunk.len() as u64;
-        if since_sync >= 8 << 20 {
-            // What is on disk is what a resume after a power cut keeps.
-            file.sync_data().map_err(io(part))?;
-            since_sync = 0;
+        if tx.send(chunk).await.is_err() {
+            break; // the sink failed: its error is below
         }
-        progress(*have, spec.size);
+        received += len;
+        progress(received, spec.size);
     }
-    file.sync_data().map_err(io(part))?;
+    drop(tx);
+    let (hash, written, result) = sink
+        .await
+        .unwrap_or_else(|e| (Sha256::new(), 0, Err(std::io::Error::other(e.to_string()))));
+    *hasher = hash;
+    *have = start + written;
+    stats.received += written;
+    result.map_err(io(part))?;
+    if let Some(why) = outcome? {
+        return Ok(Attempt::Retry(why, *have > start));
+    }
     if *have < spec.size {
         return Ok(Attempt::Retry(
             format!("connection closed at {} of {} bytes", *have, spec.size),
@@ -294,4 +306,40 @@ async fn attempt(
         ));
     }
     Ok(Attempt::Done)
+}
+
+/// Chunks received but not yet on disk, at most (a chunk is what one socket read gave).
+const SINK_QUEUE: usize = 128;
+/// What is on disk is what a resume after a power cut keeps: synced every this many bytes.
+const SYNC_EVERY: u64 = 8 << 20;
+
+/// Writes and hashes the chunks in order until the channel closes, syncing every
+/// [`SYNC_EVERY`] bytes and at the end. Returns the hash state, the bytes written (all of
+/// them hashed) and the first error, after which it stops.
+fn write_chunks<T: AsRef<[u8]>>(
+    mut file: std::fs::File,
+    mut hash: Sha256,
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> (Sha256, u64, std::io::Result<()>) {
+    let mut written = 0u64;
+    let mut since_sync = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        let chunk = chunk.as_ref();
+        if let Err(e) = file.write_all(chunk) {
+            // Part of the chunk may be in the file beyond `written`: a retry in this run
+            // writes from `written` on, a later run hashes the file again from disk.
+            return (hash, written, Err(e));
+        }
+        hash.update(chunk);
+        written += chunk.len() as u64;
+        since_sync += chunk.len() as u64;
+        if since_sync >= SYNC_EVERY {
+            if let Err(e) = file.sync_data() {
+                return (hash, written, Err(e));
+            }
+            since_sync = 0;
+        }
+    }
+    let r = file.sync_data();
+    (hash, written, r)
 }

@@ -75,25 +75,49 @@ impl Db {
         self.insert_commands(std::slice::from_ref(c)).await
     }
 
+    /// Marks a stored command `failed` (it never left the fleet).
+    pub async fn command_failed(
+        &self,
+        device: &str,
+        id: &str,
+        name: &str,
+        why: &str,
+    ) -> Result<(), DbError> {
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(q("connect for a command status"))?;
+        write::cmd_status(&mut conn, device, id, name, "failed", 0, Some(why), None).await
+    }
+
     /// Stores new commands (state `sent`) in one transaction.
     pub async fn insert_commands(&self, cmds: &[NewCommand<'_>]) -> Result<(), DbError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await.map_err(q("begin commands"))?;
-        for c in cmds {
-            sqlx::query(
-            "INSERT INTO commands (id, device, name, args, state, state_rank, created_by, created_at, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'sent', 0, $5, $6, $7, $6)",
-        )
-        .bind(c.id)
-        .bind(c.device)
-        .bind(c.name)
-        .bind(c.args.to_string())
-        .bind(c.created_by)
-        .bind(now)
-            .bind(c.expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("insert command"))?;
+        for chunk in cmds.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO commands (id, device, name, args, state, state_rank, created_by, created_at, expires_at, updated_at) VALUES {}",
+                super::values(chunk.len(), 10, self.backend)
+            );
+            let mut query = sqlx::query(&sql);
+            for c in chunk {
+                query = query
+                    .bind(c.id)
+                    .bind(c.device)
+                    .bind(c.name)
+                    .bind(c.args.to_string())
+                    .bind("sent")
+                    .bind(state_rank("sent"))
+                    .bind(c.created_by)
+                    .bind(now)
+                    .bind(c.expires_at)
+                    .bind(now);
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(q("insert commands"))?;
         }
         tx.commit().await.map_err(q("commit commands"))?;
         Ok(())

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::commands::write as cmd_write;
 use super::devices::write as dev_write;
 use super::ota::write as ota_write;
-use super::{q, Db, DbError, StateUpdate};
+use super::{q, values, Db, DbError, StateUpdate, ROWS_PER_STATEMENT};
 
 /// A parsed device message (see `crate::ingest::parse`).
 #[derive(Debug, Clone, PartialEq)]
@@ -62,25 +62,6 @@ pub struct IngestOutcome {
     pub new_samples: u64,
     /// The oldest telemetry timestamp of the batch (ms), to measure the ingest lag.
     pub oldest_ts: Option<i64>,
-}
-
-/// Rows per multi-row statement (5 parameters each: well under SQLite's and PostgreSQL's
-/// parameter limits).
-const ROWS_PER_STATEMENT: usize = 200;
-
-/// The placeholders of a multi-row statement: `($1, $2, …), ($k, …)` for `rows` rows of
-/// `cols` parameters on PostgreSQL; anonymous `(?, ?, …)` on SQLite, whose parser looks each
-/// `$N` name up among those before it and whose bind (through sqlx) looks every parameter's
-/// name up again: quadratic in the parameters, a quarter of the fleet's CPU at 2 000 msg/s
-/// (perf, `bench/fleet-scale 2000`).
-fn values(rows: usize, cols: usize, sqlite: bool) -> String {
-    let row = |r: usize| -> String {
-        let params: Vec<String> = (1..=cols)
-            .map(|c| if sqlite { "?".to_string() } else { format!("${}", r * cols + c) })
-            .collect();
-        format!("({})", params.join(", "))
-    };
-    (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
 impl Db {
@@ -168,7 +149,7 @@ impl Db {
         for chunk in samples.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO telemetry (device, stream, seq, ts, data) VALUES {} ON CONFLICT (device, stream, seq, ts) DO NOTHING",
-                values(chunk.len(), 5, self.backend == "sqlite")
+                values(chunk.len(), 5, self.backend)
             );
             let mut query = sqlx::query(&sql);
             for (device, stream, seq, ts, data) in chunk {
@@ -196,7 +177,7 @@ impl Db {
                    disk_free_mib = COALESCE(excluded.disk_free_mib, devices.disk_free_mib),
                    disk_total_mib = COALESCE(excluded.disk_total_mib, devices.disk_total_mib),
                    last_seen = excluded.last_seen, updated_at = excluded.updated_at",
-                values(chunk.len(), 7, self.backend == "sqlite")
+                values(chunk.len(), 7, self.backend)
             );
             let mut query = sqlx::query(&sql);
             for (device, f) in chunk {
@@ -216,14 +197,5 @@ impl Db {
         }
         tx.commit().await.map_err(q("commit ingest batch"))?;
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders() {
-        assert_eq!(super::values(2, 3, false), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::values(2, 2, true), "(?, ?), (?, ?)");
     }
 }
