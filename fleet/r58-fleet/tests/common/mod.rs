@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod ota;
+pub mod ota_env;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

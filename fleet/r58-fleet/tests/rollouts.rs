@@ -1,0 +1,276 @@
+//! Staged rollouts against the real fleet (SQLite, and PostgreSQL), driven by simulated
+//! devices that speak the job protocol without RAUC: waves, the success and failure
+//! thresholds, per-device step timeouts, pause, resume and abort.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ota_env::*;
+use common::*;
+use serde_json::json;
+
+/// Devices that speak the job protocol without RAUC, to drive the fleet's rollout logic:
+/// each answers its job with success, a failure, or silence.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    Succeed,
+    Fail,
+    Silent,
+}
+
+fn sim_devices(env: &Env, ids: &[&str]) {
+    for id in ids {
+        let state = json!({ "status": "online", "firmware_version": "0.1.0", "booted_slot": "A", "ip_addresses": [],
+                            "uptime_s": 1, "session": 1, "ts": chrono::Utc::now() });
+        env.obs
+            .publish(&format!("r58/v1/{id}/state"), state.to_string(), true);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "simulated devices in the inventory",
+        || {
+            let (_, v) = call(
+                "GET",
+                &env.fleet.url("/api/v1/devices"),
+                Some(&env.token),
+                None,
+            );
+            (v["devices"].as_array().map_or(0, Vec::len) >= ids.len()).then_some(())
+        },
+    );
+}
+
+/// Answers every job that appeared for `id` since the last call, per `b`.
+fn answer(env: &Env, id: &str, b: Behaviour, answered: &mut std::collections::HashSet<String>) {
+    for job in env.obs.json_on(&format!("r58/v1/{id}/jobs/next")) {
+        let Some(job_id) = job["job_id"].as_str() else {
+            continue;
+        };
+        if b == Behaviour::Silent || !answered.insert(job_id.to_string()) {
+            continue;
+        }
+        let send = |phase: &str, reason: Option<&str>| {
+            let u = json!({ "job_id": job_id, "phase": phase, "progress": 100, "reason": reason, "version": job["version"], "ts": chrono::Utc::now() });
+            env.obs.publish(
+                &format!("r58/v1/{id}/jobs/{job_id}/update"),
+                u.to_string(),
+                false,
+            );
+        };
+        send("downloading", None);
+        match b {
+            Behaviour::Succeed => send("succeeded", None),
+            _ => send("failed", Some("install_failed")),
+        }
+    }
+}
+
+#[test]
+fn rollouts_go_in_waves_halt_on_failures_and_time_out_silent_devices() {
+    rollouts_scenario(&setup(true));
+}
+
+#[test]
+fn rollouts_on_postgresql() {
+    let pg = Postgres::start();
+    let env = setup_db(true, Some(&pg.url));
+    rollouts_scenario(&env);
+    assert_eq!(pg.psql("SELECT COUNT(*) FROM rollouts"), "2");
+    assert_eq!(
+        pg.psql("SELECT holder LIKE 'r58-fleet-t-%' FROM leases WHERE name = 'rollouts'"),
+        "t"
+    );
+}
+
+fn rollouts_scenario(env: &Env) {
+    let b = env.publish(&env.bundle("v7.raucb", "7.0.0", "r58-test", 1));
+    let ids: Vec<String> = (0..6).map(|i| format!("sim-{i}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sim_devices(&env, &id_refs);
+    let rollouts = env.fleet.url("/api/v1/rollouts");
+
+    // Bad input is refused with a reason.
+    for (body, want) in [
+        (
+            json!({ "version": "9.9.9", "target": { "all": true } }),
+            404,
+        ),
+        (
+            json!({ "version": "7.0.0", "target": { "all": true }, "waves": ["50%", "10%"] }),
+            400,
+        ),
+        (
+            json!({ "version": "7.0.0", "target": { "devices": ["nope"] } }),
+            404,
+        ),
+        (
+            json!({ "version": "7.0.0", "target": { "all": true }, "install_policy": "sometimes" }),
+            400,
+        ),
+    ] {
+        let (code, v) = call("POST", &rollouts, Some(&env.token), Some(body.clone()));
+        assert_eq!(code, want, "{body} → {v}");
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+    }
+
+    // A: waves 1 then everyone; the canary succeeds, the second wave has two failures in
+    // five, above the 30 % limit: halted, and the silent device times out.
+    let (code, v) = call(
+        "POST",
+        &rollouts,
+        Some(&env.token),
+        Some(
+            json!({ "bundle_sha256": b["sha256"], "target": { "all": true }, "waves": ["1", "100%"],
+                     "failure_percent": 30, "step_timeout_seconds": 10 }),
+        ),
+    );
+    assert_eq!(code, 201, "{v}");
+    let id = v["rollout"]["id"].as_str().unwrap().to_string();
+    let jobs = v["jobs"].as_array().unwrap().clone();
+    let canary = jobs.iter().find(|j| j["wave"] == 0).unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(jobs.iter().filter(|j| j["wave"] == 0).count(), 1);
+    let rest: Vec<String> = jobs
+        .iter()
+        .filter(|j| j["wave"] == 1)
+        .map(|j| j["device"].as_str().unwrap().to_string())
+        .collect();
+    let behaviour = |d: &str| -> Behaviour {
+        if d == canary {
+            Behaviour::Succeed
+        } else if d == rest[0] || d == rest[1] {
+            Behaviour::Fail
+        } else if d == rest[2] {
+            Behaviour::Silent
+        } else {
+            Behaviour::Succeed
+        }
+    };
+    let get = |id: &str| {
+        call(
+            "GET",
+            &env.fleet.url(&format!("/api/v1/rollouts/{id}")),
+            Some(&env.token),
+            None,
+        )
+        .1
+    };
+    let mut answered = std::collections::HashSet::new();
+    // Only the canary gets a job until it succeeded.
+    std::thread::sleep(Duration::from_secs(2));
+    for d in &rest {
+        assert!(
+            env.obs.json_on(&format!("r58/v1/{d}/jobs/next")).is_empty(),
+            "{d} got a job before the canary finished"
+        );
+    }
+    let v = wait_until(Duration::from_secs(60), "rollout halted", || {
+        for d in &ids {
+            answer(&env, d, behaviour(d), &mut answered);
+        }
+        let v = get(&id);
+        (v["rollout"]["state"] == "halted").then_some(v)
+    });
+    assert!(
+        v["rollout"]["message"].as_str().unwrap().contains("failed"),
+        "{v}"
+    );
+    // The silent device: failed with `timeout` after its step timeout, its job withdrawn.
+    let v = wait_until(Duration::from_secs(30), "silent device timed out", || {
+        let v = get(&id);
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| {
+                j["device"] == rest[2].as_str()
+                    && j["phase"] == "failed"
+                    && j["reason"] == "timeout"
+            })
+            .then_some(v)
+    });
+    let silent_topic = format!("r58/v1/{}/jobs/next", rest[2]);
+    wait_until(Duration::from_secs(10), "silent job withdrawn", || {
+        env.obs
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, p, _)| *t == silent_topic && p.is_empty())
+            .then_some(())
+    });
+    let text = String::from_utf8_lossy(&env.cli(&["ota", "show", &id]).stdout).to_string();
+    assert!(
+        text.contains("halted") && text.contains("timeout") && text.contains("install_failed"),
+        "{text}"
+    );
+    let _ = v;
+
+    // B: pause holds the next wave back, resume lets it go, abort skips what has not started.
+    let (code, v) = call(
+        "POST",
+        &rollouts,
+        Some(&env.token),
+        Some(
+            json!({ "bundle_sha256": b["sha256"], "target": { "devices": [ids[0], ids[1], ids[2]] }, "waves": ["1", "2", "100%"] }),
+        ),
+    );
+    assert_eq!(code, 201, "{v}");
+    let id2 = v["rollout"]["id"].as_str().unwrap().to_string();
+    let out = env.cli(&["ota", "pause", &id2]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = call(
+        "POST",
+        &env.fleet.url(&format!("/api/v1/rollouts/{id2}/pause")),
+        Some(&env.token),
+        None,
+    );
+    assert_eq!(code, 409, "pausing twice");
+    let mut answered2 = std::collections::HashSet::new();
+    // Paused: the canary (if it was already out) may finish, the next wave stays back.
+    for _ in 0..20 {
+        for d in &ids[..3] {
+            answer(&env, d, Behaviour::Succeed, &mut answered2);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = get(&id2);
+    assert_eq!(v["rollout"]["wave"], 0, "{v}");
+    assert!(
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["wave"] != 0)
+            .all(|j| j["phase"] == "pending"),
+        "paused rollout went on: {v}"
+    );
+    assert!(env.cli(&["ota", "resume", &id2]).status.success());
+    wait_until(Duration::from_secs(30), "first wave done", || {
+        for d in &ids[..3] {
+            answer(&env, d, Behaviour::Succeed, &mut answered2);
+        }
+        let v = get(&id2);
+        (v["rollout"]["wave"].as_i64() >= Some(1)).then_some(())
+    });
+    assert!(env.cli(&["ota", "abort", &id2]).status.success());
+    let v = get(&id2);
+    assert_eq!(v["rollout"]["state"], "aborted");
+    let phases: Vec<&str> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["phase"].as_str().unwrap())
+        .collect();
+    assert!(
+        phases.contains(&"skipped") && phases.contains(&"succeeded"),
+        "{phases:?}"
+    );
+}
