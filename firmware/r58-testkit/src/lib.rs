@@ -95,9 +95,19 @@ impl Broker {
     /// The same, with `ca.pem`, `broker.crt` and `broker.key` from `certs` (e.g. made by
     /// `r58-fleet pki init`).
     pub fn start_with_certs(dir: &Path, certs: &Path) -> Self {
+        Self::start_tuned(dir, certs, &[])
+    }
+
+    /// The same, with production settings replaced: `(line, replacement)` pairs (each line
+    /// must be in the production config).
+    pub fn start_tuned(dir: &Path, certs: &Path, changes: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let prod =
+        let mut prod =
             std::fs::read_to_string(repo().join("fleet/deploy/mosquitto/mosquitto.conf")).unwrap();
+        for (line, new) in changes {
+            assert!(prod.contains(line), "production config has no {line:?}");
+            prod = prod.replace(line, new);
+        }
         let data = dir.join("mosquitto-data");
         std::fs::create_dir_all(&data).unwrap();
         let conf_text = prod

@@ -88,6 +88,10 @@ pub struct MqttConfig {
     pub keepalive_seconds: u16,
     /// How long a command may wait for the device before it expires.
     pub command_timeout_seconds: u32,
+    /// How often the retained `state` and `twin/reported` documents are read again (besides on
+    /// every connection), so that a message the broker dropped for this replica (its queue
+    /// full) heals without a reconnect; 0: only on connection.
+    pub reread_retained_seconds: u32,
 }
 
 impl Default for MqttConfig {
@@ -102,6 +106,7 @@ impl Default for MqttConfig {
             // Generous: under a backlog the broker's PINGRESP queues behind the messages.
             keepalive_seconds: 60,
             command_timeout_seconds: 300,
+            reread_retained_seconds: 600,
         }
     }
 }

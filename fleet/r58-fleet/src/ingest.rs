@@ -118,6 +118,7 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
                     ip_addresses: s.ip_addresses,
                     uptime_s: i64::try_from(s.uptime_s).unwrap_or(i64::MAX),
                     ts: s.ts.timestamp_millis(),
+                    live: true,
                 },
             })
         }
@@ -128,6 +129,7 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
                 version: i64::try_from(r.version).unwrap_or(i64::MAX),
                 applied: serde_json::to_value(r.applied).unwrap_or_default(),
                 errors: serde_json::to_value(r.errors).unwrap_or_default(),
+                live: true,
             })
         }
         "cmd/status" => {
@@ -247,10 +249,13 @@ pub fn start(
     // Larger than the broker's in-flight window: the event loop never waits on the writer
     // (it must keep answering pings), the window itself is the back-pressure.
     let (tx, rx) = mpsc::channel::<Publish>(usize::from(RECEIVE_MAXIMUM) * 2);
+    let reread = (cfg.reread_retained_seconds > 0)
+        .then(|| Duration::from_secs(u64::from(cfg.reread_retained_seconds)));
     tokio::spawn(run_eventloop(
         eventloop,
         client.clone(),
         cfg.share_group.clone(),
+        reread,
         tx,
         stats.clone(),
     ));
@@ -295,13 +300,58 @@ async fn run_publisher(mut ev: rumqttc::EventLoop) {
     }
 }
 
+/// How long the plain subscriptions to retained documents stay, each time.
+const RETAINED_WINDOW: Duration = Duration::from_secs(3);
+
+/// On a connection: the shared subscriptions, then the retained documents — read now, and
+/// again every `reread` while this connection (`generation`) lasts.
+async fn subscribe(
+    c: AsyncClient,
+    group: String,
+    reread: Option<Duration>,
+    connection: Arc<AtomicU64>,
+    generation: u64,
+) {
+    for f in INGEST_FILTERS {
+        if c.subscribe(format!("$share/{group}/{f}"), QoS::AtLeastOnce)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    loop {
+        for f in RETAINED_FILTERS {
+            if c.subscribe(f, QoS::AtLeastOnce).await.is_err() {
+                return;
+            }
+        }
+        // The retained documents arrive right after the subscription; then the shared
+        // subscriptions carry everything.
+        tokio::time::sleep(RETAINED_WINDOW).await;
+        for f in RETAINED_FILTERS {
+            if c.unsubscribe(f).await.is_err() {
+                return;
+            }
+        }
+        let Some(every) = reread else { return };
+        tokio::time::sleep(every).await;
+        if connection.load(Ordering::Relaxed) != generation {
+            return; // a newer connection has its own
+        }
+        tracing::debug!("reading the retained device documents again");
+    }
+}
+
 async fn run_eventloop(
     mut ev: EventLoop,
     client: AsyncClient,
     group: String,
+    reread: Option<Duration>,
     tx: mpsc::Sender<Publish>,
     stats: Arc<IngestStats>,
 ) {
+    let connection = Arc::new(AtomicU64::new(0));
     let mut backoff = Duration::from_millis(500);
     loop {
         match ev.poll().await {
@@ -312,24 +362,14 @@ async fn run_eventloop(
                     session_present = ack.session_present,
                     "connected to the broker"
                 );
-                let c = client.clone();
-                let group = group.clone();
-                tokio::spawn(async move {
-                    for f in INGEST_FILTERS {
-                        let _ = c
-                            .subscribe(format!("$share/{group}/{f}"), QoS::AtLeastOnce)
-                            .await;
-                    }
-                    for f in RETAINED_FILTERS {
-                        let _ = c.subscribe(f, QoS::AtLeastOnce).await;
-                    }
-                    // The retained documents arrive right after the subscription; then the
-                    // shared subscriptions carry everything.
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                    for f in RETAINED_FILTERS {
-                        let _ = c.unsubscribe(f).await;
-                    }
-                });
+                let generation = connection.fetch_add(1, Ordering::Relaxed) + 1;
+                tokio::spawn(subscribe(
+                    client.clone(),
+                    group.clone(),
+                    reread,
+                    connection.clone(),
+                    generation,
+                ));
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 // Bounded: when the database falls behind, stop reading from the broker
@@ -376,6 +416,9 @@ async fn run_writer(
         for p in &pubs {
             let topic = String::from_utf8_lossy(&p.topic);
             match parse(&topic, &p.payload) {
+                // Without "retain as published", the broker sets the flag only on copies
+                // from its retained store.
+                Ok(m) if p.retain => batch.push(m.retained_copy()),
                 Ok(m) => batch.push(m),
                 Err(e) => {
                     // Acknowledged (a redelivery would fail the same way), but never silent.

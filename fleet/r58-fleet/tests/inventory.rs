@@ -13,32 +13,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-fn device(f: &Fleet, token: &str, id: &str) -> Value {
-    let (code, v) = call(
-        "GET",
-        &f.url(&format!("/api/v1/devices/{id}")),
-        Some(token),
-        None,
-    );
-    if code == 200 {
-        v
-    } else {
-        Value::Null
-    }
-}
-
-fn wait_device(
-    f: &Fleet,
-    token: &str,
-    id: &str,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    wait_until(Duration::from_secs(30), what, || {
-        Some(device(f, token, id)).filter(|v| !v.is_null() && pred(v))
-    })
-}
-
 fn wait_command(f: &Fleet, token: &str, id: &str) -> Value {
     wait_until(Duration::from_secs(20), "a final command state", || {
         let (_, v) = call(

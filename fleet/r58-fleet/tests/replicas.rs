@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rumqttc::{Client, MqttOptions, QoS};
+use rumqttc::QoS;
 
 fn metric(f: &Fleet, token: &str, name: &str) -> i64 {
     let text = reqwest::blocking::Client::new()
@@ -25,25 +25,6 @@ fn metric(f: &Fleet, token: &str, name: &str) -> i64 {
                 .map(|v| v.parse().unwrap())
         })
         .unwrap_or(0)
-}
-
-/// An MQTT client with the fleet's identity (the ACL lets it write any device topic).
-fn publisher(pki: &std::path::Path, port: u16) -> Client {
-    let mut opts = MqttOptions::new("test-publisher", "127.0.0.1", port);
-    opts.set_transport(tls_files(
-        &pki.join("ca.pem"),
-        &pki.join("fleet.crt"),
-        &pki.join("fleet.key"),
-    ));
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut conn) = Client::new(opts, 10_000);
-    std::thread::spawn(move || for _ in conn.iter() {});
-    client
-}
-
-fn sample(seq: u64) -> String {
-    serde_json::json!({ "seq": seq, "ts": chrono::Utc::now(), "data": { "cpu_percent": 1.0 } })
-        .to_string()
 }
 
 #[test]
@@ -68,7 +49,7 @@ fn two_replicas_share_the_ingest_without_duplicates_or_loss() {
     );
     let token = a.operator("ops");
     std::thread::sleep(Duration::from_secs(1));
-    let p = publisher(&pki, broker.port);
+    let p = publisher(&pki, broker.port, "test-publisher");
     std::thread::sleep(Duration::from_millis(500));
 
     // 300 samples from 3 devices, each sent twice (a redelivery carries the same seq and ts).

@@ -17,6 +17,9 @@ pub struct StateUpdate {
     pub ip_addresses: Vec<String>,
     pub uptime_s: i64,
     pub ts: i64,
+    /// Delivered as the device published it (not a retained copy the broker kept): counts as
+    /// hearing from the device (`last_seen`).
+    pub live: bool,
 }
 
 /// The order of states within one agent session: a goodbye (`offline`, or `lost` from the
@@ -113,7 +116,7 @@ pub(crate) mod write {
         let ips = serde_json::to_string(&s.ip_addresses).unwrap_or_else(|_| "[]".into());
         sqlx::query(
             "INSERT INTO devices (id, status, status_rank, session, firmware_version, booted_slot, ip_addresses, uptime_s, state_ts, last_seen, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,
                session = excluded.session, firmware_version = excluded.firmware_version,
                booted_slot = excluded.booted_slot, ip_addresses = excluded.ip_addresses,
@@ -132,6 +135,7 @@ pub(crate) mod write {
         .bind(ips)
         .bind(s.uptime_s)
         .bind(s.ts)
+        .bind(s.live.then_some(now))
         .bind(now)
         .execute(&mut *conn)
         .await
@@ -145,19 +149,23 @@ pub(crate) mod write {
         version: i64,
         applied: &Value,
         errors: &Value,
+        live: bool,
     ) -> Result<(), DbError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO devices (id, reported_version, reported, reported_errors, last_seen, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET reported_version = excluded.reported_version, reported = excluded.reported,
-               reported_errors = excluded.reported_errors, last_seen = excluded.last_seen, updated_at = excluded.updated_at
+               reported_errors = excluded.reported_errors,
+               last_seen = CASE WHEN devices.last_seen IS NULL OR devices.last_seen < excluded.last_seen THEN excluded.last_seen ELSE devices.last_seen END,
+               updated_at = excluded.updated_at
              WHERE devices.reported_version IS NULL OR devices.reported_version <= excluded.reported_version",
         )
         .bind(id)
         .bind(version)
         .bind(applied.to_string())
         .bind(errors.to_string())
+        .bind(live.then_some(now))
         .bind(now)
         .execute(&mut *conn)
         .await

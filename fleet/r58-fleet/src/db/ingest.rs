@@ -28,6 +28,8 @@ pub enum Message {
         version: i64,
         applied: Value,
         errors: Value,
+        /// As for [`StateUpdate::live`].
+        live: bool,
     },
     CmdStatus {
         device: String,
@@ -62,6 +64,19 @@ pub struct IngestOutcome {
     pub new_samples: u64,
     /// The oldest telemetry timestamp of the batch (ms), to measure the ingest lag.
     pub oldest_ts: Option<i64>,
+}
+
+impl Message {
+    /// Marks a message the broker delivered from its retained store (on a new subscription):
+    /// it says what the device last published, not that it was heard from now.
+    pub fn retained_copy(mut self) -> Self {
+        match &mut self {
+            Message::State { state, .. } => state.live = false,
+            Message::Reported { live, .. } => *live = false,
+            _ => {}
+        }
+        self
+    }
 }
 
 impl Db {
@@ -103,7 +118,8 @@ impl Db {
                     version,
                     applied,
                     errors,
-                } => dev_write::reported(&mut tx, device, *version, applied, errors).await?,
+                    live,
+                } => dev_write::reported(&mut tx, device, *version, applied, errors, *live).await?,
                 Message::CmdStatus {
                     device,
                     id,

@@ -286,6 +286,16 @@ impl Fleet {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends a signal to the running service (`STOP` freezes it, `CONT` resumes it).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("fleet running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig} {pid}");
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -340,4 +350,52 @@ pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> 
         id,
         "",
     )
+}
+
+/// `GET /api/v1/devices/{id}` (Null when not 200).
+pub fn device(f: &Fleet, token: &str, id: &str) -> Value {
+    let (code, v) = call(
+        "GET",
+        &f.url(&format!("/api/v1/devices/{id}")),
+        Some(token),
+        None,
+    );
+    if code == 200 {
+        v
+    } else {
+        Value::Null
+    }
+}
+
+/// Waits (30 s) for the device to satisfy `pred`.
+pub fn wait_device(
+    f: &Fleet,
+    token: &str,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_until(Duration::from_secs(30), what, || {
+        Some(device(f, token, id)).filter(|v| !v.is_null() && pred(v))
+    })
+}
+
+/// An MQTT client with the fleet's identity (the ACL lets it write any device topic).
+pub fn publisher(pki: &std::path::Path, port: u16, client_id: &str) -> rumqttc::Client {
+    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_transport(tls_files(
+        &pki.join("ca.pem"),
+        &pki.join("fleet.crt"),
+        &pki.join("fleet.key"),
+    ));
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut conn) = rumqttc::Client::new(opts, 10_000);
+    std::thread::spawn(move || for _ in conn.iter() {});
+    client
+}
+
+/// A telemetry document.
+pub fn sample(seq: u64) -> String {
+    serde_json::json!({ "seq": seq, "ts": chrono::Utc::now(), "data": { "cpu_percent": 1.0 } })
+        .to_string()
 }
