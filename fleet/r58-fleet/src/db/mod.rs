@@ -143,6 +143,11 @@ impl Db {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Statement journals (a multi-row upsert inside the batch's
+                        // transaction writes one) in memory rather than spilling to a temp
+                        // file past 64 KiB: perf at 5 000 msg/s put 6 % of the fleet's CPU in
+                        // writing them (the whole run's CPU moved 39 % -> 37 %, within noise).
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                     }
                     Ok(())
                 })
