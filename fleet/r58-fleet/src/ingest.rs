@@ -231,10 +231,12 @@ fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetErro
 /// 10 000 devices on the ingest connection stalled the ingest behind it, and went out 32 at a
 /// time. The publisher speaks MQTT 3.1.1, where the window is the client's own
 /// (`PUBLISH_WINDOW`).
+/// `publisher_up` is notified each time the publishing connection is (re)established.
 pub fn start(
     cfg: &MqttConfig,
     db: Db,
     stats: Arc<IngestStats>,
+    publisher_up: Arc<tokio::sync::Notify>,
 ) -> Result<rumqttc::AsyncClient, FleetError> {
     let id = client_id(cfg);
     let mut opts = options(cfg, id.clone())?;
@@ -274,7 +276,7 @@ pub fn start(
     let mut net = pub_loop.network_options();
     net.set_tcp_nodelay(true);
     pub_loop.set_network_options(net);
-    tokio::spawn(run_publisher(pub_loop));
+    tokio::spawn(run_publisher(pub_loop, publisher_up));
     Ok(publisher)
 }
 
@@ -282,13 +284,14 @@ pub fn start(
 const PUBLISH_WINDOW: u16 = 1000;
 
 /// Drives the publishing connection (reconnects by itself on the next poll).
-async fn run_publisher(mut ev: rumqttc::EventLoop) {
+async fn run_publisher(mut ev: rumqttc::EventLoop, up: Arc<tokio::sync::Notify>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         match ev.poll().await {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(500);
                 tracing::info!("publishing connection up");
+                up.notify_one();
             }
             Ok(_) => {}
             Err(e) => {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod ingest;
 pub mod ota;
 pub mod pki;
+mod republish;
 pub mod turn_api;
 
 use std::sync::Arc;
@@ -27,11 +28,17 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
     let turn = Arc::new(turn_api::TurnApi::from_config(&cfg)?);
     let db = db::Db::open(&cfg.db.url, cfg.db.max_connections).await?;
     let stats = Arc::new(ingest::IngestStats::default());
+    let publisher_up = Arc::new(tokio::sync::Notify::new());
     let mqtt = if cfg.mqtt.broker.is_empty() {
         tracing::warn!("no [mqtt] broker configured: devices cannot be reached");
         None
     } else {
-        Some(ingest::start(&cfg.mqtt, db.clone(), stats.clone())?)
+        Some(ingest::start(
+            &cfg.mqtt,
+            db.clone(),
+            stats.clone(),
+            publisher_up.clone(),
+        )?)
     };
     let (events, _) = tokio::sync::broadcast::channel(1024);
     tokio::spawn(api::events::poll(
@@ -59,6 +66,12 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
             bundle_base: format!("{}/ota/bundles/", base.trim_end_matches('/')),
             holder: format!("{}-{}", ingest::client_id(&cfg.mqtt), std::process::id()),
         };
+        tokio::spawn(republish::run(
+            db.clone(),
+            client.clone(),
+            Some(driver.clone()),
+            publisher_up,
+        ));
         tokio::spawn(driver.run(Duration::from_millis(u64::from(cfg.ota.tick_ms))));
     }
     let state = api::AppState {

@@ -1,6 +1,9 @@
-//! The retained device documents are read again while connected: a `state` the broker
-//! dropped for the fleet (its queue for the fleet full) still reaches the inventory without
-//! a reconnect, and a retained copy does not count as hearing from the device.
+//! Retained documents, both ways. The devices' (`state`, `twin/reported`) are read again
+//! while connected: a `state` the broker dropped for the fleet (its queue for the fleet full)
+//! still reaches the inventory without a reconnect, and a retained copy does not count as
+//! hearing from the device. The fleet's own (desired config; OTA jobs in tests/rollouts.rs)
+//! are published again when its publishing connection comes back, so a broker that lost its
+//! retained store serves them again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -90,4 +93,64 @@ fn a_state_the_broker_dropped_reaches_the_inventory_by_the_periodic_reread() {
     // Healed while connected, not by a new connection's first read.
     let connections = fleet.log_text().matches("connected to the broker").count();
     assert_eq!(connections, 1, "{}", fleet.log_text());
+}
+
+#[test]
+fn desired_config_is_published_again_after_the_broker_lost_its_retained_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let mut broker = Broker::start_with_certs(dir.path(), &pki);
+    let db = format!("sqlite://{}/fleet.db", dir.path().display());
+    let fleet = Fleet::start(
+        &dir.path().join("fleet"),
+        &pki,
+        broker.port,
+        &db,
+        "r58-fleet-t",
+    );
+    let token = fleet.operator("ops");
+    let publisher = publisher(&pki, broker.port, "test-publisher");
+    publisher
+        .publish("r58/v1/r58-cfg/state", QoS::AtLeastOnce, true, state(1))
+        .unwrap();
+    wait_device(&fleet, &token, "r58-cfg", "the device", |v| {
+        v["device"]["status"] == "online"
+    });
+    let (code, v) = call(
+        "PUT",
+        &fleet.url("/api/v1/devices/r58-cfg/config"),
+        Some(&token),
+        Some(json!({"settings": {"encoder.bitrate_kbps": 8000}})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let topic = "r58/v1/r58-cfg/twin/desired";
+    let (ca, cert, key) = (
+        pki.join("ca.pem"),
+        pki.join("fleet.crt"),
+        pki.join("fleet.key"),
+    );
+    let obs = Observer::connect_files(&ca, &cert, &key, broker.port, "obs-1", &[topic]);
+    obs.wait_json(
+        topic,
+        Duration::from_secs(10),
+        "the retained desired config",
+        |v| v["version"] == 1,
+    );
+    drop(obs);
+
+    // The broker comes back without its persistence file: no retained documents at all.
+    broker.stop();
+    std::fs::remove_file(dir.path().join("mosquitto-data/mosquitto.db")).unwrap();
+    broker.spawn();
+    let obs = Observer::connect_files(&ca, &cert, &key, broker.port, "obs-2", &[topic]);
+    let doc = obs.wait_json(
+        topic,
+        Duration::from_secs(30),
+        "the desired config published again",
+        |v| v["version"] == 1,
+    );
+    assert_eq!(doc["settings"]["encoder.bitrate_kbps"], 8000, "{doc}");
+    assert!(fleet
+        .log_text()
+        .contains("retained documents published again"));
 }

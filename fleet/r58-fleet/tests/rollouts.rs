@@ -274,3 +274,39 @@ fn rollouts_scenario(env: &Env) {
         "{phases:?}"
     );
 }
+
+#[test]
+fn started_jobs_are_published_again_after_the_broker_lost_its_retained_store() {
+    let mut env = setup(true);
+    let b = env.publish(&env.bundle("v7.raucb", "7.0.0", "r58-test", 1));
+    sim_devices(&env, &["sim-0"]);
+    let (code, v) = call(
+        "POST",
+        &env.fleet.url("/api/v1/rollouts"),
+        Some(&env.token),
+        Some(
+            json!({ "bundle_sha256": b["sha256"], "target": { "devices": ["sim-0"] }, "waves": ["100%"] }),
+        ),
+    );
+    assert_eq!(code, 201, "{v}");
+    let topic = "r58/v1/sim-0/jobs/next";
+    let job = env
+        .obs
+        .wait_json(topic, Duration::from_secs(20), "the job", |v| {
+            v["job_id"].is_string()
+        });
+
+    // The broker comes back without its persistence file: the retained job is gone with it.
+    env.broker.stop();
+    std::fs::remove_file(env.dir.path().join("mosquitto-data/mosquitto.db")).unwrap();
+    env.broker.spawn();
+    let (ca, cert, key) = common::ota::fleet_pki_dir_files(&env.pki);
+    let obs = Observer::connect_files(&ca, &cert, &key, env.broker.port, "obs-2", &[topic]);
+    let again = obs.wait_json(
+        topic,
+        Duration::from_secs(30),
+        "the job published again",
+        |v| v["job_id"] == job["job_id"],
+    );
+    assert_eq!(again["version"], "7.0.0", "{again}");
+}

@@ -149,6 +149,7 @@ pub async fn abort(db: &Db, mqtt: &AsyncClient, id: &str) -> Result<bool, DbErro
     Ok(true)
 }
 
+#[derive(Clone)]
 pub struct Driver {
     pub db: Db,
     pub mqtt: AsyncClient,
@@ -312,6 +313,33 @@ impl Driver {
             self.db.set_rollout_wave(&r.id, r.wave + 1).await?;
         }
         Ok(())
+    }
+
+    /// Publishes again every started, unfinished job of a rollout that is not over (after the
+    /// broker may have lost its retained store); returns how many.
+    pub async fn republish(&self) -> Result<usize, DbError> {
+        let mut n = 0;
+        for r in self.db.rollouts().await? {
+            if !matches!(r.state.as_str(), "running" | "paused" | "halted") {
+                continue;
+            }
+            let Some(bundle) = self.db.bundle(&r.bundle_sha256).await? else {
+                continue;
+            };
+            for j in self.db.rollout_jobs(&r.id).await? {
+                if j.published_at.is_none() || is_final(&j.phase) {
+                    continue;
+                }
+                let doc = self.job_doc(&r, &bundle, &j.job_id);
+                let payload = serde_json::to_vec(&doc).unwrap_or_default();
+                if let Err(e) = self.retain(&j.device, payload).await {
+                    tracing::warn!(device = %j.device, error = %e, "publishing an OTA job again");
+                    return Ok(n);
+                }
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     pub async fn tick(&self) -> Result<(), DbError> {
