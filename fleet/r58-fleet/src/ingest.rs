@@ -231,6 +231,7 @@ fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetErro
 /// 10 000 devices on the ingest connection stalled the ingest behind it, and went out 32 at a
 /// time. The publisher speaks MQTT 3.1.1, where the window is the client's own
 /// (`PUBLISH_WINDOW`).
+///
 /// `publisher_up` is notified each time the publishing connection is (re)established.
 pub fn start(
     cfg: &MqttConfig,
@@ -332,6 +333,9 @@ async fn subscribe(
         // The retained documents arrive right after the subscription; then the shared
         // subscriptions carry everything.
         tokio::time::sleep(RETAINED_WINDOW).await;
+        if connection.load(Ordering::Relaxed) != generation {
+            return; // reconnected meanwhile: the new connection's window is not ours to end
+        }
         for f in RETAINED_FILTERS {
             if c.unsubscribe(f).await.is_err() {
                 return;
