@@ -226,7 +226,9 @@ pub async fn send_many(
             expires_at,
         })
         .collect();
+    let storing = std::time::Instant::now();
     s.db.insert_commands(&rows).await?;
+    let stored_secs = storing.elapsed().as_secs_f64();
     // Answered once stored (202): the fan-out goes on in its own task, which an HTTP client
     // giving up cannot stop halfway (a 10 s client timeout at 10 000 devices did: 1 252
     // stored commands were never published).
@@ -236,7 +238,7 @@ pub async fn send_many(
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         if let Ok(Ok(())) = publish.await {
-            tracing::info!(command = %name, devices, %operator, secs = started.elapsed().as_secs_f64(), "command published to many devices");
+            tracing::info!(command = %name, devices, %operator, stored_secs, published_secs = started.elapsed().as_secs_f64(), "command published to many devices");
         }
     });
     let by_device: serde_json::Map<String, Value> = ids
