@@ -452,6 +452,24 @@ impl Worker {
 
     async fn reboot(&self) -> Result<(), Fail> {
         let boot = read_boot_id(&self.settings.boot_id_file);
+        // A verdict from an earlier boot (an earlier update's failed check, whose boot id is
+        // not this one either) must not speak for the boots this reboot leads to.
+        let health = self.settings.dir.join(HEALTH_FILE);
+        match std::fs::remove_file(&health) {
+            Ok(()) => r58_fs::sync_dir(&self.settings.dir).map_err(|e| {
+                Fail(
+                    Reason::StorageError,
+                    format!("{}: {e}", self.settings.dir.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Fail(
+                    Reason::StorageError,
+                    format!("{}: {e}", health.display()),
+                ))
+            }
+        }
         self.set(Phase::Rebooting, 100, None, |r| {
             r.reboot_boot_id = Some(boot);
             r.reboot_attempts += 1;
@@ -508,7 +526,12 @@ impl Worker {
                     .and_then(|s| s.boot_status.clone())
                     .unwrap_or_default();
                 let why = match verdict {
-                    Some(v) if !v.good && v.boot_id != boot => {
+                    // Only a boot after the reboot: not this one, not the one that asked.
+                    Some(v)
+                        if !v.good
+                            && v.boot_id != boot
+                            && Some(&v.boot_id) != rec.reboot_boot_id.as_ref() =>
+                    {
                         format!("health check failed on slot {target}: {}", v.details)
                     }
                     _ => format!("slot {target} did not come up (boot status {status:?})"),
