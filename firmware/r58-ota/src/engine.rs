@@ -115,6 +115,16 @@ fn in_window(job: &Job) -> bool {
 }
 
 impl Worker {
+    /// The job record as it stands (a copy: the lock is not held).
+    fn current(&self) -> Option<Record> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .current()
+            .cloned()
+    }
+
     fn bundle_path(&self) -> PathBuf {
         self.settings.dir.join("bundle.raucb")
     }
@@ -232,13 +242,7 @@ impl Worker {
 
     /// Runs the job from its recorded phase up to the reboot (or a final phase).
     async fn drive(&self) -> Result<(), Fail> {
-        let rec = self
-            .shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store
-            .current()
-            .cloned();
+        let rec = self.current();
         let Some(rec) = rec else { return Ok(()) };
         let job = rec.job.clone();
         if rec.phase <= Phase::Installing {
@@ -290,13 +294,7 @@ impl Worker {
             }
             self.install().await?;
         }
-        let rec = self
-            .shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store
-            .current()
-            .cloned();
+        let rec = self.current();
         if rec
             .as_ref()
             .is_some_and(|r| r.phase <= Phase::WaitingForReboot)
@@ -472,13 +470,7 @@ impl Engine {
     }
 
     fn current(&self) -> Option<Record> {
-        self.worker
-            .shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store
-            .current()
-            .cloned()
+        self.worker.current()
     }
 
     fn active(&self) -> bool {
@@ -488,13 +480,7 @@ impl Engine {
     fn start(&mut self) {
         let w = self.worker.clone();
         self.running = Some(tokio::spawn(async move {
-            let phase = w
-                .shared
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .store
-                .current()
-                .map(|r| r.phase);
+            let phase = w.current().map(|r| r.phase);
             let result = match phase {
                 Some(Phase::Rebooting | Phase::VerifyingBoot) => w.verify_boot().await,
                 Some(Phase::WaitingForReboot) => {
@@ -502,13 +488,7 @@ impl Engine {
                     // policy): then the target slot runs and only the boot is left to verify.
                     let boot = read_boot_id(&w.settings.boot_id_file);
                     let booted = w.rauc.system().await.ok().map(|s| s.booted);
-                    let target = w
-                        .shared
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .store
-                        .current()
-                        .and_then(|r| r.target_slot.clone());
+                    let target = w.current().and_then(|r| r.target_slot.clone());
                     if booted.is_some() && booted == target {
                         let _ = w
                             .set(Phase::Rebooting, 100, None, |r| {
@@ -537,13 +517,7 @@ impl Engine {
                 let _ = std::fs::remove_file(download::part_path(&w.bundle_path()));
                 let _ = std::fs::remove_file(w.bundle_path());
             }
-            let done = w
-                .shared
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .store
-                .current()
-                .is_some_and(|r| r.phase.is_final());
+            let done = w.current().is_some_and(|r| r.phase.is_final());
             if done {
                 w.set_status(Status::Online).await;
             }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use rumqttc::{AsyncClient, QoS};
-use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DeviceFilter};
@@ -46,12 +45,11 @@ async fn desired(db: &Db, mqtt: &AsyncClient) -> Result<usize, String> {
         .map_err(|e| r58_log::error_chain(&e))?;
     let mut n = 0;
     for d in devices.iter().filter(|d| d.desired_version > 0) {
-        let doc = json!({ "version": d.desired_version, "settings": d.desired });
         mqtt.publish(
             r58_proto::twin_desired(&d.id),
             QoS::AtLeastOnce,
             true,
-            doc.to_string(),
+            crate::api::desired_doc(d.desired_version, &d.desired),
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -15,12 +15,6 @@ use common::*;
 use rumqttc::QoS;
 use serde_json::json;
 
-fn state(session: u64) -> String {
-    json!({ "status": "online", "firmware_version": "0.1.0", "booted_slot": "A", "ip_addresses": [],
-            "uptime_s": 1, "session": session, "ts": chrono::Utc::now() })
-    .to_string()
-}
-
 #[test]
 fn a_state_the_broker_dropped_reaches_the_inventory_by_the_periodic_reread() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,7 +37,12 @@ fn a_state_the_broker_dropped_reaches_the_inventory_by_the_periodic_reread() {
     let token = fleet.operator("ops");
     let publisher = publisher(&pki, broker.port, "test-publisher");
     publisher
-        .publish("r58/v1/r58-live/state", QoS::AtLeastOnce, true, state(1))
+        .publish(
+            "r58/v1/r58-live/state",
+            QoS::AtLeastOnce,
+            true,
+            state_doc(1),
+        )
         .unwrap();
     let live = wait_device(&fleet, &token, "r58-live", "a live state", |v| {
         v["device"]["status"] == "online"
@@ -76,7 +75,12 @@ fn a_state_the_broker_dropped_reaches_the_inventory_by_the_periodic_reread() {
         },
     );
     publisher
-        .publish("r58/v1/r58-miss/state", QoS::AtLeastOnce, true, state(1))
+        .publish(
+            "r58/v1/r58-miss/state",
+            QoS::AtLeastOnce,
+            true,
+            state_doc(1),
+        )
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     fleet.signal("CONT");
@@ -111,7 +115,7 @@ fn desired_config_is_published_again_after_the_broker_lost_its_retained_store() 
     let token = fleet.operator("ops");
     let publisher = publisher(&pki, broker.port, "test-publisher");
     publisher
-        .publish("r58/v1/r58-cfg/state", QoS::AtLeastOnce, true, state(1))
+        .publish("r58/v1/r58-cfg/state", QoS::AtLeastOnce, true, state_doc(1))
         .unwrap();
     wait_device(&fleet, &token, "r58-cfg", "the device", |v| {
         v["device"]["status"] == "online"

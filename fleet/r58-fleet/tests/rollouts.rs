@@ -21,10 +21,8 @@ enum Behaviour {
 
 fn sim_devices(env: &Env, ids: &[&str]) {
     for id in ids {
-        let state = json!({ "status": "online", "firmware_version": "0.1.0", "booted_slot": "A", "ip_addresses": [],
-                            "uptime_s": 1, "session": 1, "ts": chrono::Utc::now() });
         env.obs
-            .publish(&format!("r58/v1/{id}/state"), state.to_string(), true);
+            .publish(&format!("r58/v1/{id}/state"), state_doc(1), true);
     }
     wait_until(
         Duration::from_secs(20),

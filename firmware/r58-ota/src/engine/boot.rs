@@ -60,13 +60,7 @@ impl Worker {
     /// After a boot: on the target slot, wait for the health check's verdict of this boot;
     /// on the old slot, the update was rolled back.
     pub(super) async fn verify_boot(&self) -> Result<(), Fail> {
-        let rec = self
-            .shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store
-            .current()
-            .cloned();
+        let rec = self.current();
         let Some(rec) = rec else { return Ok(()) };
         let boot = read_boot_id(&self.settings.boot_id_file);
         if rec.phase == Phase::Rebooting && rec.reboot_boot_id.as_deref() == Some(boot.as_str()) {

@@ -107,6 +107,11 @@ pub async fn set_tags(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The retained `twin/desired` document (`r58_proto::TwinDesired`).
+pub(crate) fn desired_doc(version: i64, settings: &Value) -> String {
+    json!({ "version": version, "settings": settings }).to_string()
+}
+
 pub async fn get_config(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -152,12 +157,11 @@ pub async fn set_config(
         s.db.set_desired(&id, &settings)
             .await?
             .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
-    let doc = json!({ "version": version, "settings": settings });
     mqtt.publish(
         r58_proto::twin_desired(&id),
         QoS::AtLeastOnce,
         true,
-        doc.to_string(),
+        desired_doc(version, &settings),
     )
     .await
     .map_err(|e| ApiError::Publish(e.to_string()))?;

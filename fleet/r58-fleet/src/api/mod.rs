@@ -5,6 +5,7 @@
 pub mod auth;
 mod commands;
 mod devices;
+pub(crate) use devices::desired_doc;
 pub mod error;
 pub mod events;
 mod metrics;

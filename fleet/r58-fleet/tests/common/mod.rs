@@ -399,3 +399,10 @@ pub fn sample(seq: u64) -> String {
     serde_json::json!({ "seq": seq, "ts": chrono::Utc::now(), "data": { "cpu_percent": 1.0 } })
         .to_string()
 }
+
+/// A device's `state` document: online on slot A, firmware 0.1.0.
+pub fn state_doc(session: u64) -> String {
+    serde_json::json!({ "status": "online", "firmware_version": "0.1.0", "booted_slot": "A", "ip_addresses": [],
+            "uptime_s": 1, "session": session, "ts": chrono::Utc::now() })
+    .to_string()
+}
