@@ -14,6 +14,7 @@ use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -56,37 +57,65 @@ pub enum ParseError {
     Payload { topic: String, reason: String },
 }
 
-fn payload<T: serde::de::DeserializeOwned>(topic: &str, bytes: &[u8]) -> Result<T, ParseError> {
+fn payload<'a, T: serde::Deserialize<'a>>(topic: &str, bytes: &'a [u8]) -> Result<T, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| ParseError::Payload {
         topic: topic.to_string(),
         reason: e.to_string(),
     })
 }
 
+/// The parts of a telemetry sample the inventory keeps figures from; everything else in
+/// the sample is skipped here and stored as the device sent it.
+#[derive(Default, serde::Deserialize)]
+struct Picked {
+    #[serde(default)]
+    temperatures_c: Value,
+    #[serde(default)]
+    disk: Value,
+    #[serde(default)]
+    inputs: Value,
+}
+
 /// What the inventory keeps of a sample: recording (any input), hottest sensor, data disk.
-pub fn figures(stream: &str, data: &Value) -> Figures {
+/// A sample whose `data` is not an object, or whose figures are missing or of another type,
+/// has none (it is still stored).
+pub fn figures(stream: &str, data: &RawValue) -> Figures {
+    let p: Picked = match stream {
+        "system" | "recorder" => serde_json::from_str(data.get()).unwrap_or_default(),
+        _ => return Figures::default(),
+    };
     match stream {
         "system" => Figures {
             recording: None,
-            temperature_c: data["temperatures_c"]
+            temperature_c: p
+                .temperatures_c
                 .as_object()
                 .and_then(|t| t.values().filter_map(Value::as_f64).reduce(f64::max)),
-            disk: match (
-                data["disk"]["free_mib"].as_i64(),
-                data["disk"]["total_mib"].as_i64(),
-            ) {
+            disk: match (p.disk["free_mib"].as_i64(), p.disk["total_mib"].as_i64()) {
                 (Some(f), Some(t)) => Some((f, t)),
                 _ => None,
             },
         },
-        "recorder" => Figures {
-            recording: data["inputs"]
+        _ => Figures {
+            recording: p
+                .inputs
                 .as_object()
                 .map(|i| i.values().any(|v| v["recording"].as_bool() == Some(true))),
             ..Figures::default()
         },
-        _ => Figures::default(),
     }
+}
+
+/// A telemetry sample as delivered: `data` is kept as the device's JSON text (checked to be
+/// JSON), not parsed into a tree and written out again — at fleet scale that round trip was
+/// a large share of the ingest's CPU (perf, bench/fleet-scale). Same contract as
+/// `r58_proto::Telemetry`.
+#[derive(serde::Deserialize)]
+struct TelemetryIn<'a> {
+    seq: u64,
+    ts: chrono::DateTime<chrono::Utc>,
+    #[serde(borrow)]
+    data: &'a RawValue,
 }
 
 /// Parses one delivered message.
@@ -178,14 +207,14 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
         }
         _ => match what.strip_prefix("telemetry/") {
             Some(stream) if !stream.is_empty() && !stream.contains('/') => {
-                let t: r58_proto::Telemetry = payload(topic, bytes)?;
+                let t: TelemetryIn<'_> = payload(topic, bytes)?;
                 Ok(Message::Telemetry {
-                    figures: figures(stream, &t.data),
+                    figures: figures(stream, t.data),
                     device,
                     stream: stream.to_string(),
                     seq: i64::try_from(t.seq).unwrap_or(i64::MAX),
                     ts: t.ts.timestamp_millis(),
-                    data: t.data,
+                    data: t.data.get().to_string(),
                 })
             }
             _ => Err(ParseError::Topic(topic.into())),
@@ -519,7 +548,27 @@ mod tests {
             }
             m => panic!("{m:?}"),
         }
+        // `data` is kept as sent; a sample whose data has no figures is still a sample.
+        let odd = br#"{"seq":4,"ts":"2026-01-01T00:00:02Z","data": {"temperatures_c": "hot",  "disk": 3}}"#;
+        match parse("r58/v1/r58-a/telemetry/system", odd).unwrap() {
+            Message::Telemetry { data, figures, .. } => {
+                assert_eq!(data, r#"{"temperatures_c": "hot",  "disk": 3}"#);
+                assert_eq!(figures, Figures::default());
+            }
+            m => panic!("{m:?}"),
+        }
+        for bad in [
+            &br#"{"seq":4,"ts":"2026-01-01T00:00:02Z","data":{"a":}}"#[..],
+            br#"{"seq":4,"ts":"2026-01-01T00:00:02Z"}"#,
+            br#"{"seq":-1,"ts":"2026-01-01T00:00:02Z","data":{}}"#,
+        ] {
+            assert!(matches!(
+                parse("r58/v1/r58-a/telemetry/system", bad),
+                Err(ParseError::Payload { .. })
+            ));
+        }
         let rec = serde_json::json!({"inputs": {"hdmi": {"recording": false}, "cam": {"recording": true}}});
+        let rec = serde_json::value::to_raw_value(&rec).unwrap();
         assert_eq!(figures("recorder", &rec).recording, Some(true));
         assert!(matches!(
             parse("r58/v1/R58/state", s),

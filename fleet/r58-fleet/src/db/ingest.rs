@@ -20,7 +20,8 @@ pub enum Message {
         stream: String,
         seq: i64,
         ts: i64,
-        data: Value,
+        /// The sample's `data` as the device sent it (JSON text).
+        data: String,
         figures: Figures,
     },
     Reported {
@@ -85,7 +86,7 @@ impl Db {
     /// as they would one by one).
     pub async fn ingest(&self, batch: &[Message]) -> Result<IngestOutcome, DbError> {
         let mut out = IngestOutcome::default();
-        let mut samples: Vec<(&str, &str, i64, i64, String)> = Vec::new();
+        let mut samples: Vec<(&str, &str, i64, i64, &str)> = Vec::new();
         let mut figures: Vec<(&str, Figures)> = Vec::new();
         let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let mut tx = self.pool().begin().await.map_err(q("begin ingest batch"))?;
@@ -102,7 +103,7 @@ impl Db {
                     data,
                     figures: f,
                 } => {
-                    samples.push((device, stream, *seq, *ts, data.to_string()));
+                    samples.push((device, stream, *seq, *ts, data));
                     out.oldest_ts = Some(out.oldest_ts.map_or(*ts, |o| o.min(*ts)));
                     let i = *index.entry(device).or_insert_with(|| {
                         figures.push((device, Figures::default()));
@@ -174,7 +175,7 @@ impl Db {
                     .bind(*stream)
                     .bind(*seq)
                     .bind(*ts)
-                    .bind(data.as_str());
+                    .bind(*data);
             }
             out.new_samples += query
                 .execute(&mut *tx)
