@@ -47,6 +47,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         Duration::from_secs(1),
     ));
     tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
+    tokio::spawn(checkpoint(db.clone()));
     let withheld = ota::bundle::Withheld::default();
     tokio::spawn(ota::bundle::audit(
         db.clone(),
@@ -105,6 +106,23 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         })
         .await
         .map_err(FleetError::Serve)
+}
+
+/// Checkpoints a SQLite WAL every second, off the ingest's path (`Db::checkpoint`).
+async fn checkpoint(db: db::Db) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match db.checkpoint().await {
+            Ok(()) => failing = false,
+            // Once per failure spell: the automatic checkpoint still bounds the WAL.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %r58_log::error_chain(&e), "checkpointing the database");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Deletes telemetry older than the retention, every ten minutes.

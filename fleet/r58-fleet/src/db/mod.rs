@@ -148,6 +148,18 @@ impl Db {
                         // file past 64 KiB: perf at 5 000 msg/s put 6 % of the fleet's CPU in
                         // writing them (the whole run's CPU moved 39 % -> 37 %, within noise).
                         conn.execute("PRAGMA temp_store = MEMORY").await?;
+                        // Telemetry goes into a per-device index at 10 000 rows a second:
+                        // each batch touches the page each device's next row goes to (~4 KiB
+                        // per device). A page cache that holds them (64 MiB, enough for ~15 000
+                        // devices; SQLite's default is 2 MiB and reads them back through the
+                        // kernel) and a WAL copied back into the database by the service's own
+                        // checkpoint task (`checkpoint`), not by the committing writer every
+                        // 1 000 pages — at 10 000 devices a checkpoint with its fsync came after
+                        // almost every batch. Measured: perf put pread, pwrite and fsync at half
+                        // the writer's time; the ingest of 10 000 devices x 60 s alone went from
+                        // 21 000 to 34 000 rows/s. The automatic checkpoint stays as a backstop.
+                        conn.execute("PRAGMA cache_size = -65536").await?;
+                        conn.execute("PRAGMA wal_autocheckpoint = 50000").await?;
                     }
                     Ok(())
                 })
@@ -162,6 +174,20 @@ impl Db {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Copies what the WAL holds back into a SQLite database, without waiting for readers or
+    /// the writer (a passive checkpoint on a connection of its own, so the ingest's commits do
+    /// not stop for it). The service runs it every second; a no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), DbError> {
+        if self.backend != "sqlite" {
+            return Ok(());
+        }
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(q("checkpoint the WAL"))
     }
 
     /// A cheap round trip, for `/healthz`.
@@ -203,5 +229,55 @@ mod tests {
             "($1, $2, $3), ($4, $5, $6)"
         );
         assert_eq!(super::values(2, 2, "sqlite"), "(?, ?), (?, ?)");
+    }
+
+    /// Telemetry is stored as the device sent it, and the service's checkpoint (not the
+    /// writer) moves the WAL into the database file.
+    #[tokio::test]
+    async fn samples_are_stored_verbatim_and_checkpointed_off_the_writer() {
+        use super::{Db, Figures, Message};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fleet.db");
+        let db = Db::open(&format!("sqlite://{}", file.display()), 2)
+            .await
+            .unwrap();
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+        let base = size("fleet.db");
+        let note = "x".repeat(400);
+        let data = &format!(
+            r#"{{"temperatures_c":{{"soc":48.5}},"note":"{note}","nested":{{"b":1,"a":[1,2]}}}}"#
+        );
+        // ~5 MB: past SQLite's default automatic checkpoint (1 000 pages).
+        let batch: Vec<Message> = (0..10_000)
+            .map(|i| Message::Telemetry {
+                device: format!("r58-{:04}", i % 1000),
+                stream: "system".into(),
+                seq: i,
+                ts: 1_800_000_000_000 + i,
+                data: data.to_string(),
+                figures: Figures::default(),
+            })
+            .collect();
+        db.ingest(&batch).await.unwrap();
+        // Committed into the WAL; the writer did not copy it back (the automatic
+        // checkpoint is only a backstop).
+        assert_eq!(size("fleet.db"), base, "the writer checkpointed by itself");
+        assert!(size("fleet.db-wal") > 4_500_000);
+        db.checkpoint().await.unwrap();
+        assert!(
+            size("fleet.db") > base + 4_000_000,
+            "the checkpoint moved nothing"
+        );
+        let rows = db.telemetry("r58-0007", None, None, 100).await.unwrap();
+        assert_eq!(rows.len(), 10);
+        assert_eq!(
+            rows[0].data,
+            serde_json::from_str::<serde_json::Value>(data).unwrap()
+        );
+        let raw: String = sqlx::query_scalar("SELECT data FROM telemetry LIMIT 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(&raw, data, "the sample was not stored as sent");
     }
 }
