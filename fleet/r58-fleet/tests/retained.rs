@@ -23,7 +23,7 @@ fn a_state_the_broker_dropped_reaches_the_inventory_by_the_periodic_reread() {
     let broker = Broker::start_tuned(
         dir.path(),
         &pki,
-        &[("max_queued_messages 200000", "max_queued_messages 5")],
+        &[("max_queued_messages 1000000", "max_queued_messages 5")],
     );
     let db = format!("sqlite://{}/fleet.db", dir.path().display());
     let fleet = Fleet::start_with(
