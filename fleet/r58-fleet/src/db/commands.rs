@@ -130,6 +130,48 @@ pub(crate) mod write {
     /// Applies a reported status unless the command is already further along. A status for
     /// a command this fleet did not send (another tool) is kept too.
     #[allow(clippy::too_many_arguments)]
+    /// Applies a batch's statuses (`status_statements`) in multi-row statements; the same
+    /// rule as `cmd_status`, row by row.
+    pub async fn cmd_statuses(
+        conn: &mut sqlx::AnyConnection,
+        statements: &[Vec<StatusRow<'_>>],
+        backend: &'static str,
+    ) -> Result<(), DbError> {
+        let now = now_ms();
+        for rows in statements {
+            let sql = format!(
+                "INSERT INTO commands (id, device, name, args, state, state_rank, progress, message, result, created_at, updated_at)
+                 VALUES {}
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, state_rank = excluded.state_rank,
+                   progress = excluded.progress, message = excluded.message, result = excluded.result,
+                   updated_at = excluded.updated_at
+                 WHERE commands.device = excluded.device AND commands.state_rank <= excluded.state_rank
+                   AND commands.state_rank < 3",
+                crate::db::values(rows.len(), 11, backend)
+            );
+            let mut query = sqlx::query(&sql);
+            for r in rows {
+                query = query
+                    .bind(r.id)
+                    .bind(r.device)
+                    .bind(r.name)
+                    .bind("null")
+                    .bind(r.state)
+                    .bind(state_rank(r.state))
+                    .bind(r.progress)
+                    .bind(r.message)
+                    .bind(r.result.as_deref())
+                    .bind(now)
+                    .bind(now);
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(q("apply command statuses"))?;
+        }
+        Ok(())
+    }
+
     pub async fn cmd_status(
         conn: &mut sqlx::AnyConnection,
         device: &str,
@@ -164,6 +206,54 @@ pub(crate) mod write {
         .map_err(q("apply command status"))?;
         Ok(())
     }
+}
+
+/// One reported command status, as the ingest batches them.
+pub(crate) struct StatusRow<'a> {
+    pub device: &'a str,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub state: &'a str,
+    pub progress: i64,
+    pub message: Option<&'a str>,
+    pub result: Option<String>,
+}
+
+/// The statuses of one batch as statements: per (command, device) only the one a sequential
+/// application would leave (the furthest along; the later one of equal rank), and no command
+/// twice in one statement (PostgreSQL refuses to update a row twice in one statement).
+pub(crate) fn status_statements<'a>(
+    rows: Vec<StatusRow<'a>>,
+    per_statement: usize,
+) -> Vec<Vec<StatusRow<'a>>> {
+    let mut last: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    let mut kept: Vec<Option<StatusRow<'a>>> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match last.get(&(r.id, r.device)).copied() {
+            Some(i)
+                if kept[i]
+                    .as_ref()
+                    .is_some_and(|k| state_rank(k.state) > state_rank(r.state)) => {}
+            Some(i) => kept[i] = Some(r),
+            None => {
+                last.insert((r.id, r.device), kept.len());
+                kept.push(Some(r));
+            }
+        }
+    }
+    let mut out: Vec<Vec<StatusRow<'a>>> = Vec::new();
+    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for r in kept.into_iter().flatten() {
+        if out.last().map_or(true, |c| c.len() >= per_statement) || ids.contains(r.id) {
+            out.push(Vec::new());
+            ids.clear();
+        }
+        ids.insert(r.id);
+        if let Some(c) = out.last_mut() {
+            c.push(r);
+        }
+    }
+    out
 }
 
 impl Db {
@@ -202,5 +292,60 @@ impl Db {
             .map(|r| from_row(r, now))
             .collect::<Result<_, _>>()
             .map_err(q("decode command"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{status_statements, StatusRow};
+
+    fn row<'a>(id: &'a str, device: &'a str, state: &'a str, progress: i64) -> StatusRow<'a> {
+        StatusRow {
+            device,
+            id,
+            name: "ping",
+            state,
+            progress,
+            message: None,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_what_a_sequential_application_would() {
+        let rows = vec![
+            row("c1", "d1", "accepted", 0),
+            row("c1", "d1", "in_progress", 10),
+            row("c2", "d2", "succeeded", 100),
+            row("c1", "d1", "in_progress", 50), // same rank, later: wins
+            row("c2", "d2", "accepted", 0),     // behind: ignored
+            row("c1", "d9", "failed", 0),       // another device claims c1: kept apart
+        ];
+        let st = status_statements(rows, 100);
+        let flat: Vec<(&str, &str, &str, i64)> = st
+            .iter()
+            .flatten()
+            .map(|r| (r.id, r.device, r.state, r.progress))
+            .collect();
+        assert_eq!(
+            flat,
+            [
+                ("c1", "d1", "in_progress", 50),
+                ("c2", "d2", "succeeded", 100),
+                ("c1", "d9", "failed", 0)
+            ]
+        );
+        // c1 twice: never in one statement.
+        assert_eq!(st.len(), 2);
+        assert!(st.iter().all(|s| {
+            let mut ids: Vec<&str> = s.iter().map(|r| r.id).collect();
+            ids.sort_unstable();
+            ids.windows(2).all(|w| w[0] != w[1])
+        }));
+        // And the statement size is bounded.
+        let ids: Vec<String> = (0..250).map(|i| format!("c{i}")).collect();
+        let many: Vec<StatusRow<'_>> = ids.iter().map(|i| row(i, "d", "accepted", 0)).collect();
+        let sizes: Vec<usize> = status_statements(many, 100).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
     }
 }

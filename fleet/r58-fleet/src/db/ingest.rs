@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::commands::write as cmd_write;
+use super::commands::{status_statements, StatusRow};
 use super::devices::write as dev_write;
 use super::ota::write as ota_write;
 use super::{q, values, Db, DbError, StateUpdate, ROWS_PER_STATEMENT};
@@ -89,6 +90,9 @@ impl Db {
         let mut samples: Vec<(&str, &str, i64, i64, &str)> = Vec::new();
         let mut figures: Vec<(&str, Figures)> = Vec::new();
         let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        // Command statuses come by the thousand after a bulk command: in multi-row statements
+        // too (one statement each kept the ingest behind the broker during a fan-out).
+        let mut statuses: Vec<StatusRow<'_>> = Vec::new();
         let mut tx = self.pool().begin().await.map_err(q("begin ingest batch"))?;
         for m in batch {
             match m {
@@ -129,19 +133,15 @@ impl Db {
                     progress,
                     message,
                     result,
-                } => {
-                    cmd_write::cmd_status(
-                        &mut tx,
-                        device,
-                        id,
-                        name,
-                        state,
-                        *progress,
-                        message.as_deref(),
-                        result.as_ref(),
-                    )
-                    .await?
-                }
+                } => statuses.push(StatusRow {
+                    device,
+                    id,
+                    name,
+                    state,
+                    progress: *progress,
+                    message: message.as_deref(),
+                    result: result.as_ref().map(Value::to_string),
+                }),
                 Message::JobUpdate {
                     device,
                     job_id,
@@ -163,6 +163,8 @@ impl Db {
                 }
             }
         }
+        let statements = status_statements(statuses, ROWS_PER_STATEMENT / 2);
+        cmd_write::cmd_statuses(&mut tx, &statements, self.backend).await?;
         for chunk in samples.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO telemetry (device, stream, seq, ts, data) VALUES {} ON CONFLICT (device, stream, seq, ts) DO NOTHING",
