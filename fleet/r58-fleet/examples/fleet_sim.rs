@@ -12,7 +12,7 @@
 //! - the fleet process's CPU and resident memory meanwhile.
 //!
 //! Usage: fleet_sim --pki DIR --broker-port P --fleet URL --token T --fleet-pid PID
-//!        [--devices N] [--seconds S]
+//!        [--broker-pid PID] [--devices N] [--seconds S]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -28,6 +28,9 @@ use tokio::sync::mpsc;
 struct Counters {
     connected: AtomicU64,
     cmds_received: AtomicU64,
+    /// QoS 1 messages the devices published (state, telemetry, command status): each one
+    /// must end up stored by the fleet.
+    published: AtomicU64,
     /// Largest delivery lag (ms) seen by the baseline subscriber since last read.
     sub_lag_ms: AtomicI64,
 }
@@ -157,11 +160,13 @@ async fn device(
     .await
     .unwrap();
     c.connected.fetch_add(1, Ordering::Relaxed);
+    c.published.fetch_add(1, Ordering::Relaxed);
     let _ = ready.send(()).await;
     drop(ready);
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(16);
     // Writer: telemetry at 1 Hz (first tick spread over the second), answers, pings.
     let tid = id.clone();
+    let wc = c.clone();
     let writer = tokio::spawn(async move {
         let mut seq = 0u64;
         let mut pid = 10u16;
@@ -178,12 +183,13 @@ async fn device(
                 _ = tick.tick() => {
                     seq += 1;
                     pid = pid.checked_add(1).unwrap_or(10);
-                    let t = serde_json::json!({"seq": seq, "ts": chrono::Utc::now(), "data": {
-                        "cpu_percent": 12.5, "memory": {"total_mib": 7940, "available_mib": 6100}, "load": [0.4, 0.3, 0.2],
-                        "temperatures_c": {"soc-thermal": 48.2, "gpu-thermal": 44.0},
-                        "disk": {"path": "/data", "total_mib": 58000, "free_mib": 41000}, "uptime_s": seq,
-                        "agent": {"queue_len": 0, "queue_dropped": 0}}});
-                    if w.write_all(&publish(&topic, t.to_string().as_bytes(), pid, false)).await.is_err() { return; }
+                    // The agent's `system` sample, written directly: a JSON tree built and
+                    // serialised per message made this load generator the machine's second
+                    // largest CPU user, beside the service it measures.
+                    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                    let t = format!(r#"{{"seq":{seq},"ts":"{ts}","data":{{"cpu_percent":12.5,"memory":{{"total_mib":7940,"available_mib":6100}},"load":[0.4,0.3,0.2],"temperatures_c":{{"soc-thermal":48.2,"gpu-thermal":44.0}},"disk":{{"path":"/data","total_mib":58000,"free_mib":41000}},"uptime_s":{seq},"agent":{{"queue_len":0,"queue_dropped":0}}}}}}"#);
+                    if w.write_all(&publish(&topic, t.as_bytes(), pid, false)).await.is_err() { return; }
+                    wc.published.fetch_add(1, Ordering::Relaxed);
                     if seq % 30 == 0 && w.write_all(&[0xC0, 0]).await.is_err() { return; }
                 }
                 Some(p) = out_rx.recv() => { if w.write_all(&p).await.is_err() { return; } }
@@ -208,6 +214,7 @@ async fn device(
             c.cmds_received.fetch_add(1, Ordering::Relaxed);
             let status = serde_json::json!({"id": cmd["id"], "name": name, "state": "succeeded", "progress": 100, "ts": chrono::Utc::now()});
             pid = pid.checked_add(1).unwrap_or(40_000);
+            c.published.fetch_add(1, Ordering::Relaxed);
             let _ = out_tx
                 .send(publish(
                     &format!("r58/v1/{id}/cmd/status"),
@@ -277,6 +284,24 @@ async fn baseline_subscriber(
     keep.abort();
 }
 
+/// Waits (at most 120 s) until `n` more commands than `before` have reached the devices;
+/// returns when half, 90 % and 99 % of them had (s since `t`).
+async fn wait_for_commands(c: &Counters, before: u64, n: usize, t: Instant) -> [f64; 3] {
+    let mut marks = [f64::NAN; 3];
+    loop {
+        let got = c.cmds_received.load(Ordering::Relaxed) - before;
+        for (m, share) in marks.iter_mut().zip([0.5, 0.9, 0.99]) {
+            if m.is_nan() && got as f64 >= n as f64 * share {
+                *m = t.elapsed().as_secs_f64();
+            }
+        }
+        if got >= n as u64 || t.elapsed() > Duration::from_secs(120) {
+            return marks;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn proc_cpu_ticks(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let f: Vec<&str> = s
@@ -329,6 +354,8 @@ async fn main() {
     let fleet = arg("--fleet").expect("--fleet URL");
     let token = arg("--token").expect("--token");
     let fleet_pid: u32 = arg("--fleet-pid").expect("--fleet-pid").parse().unwrap();
+    let broker_pid: Option<u32> = arg("--broker-pid").map(|v| v.parse().unwrap());
+    let own_pid = std::process::id();
     let n: usize = arg("--devices").map_or(10_000, |v| v.parse().unwrap());
     let seconds: u64 = arg("--seconds").map_or(30, |v| v.parse().unwrap());
 
@@ -411,6 +438,32 @@ async fn main() {
         });
     }
     drop(ready_tx);
+    // How the fleet copes with a mass (re)connect: progress every 5 s.
+    let progress = {
+        let (c, http, fleet, token) = (c.clone(), http.clone(), fleet.clone(), token.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let m = match http
+                    .get(format!("{fleet}/metrics"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                eprintln!(
+                    "fleet_sim: {:>4.0} s: {} connected; fleet: {} online, {} messages stored, lag max {} ms",
+                    started.elapsed().as_secs_f64(),
+                    c.connected.load(Ordering::Relaxed),
+                    metric(&m, "r58_fleet_devices{status=\"online\"}"),
+                    metric(&m, "r58_fleet_ingest_messages_total"),
+                    metric(&m, "r58_fleet_ingest_lag_max_ms"),
+                );
+            }
+        })
+    };
     for _ in 0..n {
         ready_rx.recv().await.unwrap();
     }
@@ -428,11 +481,32 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let inventory_s = started.elapsed().as_secs_f64();
+    progress.abort();
+    let m = scrape().await;
+    let online = metric(&m, "r58_fleet_devices{status=\"online\"}");
+    if online < n as i64 {
+        let unknown = metric(&m, "r58_fleet_devices{status=\"unknown\"}");
+        eprintln!("fleet_sim: after {inventory_s:.0} s only {online} of {n} devices online in the inventory ({unknown} unknown)");
+    }
+
+    // The connect storm leaves a backlog (reported above); steady means it has drained: the
+    // fleet's lag under a second for 5 seconds in a row (at most 120 s; printed).
+    let settle = Instant::now();
+    let _ = scrape().await;
+    let mut calm = 0;
+    while calm < 5 && settle.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let lag = metric(&scrape().await, "r58_fleet_ingest_lag_max_ms");
+        calm = if lag < 1000 { calm + 1 } else { 0 };
+    }
+    let settle_s = settle.elapsed().as_secs_f64();
 
     // 2. Steady telemetry: per-second maxima of the fleet's ingest lag and the broker's.
     let _ = scrape().await;
     c.sub_lag_ms.store(0, Ordering::Relaxed);
     let (cpu0, t0) = (proc_cpu_ticks(fleet_pid), Instant::now());
+    let broker_cpu0 = broker_pid.map(proc_cpu_ticks);
+    let own_cpu0 = proc_cpu_ticks(own_pid);
     let m0 = metric(&scrape().await, "r58_fleet_ingest_messages_total");
     let (mut fleet_lag, mut broker_lag, mut rss) = (Vec::new(), Vec::new(), 0f64);
     for _ in 0..seconds {
@@ -445,37 +519,20 @@ async fn main() {
     let elapsed = t0.elapsed().as_secs_f64();
     let ticks = 100.0; // USER_HZ
     let cpu = (proc_cpu_ticks(fleet_pid) - cpu0) as f64 / ticks / elapsed * 100.0;
+    let share = |before: u64, after: u64| (after - before) as f64 / ticks / elapsed * 100.0;
+    let broker_cpu = broker_pid
+        .zip(broker_cpu0)
+        .map(|(p, c0)| share(c0, proc_cpu_ticks(p)));
+    let own_cpu = share(own_cpu0, proc_cpu_ticks(own_pid));
     let rate = (m1 - m0) as f64 / elapsed;
 
-    // 3. Command fan-out: through the fleet API, then straight to the broker (baseline).
+    // 3. Command fan-out: straight to the broker (baseline), then through the fleet API. The
+    //    first command a device gets after connecting costs the broker more than later ones
+    //    (the topics of its answer are new to it, and so on): the baseline goes first so that
+    //    the fleet is not measured on a colder broker than its baseline.
     let before = c.cmds_received.load(Ordering::Relaxed);
     let t = Instant::now();
-    let resp = http
-        .post(format!("{fleet}/api/v1/commands"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "ping", "target": {"all": true}}))
-        .send()
-        .await;
-    match resp {
-        Ok(r) if r.status().as_u16() == 202 => {}
-        Ok(r) => eprintln!(
-            "fleet_sim: bulk command: HTTP {}: {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        ),
-        Err(e) => eprintln!("fleet_sim: bulk command: {e}"),
-    }
-    while c.cmds_received.load(Ordering::Relaxed) < before + n as u64
-        && t.elapsed() < Duration::from_secs(120)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let fleet_cmd_s = t.elapsed().as_secs_f64();
-    let fleet_cmd_got = c.cmds_received.load(Ordering::Relaxed) - before;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = c.cmds_received.load(Ordering::Relaxed);
-    let t = Instant::now();
-    {
+    let base_marks = {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let tls = tokio_rustls::TlsConnector::from(fleet_tls.clone())
@@ -502,13 +559,43 @@ async fn main() {
             }
         }
         w.write_all(&buf).await.unwrap();
-        while c.cmds_received.load(Ordering::Relaxed) < before + n as u64
-            && t.elapsed() < Duration::from_secs(120)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+        wait_for_commands(&c, before, n, t).await
+    };
     let base_cmd_s = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = c.cmds_received.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let resp = http
+        .post(format!("{fleet}/api/v1/commands"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "ping", "target": {"all": true}}))
+        .send()
+        .await;
+    match resp {
+        Ok(r) if r.status().as_u16() == 202 => {}
+        Ok(r) => eprintln!(
+            "fleet_sim: bulk command: HTTP {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        ),
+        Err(e) => eprintln!("fleet_sim: bulk command: {e}"),
+    }
+    let fleet_marks = wait_for_commands(&c, before, n, t).await;
+    let fleet_cmd_s = t.elapsed().as_secs_f64();
+    let fleet_cmd_got = c.cmds_received.load(Ordering::Relaxed) - before;
+
+    // 4. Nothing lost: every message the devices published is stored (the fleet counts what it
+    //    commits). Telemetry keeps coming, so compare a snapshot once the fleet has passed it.
+    let sent = c.published.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let mut stored = 0;
+    while t.elapsed() < Duration::from_secs(60) {
+        stored = metric(&scrape().await, "r58_fleet_ingest_messages_total");
+        if stored as u64 >= sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let (fl_p50, fl_max) = (
         pct(&mut fleet_lag.clone(), 0.5),
@@ -519,9 +606,15 @@ async fn main() {
         *broker_lag.iter().max().unwrap_or(&0),
     );
     println!("devices                      {n}");
-    println!("connect (all CONNACKed)      {connect_s:.1} s; all online in the inventory after {inventory_s:.1} s");
+    println!("connect (all CONNACKed)      {connect_s:.1} s; all online in the inventory after {inventory_s:.1} s; backlog drained {settle_s:.0} s later");
     println!("telemetry ingested           {rate:.0} msg/s over {elapsed:.0} s");
     println!("ingest lag, per-second max   fleet p50 {fl_p50} ms, max {fl_max} ms | broker delivery p50 {br_p50} ms, max {br_max} ms | ratio (max) {:.2}  (goal: fleet max <= 1000 ms)", fl_max as f64 / br_max.max(1) as f64);
     println!("command to all devices       fleet API {fleet_cmd_s:.2} s ({fleet_cmd_got}/{n} received) | straight to the broker {base_cmd_s:.2} s | ratio {:.2}  (goal: fleet <= 10 s)", fleet_cmd_s / base_cmd_s.max(0.001));
+    println!("  reached 50 / 90 / 99 %     fleet API {:.2} / {:.2} / {:.2} s | straight {:.2} / {:.2} / {:.2} s", fleet_marks[0], fleet_marks[1], fleet_marks[2], base_marks[0], base_marks[1], base_marks[2]);
     println!("fleet service                CPU {cpu:.0} % of one core, RSS max {rss:.0} MiB");
+    println!("messages stored              {stored} by the fleet of {sent} the devices had published by then{}", if (stored as u64) < sent { format!(" — {} MISSING after 60 s", sent - stored as u64) } else { String::new() });
+    // The rest of the machine during the steady telemetry: on a small machine the broker and
+    // this simulator compete with the fleet for the same cores.
+    let broker = broker_cpu.map_or("-".to_string(), |b| format!("{b:.0} %"));
+    println!("same run, steady telemetry   broker CPU {broker} of one core, simulator {own_cpu:.0} %, machine {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
 }
