@@ -88,7 +88,16 @@ impl Db {
             .acquire()
             .await
             .map_err(q("connect for a command status"))?;
-        write::cmd_status(&mut conn, device, id, name, "failed", 0, Some(why), None).await
+        let failed = StatusRow {
+            device,
+            id,
+            name,
+            state: "failed",
+            progress: 0,
+            message: Some(why),
+            result: None,
+        };
+        write::cmd_statuses(&mut conn, &[vec![failed]], self.backend).await
     }
 
     /// Stores new commands (state `sent`) in one transaction.
@@ -127,11 +136,9 @@ impl Db {
 pub(crate) mod write {
     use super::*;
 
-    /// Applies a reported status unless the command is already further along. A status for
-    /// a command this fleet did not send (another tool) is kept too.
-    #[allow(clippy::too_many_arguments)]
-    /// Applies a batch's statuses (`status_statements`) in multi-row statements; the same
-    /// rule as `cmd_status`, row by row.
+    /// Applies reported statuses (grouped by `status_statements`) in multi-row statements:
+    /// each unless its command is already further along or belongs to another device. A
+    /// status for a command this fleet did not send (another tool) is kept too.
     pub async fn cmd_statuses(
         conn: &mut sqlx::AnyConnection,
         statements: &[Vec<StatusRow<'_>>],
@@ -169,41 +176,6 @@ pub(crate) mod write {
                 .await
                 .map_err(q("apply command statuses"))?;
         }
-        Ok(())
-    }
-
-    pub async fn cmd_status(
-        conn: &mut sqlx::AnyConnection,
-        device: &str,
-        id: &str,
-        name: &str,
-        state: &str,
-        progress: i64,
-        message: Option<&str>,
-        result: Option<&Value>,
-    ) -> Result<(), DbError> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO commands (id, device, name, args, state, state_rank, progress, message, result, created_at, updated_at)
-             VALUES ($1, $2, $3, 'null', $4, $5, $6, $7, $8, $9, $9)
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, state_rank = excluded.state_rank,
-               progress = excluded.progress, message = excluded.message, result = excluded.result,
-               updated_at = excluded.updated_at
-             WHERE commands.device = excluded.device AND commands.state_rank <= excluded.state_rank
-               AND commands.state_rank < 3",
-        )
-        .bind(id)
-        .bind(device)
-        .bind(name)
-        .bind(state)
-        .bind(state_rank(state))
-        .bind(progress)
-        .bind(message.map(str::to_string))
-        .bind(result.map(Value::to_string))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(q("apply command status"))?;
         Ok(())
     }
 }
