@@ -141,7 +141,12 @@ impl Db {
                     if sqlite {
                         // WAL: readers do not block the writer; wait rather than fail on a lock.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // FULL: a commit is on disk before it returns. The ingest acknowledges
+                        // a batch to the broker once committed; with NORMAL a power cut could
+                        // roll back batches the broker had already forgotten. Cost at 10 000
+                        // devices (one fsync per batch): lag max 488 ms vs 481-540 ms with
+                        // NORMAL (bench/fleet-scale 10000 30).
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         // Statement journals (a multi-row upsert inside the batch's
                         // transaction writes one) in memory rather than spilling to a temp
