@@ -80,29 +80,30 @@ struct Picked {
 /// A sample whose `data` is not an object, or whose figures are missing or of another type,
 /// has none (it is still stored).
 pub fn figures(stream: &str, data: &RawValue) -> Figures {
-    let p: Picked = match stream {
-        "system" | "recorder" => serde_json::from_str(data.get()).unwrap_or_default(),
-        _ => return Figures::default(),
-    };
+    let picked = || serde_json::from_str::<Picked>(data.get()).unwrap_or_default();
     match stream {
-        "system" => Figures {
-            recording: None,
-            temperature_c: p
-                .temperatures_c
-                .as_object()
-                .and_then(|t| t.values().filter_map(Value::as_f64).reduce(f64::max)),
-            disk: match (p.disk["free_mib"].as_i64(), p.disk["total_mib"].as_i64()) {
-                (Some(f), Some(t)) => Some((f, t)),
-                _ => None,
-            },
-        },
-        _ => Figures {
-            recording: p
+        "system" => {
+            let p = picked();
+            Figures {
+                recording: None,
+                temperature_c: p
+                    .temperatures_c
+                    .as_object()
+                    .and_then(|t| t.values().filter_map(Value::as_f64).reduce(f64::max)),
+                disk: match (p.disk["free_mib"].as_i64(), p.disk["total_mib"].as_i64()) {
+                    (Some(f), Some(t)) => Some((f, t)),
+                    _ => None,
+                },
+            }
+        }
+        "recorder" => Figures {
+            recording: picked()
                 .inputs
                 .as_object()
                 .map(|i| i.values().any(|v| v["recording"].as_bool() == Some(true))),
             ..Figures::default()
         },
+        _ => Figures::default(),
     }
 }
 

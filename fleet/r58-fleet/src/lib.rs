@@ -47,7 +47,9 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         Duration::from_secs(1),
     ));
     tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
-    tokio::spawn(checkpoint(db.clone()));
+    if db.backend == "sqlite" {
+        tokio::spawn(checkpoint(db.clone()));
+    }
     let withheld = ota::bundle::Withheld::default();
     tokio::spawn(ota::bundle::audit(
         db.clone(),

@@ -199,23 +199,20 @@ pub(crate) fn status_statements<'a>(
     per_statement: usize,
 ) -> Vec<Vec<StatusRow<'a>>> {
     let mut last: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
-    let mut kept: Vec<Option<StatusRow<'a>>> = Vec::with_capacity(rows.len());
+    let mut kept: Vec<StatusRow<'a>> = Vec::with_capacity(rows.len());
     for r in rows {
         match last.get(&(r.id, r.device)).copied() {
-            Some(i)
-                if kept[i]
-                    .as_ref()
-                    .is_some_and(|k| state_rank(k.state) > state_rank(r.state)) => {}
-            Some(i) => kept[i] = Some(r),
+            Some(i) if state_rank(kept[i].state) > state_rank(r.state) => {}
+            Some(i) => kept[i] = r,
             None => {
                 last.insert((r.id, r.device), kept.len());
-                kept.push(Some(r));
+                kept.push(r);
             }
         }
     }
     let mut out: Vec<Vec<StatusRow<'a>>> = Vec::new();
     let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for r in kept.into_iter().flatten() {
+    for r in kept {
         if out.last().map_or(true, |c| c.len() >= per_statement) || ids.contains(r.id) {
             out.push(Vec::new());
             ids.clear();
