@@ -251,16 +251,15 @@ fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetErro
     Ok(opts)
 }
 
-/// Connects and spawns the event loop and the database writer; returns the client the
-/// API publishes commands, desired config and jobs with.
+/// Connects and spawns the event loop and the database writer; returns the publisher the
+/// API sends commands, desired config and jobs with.
 ///
 /// Two connections: the ingest one (MQTT 5: shared subscriptions) only subscribes and
-/// acknowledges; publishing goes over its own. rumqttc stops reading *all* requests —
-/// acknowledgements included — while its outgoing in-flight window is full, and on MQTT 5 that
-/// window is the broker's receive maximum (`max_inflight_messages`, 32 here): a command to
-/// 10 000 devices on the ingest connection stalled the ingest behind it, and went out 32 at a
-/// time. The publisher speaks MQTT 3.1.1, where the window is the client's own
-/// (`PUBLISH_WINDOW`).
+/// acknowledges; publishing goes over its own (`crate::publisher`). rumqttc stops reading
+/// *all* requests — acknowledgements included — while its outgoing in-flight window is full,
+/// and on MQTT 5 that window is the broker's receive maximum (`max_inflight_messages`, 32
+/// here): a command to 10 000 devices on the ingest connection stalled the ingest behind it,
+/// and went out 32 at a time.
 ///
 /// `publisher_up` is notified each time the publishing connection is (re)established.
 pub fn start(
@@ -268,7 +267,7 @@ pub fn start(
     db: Db,
     stats: Arc<IngestStats>,
     publisher_up: Arc<tokio::sync::Notify>,
-) -> Result<rumqttc::AsyncClient, FleetError> {
+) -> Result<crate::publisher::Publisher, FleetError> {
     let id = client_id(cfg);
     let mut opts = options(cfg, id.clone())?;
     opts.set_clean_start(false);
@@ -294,44 +293,7 @@ pub fn start(
     ));
     tokio::spawn(run_writer(rx, client, db, stats));
 
-    let broker = r58_tls::parse_broker(&cfg.broker)?;
-    let mut popts = rumqttc::MqttOptions::new(format!("{id}-pub"), broker.host, broker.port);
-    popts.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_seconds.max(5))));
-    popts.set_clean_session(true);
-    popts.set_inflight(PUBLISH_WINDOW);
-    if broker.tls {
-        let tls = r58_tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
-        popts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    }
-    let (publisher, mut pub_loop) = rumqttc::AsyncClient::new(popts, 4096);
-    let mut net = pub_loop.network_options();
-    net.set_tcp_nodelay(true);
-    pub_loop.set_network_options(net);
-    tokio::spawn(run_publisher(pub_loop, publisher_up));
-    Ok(publisher)
-}
-
-/// QoS 1 messages the publisher may have unacknowledged (commands to a whole fleet).
-const PUBLISH_WINDOW: u16 = 1000;
-
-/// Drives the publishing connection (reconnects by itself on the next poll).
-async fn run_publisher(mut ev: rumqttc::EventLoop, up: Arc<tokio::sync::Notify>) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        match ev.poll().await {
-            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(500);
-                tracing::info!("publishing connection up");
-                up.notify_one();
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "publishing connection");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
+    crate::publisher::Publisher::start(cfg, &id, publisher_up)
 }
 
 /// How long the plain subscriptions to retained documents stay, each time.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod ingest;
 pub mod ota;
 pub mod pki;
+pub mod publisher;
 mod republish;
 pub mod turn_api;
 

@@ -6,14 +6,16 @@
 
 use std::sync::Arc;
 
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::QoS;
+
+use crate::publisher::Publisher;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DeviceFilter};
 use crate::ota::rollout::Driver;
 
 /// Waits for each (re)connection of the publishing connection and publishes everything again.
-pub async fn run(db: Db, mqtt: AsyncClient, driver: Option<Driver>, connected: Arc<Notify>) {
+pub async fn run(db: Db, mqtt: Publisher, driver: Option<Driver>, connected: Arc<Notify>) {
     loop {
         connected.notified().await;
         let desired = match desired(&db, &mqtt).await {
@@ -38,7 +40,7 @@ pub async fn run(db: Db, mqtt: AsyncClient, driver: Option<Driver>, connected: A
 }
 
 /// Every device's desired config that was ever set, as the API published it.
-async fn desired(db: &Db, mqtt: &AsyncClient) -> Result<usize, String> {
+async fn desired(db: &Db, mqtt: &Publisher) -> Result<usize, String> {
     let devices = db
         .devices(&DeviceFilter::default())
         .await

@@ -160,7 +160,7 @@ pub(crate) async fn resolve(s: &AppState, target: Target) -> Result<Vec<String>,
 /// and so is every one after it.
 fn spawn_publish(
     db: crate::db::Db,
-    mqtt: rumqttc::AsyncClient,
+    mqtt: crate::publisher::Publisher,
     name: String,
     args: Value,
     expires_at: i64,
@@ -316,13 +316,10 @@ mod tests {
             })
             .collect();
         db.insert_commands(&rows).await.unwrap();
-        // A client whose connection is gone for good: its event loop no longer exists.
-        let (mqtt, eventloop) =
-            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new("t", "127.0.0.1", 1), 4);
-        drop(eventloop);
+        // A publisher whose connection has stopped for good.
         let r = super::spawn_publish(
             db.clone(),
-            mqtt,
+            crate::publisher::Publisher::closed(),
             "ping".into(),
             args.clone(),
             super::now_ms() + 60_000,

@@ -19,7 +19,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
-use rumqttc::AsyncClient;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -30,7 +29,7 @@ use crate::turn_api::TurnApi;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub mqtt: Option<AsyncClient>,
+    pub mqtt: Option<crate::publisher::Publisher>,
     pub stats: Arc<IngestStats>,
     pub events: broadcast::Sender<events::Change>,
     pub command_timeout_s: u32,

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use rumqttc::AsyncClient;
+use crate::publisher::Publisher;
 use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -111,7 +111,7 @@ fn is_final(phase: &str) -> bool {
 }
 
 /// Withdraws a device's retained job (an empty retained message deletes it).
-pub async fn withdraw(mqtt: &AsyncClient, device: &str) -> Result<(), String> {
+pub async fn withdraw(mqtt: &Publisher, device: &str) -> Result<(), String> {
     mqtt.publish(
         r58_proto::jobs_next(device),
         QoS::AtLeastOnce,
@@ -124,7 +124,7 @@ pub async fn withdraw(mqtt: &AsyncClient, device: &str) -> Result<(), String> {
 
 /// Aborts a rollout: unstarted jobs are skipped, started ones withdrawn. False when its
 /// state does not allow it.
-pub async fn abort(db: &Db, mqtt: &AsyncClient, id: &str) -> Result<bool, DbError> {
+pub async fn abort(db: &Db, mqtt: &Publisher, id: &str) -> Result<bool, DbError> {
     if !db
         .set_rollout_state(
             id,
@@ -152,7 +152,7 @@ pub async fn abort(db: &Db, mqtt: &AsyncClient, id: &str) -> Result<bool, DbErro
 #[derive(Clone)]
 pub struct Driver {
     pub db: Db,
-    pub mqtt: AsyncClient,
+    pub mqtt: Publisher,
     /// `<public_url>/ota/bundles/`
     pub bundle_base: String,
     pub holder: String,
