@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -41,24 +41,7 @@ fn now_ms() -> i64 {
 
 // --- minimal MQTT 3.1.1 encoding -------------------------------------------------------
 
-fn remaining_len(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-fn string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
+use r58_fleet::publisher::wire::{read_packet, remaining_len, string};
 
 fn packet(header: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![header];
@@ -68,13 +51,7 @@ fn packet(header: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn connect(client_id: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    string("MQTT", &mut b);
-    b.push(4); // 3.1.1
-    b.push(0x02); // clean session
-    b.extend_from_slice(&60u16.to_be_bytes());
-    string(client_id, &mut b);
-    packet(0x10, &b)
+    r58_fleet::publisher::wire::connect(client_id, 60)
 }
 
 fn publish(topic: &str, payload: &[u8], pid: u16, retain: bool) -> Vec<u8> {
@@ -94,22 +71,6 @@ fn subscribe(filter: &str, pid: u16) -> Vec<u8> {
 
 fn puback(pid: u16) -> Vec<u8> {
     packet(0x40, &pid.to_be_bytes())
-}
-
-async fn read_packet<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<(u8, Vec<u8>)> {
-    let h = r.read_u8().await?;
-    let (mut len, mut mult) = (0usize, 1usize);
-    loop {
-        let b = r.read_u8().await?;
-        len += usize::from(b & 0x7f) * mult;
-        mult *= 128;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).await?;
-    Ok((h, body))
 }
 
 /// (topic, packet id if QoS 1, payload) of a PUBLISH body.

@@ -16,7 +16,7 @@
 //! (command ids, desired config versions, job ids). While the broker is away, `publish`
 //! waits once `QUEUE` messages are waiting.
 
-mod wire;
+pub mod wire;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;

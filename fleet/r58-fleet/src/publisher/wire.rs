@@ -1,13 +1,15 @@
-//! The few MQTT 3.1.1 packets the publishing connection writes and reads.
+//! The few MQTT 3.1.1 packets the publishing connection writes and reads (the encoding
+//! helpers are also the benchmark's device simulator's, examples/fleet_sim.rs).
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::Outgoing;
 
 /// The protocol's largest remaining length (four length bytes).
-pub const MAX_REMAINING: usize = 268_435_455;
+pub(crate) const MAX_REMAINING: usize = 268_435_455;
 
-fn remaining_len(mut n: usize, out: &mut Vec<u8>) {
+/// Appends an MQTT remaining length.
+pub fn remaining_len(mut n: usize, out: &mut Vec<u8>) {
     loop {
         let mut b = (n % 128) as u8;
         n /= 128;
@@ -21,8 +23,9 @@ fn remaining_len(mut n: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// A length-prefixed string; callers keep it under 64 KiB (`Publisher::publish` checks).
-fn string(s: &str, out: &mut Vec<u8>) {
+/// Appends a length-prefixed string; callers keep it under 64 KiB (`Publisher::publish`
+/// checks).
+pub fn string(s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -42,12 +45,12 @@ pub fn connect(client_id: &str, keepalive_s: u16) -> Vec<u8> {
 }
 
 /// The remaining length of `m` as a PUBLISH.
-pub fn publish_len(m: &Outgoing) -> usize {
+pub(crate) fn publish_len(m: &Outgoing) -> usize {
     2 + m.topic.len() + if m.qos > 0 { 2 } else { 0 } + m.payload.len()
 }
 
 /// Appends `m` as a PUBLISH (`pid` for QoS 1; `dup` when sent again).
-pub fn publish(out: &mut Vec<u8>, m: &Outgoing, pid: Option<u16>, dup: bool) {
+pub(crate) fn publish(out: &mut Vec<u8>, m: &Outgoing, pid: Option<u16>, dup: bool) {
     let mut h = 0x30 | (m.qos << 1) | u8::from(m.retain);
     if dup && pid.is_some() {
         h |= 0x08;
