@@ -3,6 +3,7 @@
 //! broker restart in the middle of one loses nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use r58_fleet::config::MqttConfig;
 use r58_fleet::publisher::Publisher;
 use r58_testkit::{Broker, Observer, Pki};
 use rumqttc::QoS;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const DEVICES: usize = 20;
 
@@ -104,4 +106,81 @@ async fn a_burst_arrives_whole_and_in_order_even_across_a_broker_restart() {
         .await
         .expect("the publishing connection came back");
     assert_in_order(&wait_for(&obs, 6500, "after the restart").await, 6500);
+}
+
+/// A TCP relay to the broker whose connections can be frozen: a frozen connection stays open
+/// on both ends and carries nothing more — a broker (or a NAT on the way) that went silent
+/// without closing. Connections made after the freeze are relayed as usual.
+async fn freezable_relay(broker: u16) -> (u16, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let generation = Arc::new(AtomicU64::new(0));
+    let g = generation.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let born = g.load(Ordering::SeqCst);
+            let upstream = tokio::net::TcpStream::connect(("127.0.0.1", broker))
+                .await
+                .unwrap();
+            let (cr, cw) = client.into_split();
+            let (ur, uw) = upstream.into_split();
+            for (mut from, mut to) in [
+                (
+                    Box::new(cr) as Box<dyn AsyncRead + Send + Unpin>,
+                    Box::new(uw) as Box<dyn AsyncWrite + Send + Unpin>,
+                ),
+                (Box::new(ur), Box::new(cw)),
+            ] {
+                let g = g.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 1 << 16];
+                    loop {
+                        let n = from.read(&mut buf).await.unwrap_or(0);
+                        if g.load(Ordering::SeqCst) != born {
+                            // Frozen: hold both ends open, forward nothing.
+                            std::future::pending::<()>().await;
+                        }
+                        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (port, generation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_goes_silent_is_left_and_made_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let (cert, key) = pki.issue("fleet", "fleet", false);
+    let broker = Broker::start(dir.path(), &pki);
+    let obs = Observer::connect(&pki, broker.port, "obs", "fleet", &["r58/v1/+/cmd/+"]);
+    let (relay, freeze) = freezable_relay(broker.port).await;
+    let cfg = MqttConfig {
+        broker: format!("mqtts://127.0.0.1:{relay}"),
+        ca_file: pki.ca(),
+        cert_file: cert,
+        key_file: key,
+        keepalive_seconds: 5,
+        ..MqttConfig::default()
+    };
+    let up = Arc::new(tokio::sync::Notify::new());
+    let p = Publisher::start(&cfg, "t", up.clone()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), up.notified())
+        .await
+        .expect("the publishing connection came up");
+    // Silence: no PINGRESP comes back. After 1.5 keepalives the publisher gives the
+    // connection up and makes a new one, and the message it could not deliver goes out on
+    // it. A publisher that only waited would sit on the silent connection for good.
+    freeze.fetch_add(1, Ordering::SeqCst);
+    p.publish(topic(0), QoS::AtLeastOnce, false, "0")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), up.notified())
+        .await
+        .expect("a new publishing connection after the silence");
+    wait_for(&obs, 1, "the message published into the silent connection").await;
 }
