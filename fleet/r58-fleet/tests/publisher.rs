@@ -1,6 +1,6 @@
 //! The fleet's publishing connection against a real Mosquitto (production config and ACL):
-//! a burst as large as a command to a fleet arrives whole and in order per device, and a
-//! broker restart in the middle of one loses nothing.
+//! a burst as large as a command to a fleet arrives whole and in order per device, a broker
+//! restart in the middle of one loses nothing, and a connection gone silent is replaced.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,18 +59,40 @@ fn assert_in_order(per: &HashMap<String, Vec<usize>>, n: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_arrives_whole_and_in_order_even_across_a_broker_restart() {
+/// A broker, an observer of every device's commands (fleet identity), and the fleet's
+/// certificate for the publisher.
+struct Setup {
+    _dir: tempfile::TempDir,
+    pki: Pki,
+    broker: Broker,
+    obs: Observer,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(&dir.path().join("pki"));
     let (cert, key) = pki.issue("fleet", "fleet", false);
-    let mut broker = Broker::start(dir.path(), &pki);
+    let broker = Broker::start(dir.path(), &pki);
     let obs = Observer::connect(&pki, broker.port, "obs", "fleet", &["r58/v1/+/cmd/+"]);
+    Setup {
+        _dir: dir,
+        pki,
+        broker,
+        obs,
+        cert,
+        key,
+    }
+}
+
+/// A publisher connecting to `port` (5-s keepalive), once it is up; and its `up` signal.
+async fn publisher(s: &Setup, port: u16) -> (Publisher, Arc<tokio::sync::Notify>) {
     let cfg = MqttConfig {
-        broker: format!("mqtts://127.0.0.1:{}", broker.port),
-        ca_file: pki.ca(),
-        cert_file: cert,
-        key_file: key,
+        broker: format!("mqtts://127.0.0.1:{port}"),
+        ca_file: s.pki.ca(),
+        cert_file: s.cert.clone(),
+        key_file: s.key.clone(),
         keepalive_seconds: 5,
         ..MqttConfig::default()
     };
@@ -79,6 +101,13 @@ async fn a_burst_arrives_whole_and_in_order_even_across_a_broker_restart() {
     tokio::time::timeout(Duration::from_secs(10), up.notified())
         .await
         .expect("the publishing connection came up");
+    (p, up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_arrives_whole_and_in_order_even_across_a_broker_restart() {
+    let mut s = setup();
+    let (p, up) = publisher(&s, s.broker.port).await;
 
     // A burst, as a command to a whole fleet: written in large batches, all of it arrives.
     for i in 0..3000 {
@@ -86,7 +115,7 @@ async fn a_burst_arrives_whole_and_in_order_even_across_a_broker_restart() {
             .await
             .unwrap();
     }
-    assert_in_order(&wait_for(&obs, 3000, "the first burst").await, 3000);
+    assert_in_order(&wait_for(&s.obs, 3000, "the first burst").await, 3000);
 
     // The broker stops in the middle of the next burst, more is published while it is away:
     // what it had not acknowledged is sent again after the reconnect, before anything newer.
@@ -95,17 +124,17 @@ async fn a_burst_arrives_whole_and_in_order_even_across_a_broker_restart() {
             .await
             .unwrap();
     }
-    broker.stop();
+    s.broker.stop();
     for i in 6000..6500 {
         p.publish(topic(i), QoS::AtLeastOnce, false, i.to_string())
             .await
             .unwrap();
     }
-    broker.spawn();
+    s.broker.spawn();
     tokio::time::timeout(Duration::from_secs(30), up.notified())
         .await
         .expect("the publishing connection came back");
-    assert_in_order(&wait_for(&obs, 6500, "after the restart").await, 6500);
+    assert_in_order(&wait_for(&s.obs, 6500, "after the restart").await, 6500);
 }
 
 /// A TCP relay to the broker whose connections can be frozen: a frozen connection stays open
@@ -153,25 +182,9 @@ async fn freezable_relay(broker: u16) -> (u16, Arc<AtomicU64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_goes_silent_is_left_and_made_anew() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&dir.path().join("pki"));
-    let (cert, key) = pki.issue("fleet", "fleet", false);
-    let broker = Broker::start(dir.path(), &pki);
-    let obs = Observer::connect(&pki, broker.port, "obs", "fleet", &["r58/v1/+/cmd/+"]);
-    let (relay, freeze) = freezable_relay(broker.port).await;
-    let cfg = MqttConfig {
-        broker: format!("mqtts://127.0.0.1:{relay}"),
-        ca_file: pki.ca(),
-        cert_file: cert,
-        key_file: key,
-        keepalive_seconds: 5,
-        ..MqttConfig::default()
-    };
-    let up = Arc::new(tokio::sync::Notify::new());
-    let p = Publisher::start(&cfg, "t", up.clone()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), up.notified())
-        .await
-        .expect("the publishing connection came up");
+    let s = setup();
+    let (relay, freeze) = freezable_relay(s.broker.port).await;
+    let (p, up) = publisher(&s, relay).await;
     // Silence: no PINGRESP comes back. After 1.5 keepalives the publisher gives the
     // connection up and makes a new one, and the message it could not deliver goes out on
     // it. A publisher that only waited would sit on the silent connection for good.
@@ -182,5 +195,10 @@ async fn a_connection_that_goes_silent_is_left_and_made_anew() {
     tokio::time::timeout(Duration::from_secs(30), up.notified())
         .await
         .expect("a new publishing connection after the silence");
-    wait_for(&obs, 1, "the message published into the silent connection").await;
+    wait_for(
+        &s.obs,
+        1,
+        "the message published into the silent connection",
+    )
+    .await;
 }
