@@ -269,7 +269,7 @@ async fn session(
     // Acknowledgements are read by a task of their own (a read cut off by select! would
     // lose bytes).
     let (in_tx, mut incoming) = mpsc::channel::<std::io::Result<(u8, Vec<u8>)>>(1024);
-    let reader = AbortOnDrop(tokio::spawn(async move {
+    let _reader = AbortOnDrop(tokio::spawn(async move {
         loop {
             let p = wire::read_packet(&mut r).await;
             let end = p.is_err();
@@ -306,7 +306,6 @@ async fn session(
             m = rx.recv(), if inflight.len() < WINDOW => {
                 let Some(m) = m else {
                     let _ = send(&mut w, &wire::DISCONNECT, t.keepalive).await;
-                    drop(reader);
                     return Ok(());
                 };
                 buf.clear();
