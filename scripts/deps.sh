@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building, running and testing the R58 firmware needs on Debian 12.
-# Idempotent: installs only what is missing. Sourced by scripts/run and scripts/test.
+# Installs what building, running and testing the R58 firmware needs on Debian 12: the
+# build dependencies and everything any command of the repository uses at run time (the
+# GStreamer elements the recorder builds, the tools the scripts, tests and benches call).
+# Idempotent: installs only what is missing. Sourced by scripts/run and scripts/test;
+# scripts/fresh-machine-check proves the list on a clean Debian 12 root.
 set -euo pipefail
 
 R58_DEBIAN_PACKAGES=(
@@ -9,11 +12,30 @@ R58_DEBIAN_PACKAGES=(
   libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  gstreamer1.0-rtsp gstreamer1.0-nice
-  ffmpeg bc coturn mosquitto
+  gstreamer1.0-rtsp gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-alsa
+  ffmpeg bc coturn mosquitto mosquitto-clients
   postgresql postgresql-client chromium fonts-dejavu-core
   rauc rauc-service squashfs-tools dbus-daemon e2fsprogs openssl
 )
+
+# The external programs that scripts, tests and benches call, each from a package above.
+R58_TOOLS=(
+  gst-launch-1.0 gst-inspect-1.0 ffmpeg ffprobe bc curl openssl
+  mosquitto mosquitto_sub turnserver turnutils_uclient
+  rauc dbus-daemon mksquashfs mkfs.ext4 truncate dd
+  chromium psql
+)
+
+# Prints each tool of R58_TOOLS (and PostgreSQL's server binaries) that is not installed.
+r58_missing_tools() {
+  local t
+  for t in "${R58_TOOLS[@]}"; do
+    command -v "$t" >/dev/null 2>&1 || echo "$t"
+  done
+  for t in initdb pg_ctl postgres; do
+    compgen -G "/usr/lib/postgresql/*/bin/$t" >/dev/null || echo "$t"
+  done
+}
 
 r58_missing_packages() {
   local p

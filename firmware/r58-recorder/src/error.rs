@@ -31,6 +31,11 @@ pub enum RecorderError {
         #[source]
         source: gstreamer::StateChangeError,
     },
+    #[error("checking the pipelines: {}", check_text(missing, invalid))]
+    PipelineCheck {
+        missing: Vec<String>,
+        invalid: Vec<String>,
+    },
     #[error("unknown input `{0}`")]
     UnknownInput(String),
     #[error("input `{0}` is disabled")]
@@ -67,4 +72,21 @@ pub enum RecorderError {
     Serve(#[source] std::io::Error),
     #[error("inputs did not start within {seconds} s: {waiting}")]
     StartTimeout { seconds: u64, waiting: String },
+}
+
+fn check_text(missing: &[String], invalid: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "GStreamer elements not installed: {}",
+            missing.join(", ")
+        ));
+    }
+    if !invalid.is_empty() {
+        parts.push(format!(
+            "descriptions that do not parse: {}",
+            invalid.join(", ")
+        ));
+    }
+    parts.join("; ")
 }

@@ -20,6 +20,23 @@ pub struct Hls {
     pub dir: PathBuf,
 }
 
+/// The gst-launch description of an input's HLS pipeline.
+pub fn describe(cfg: &HlsConfig, audio: bool) -> String {
+    let mut desc = format!(
+        "appsrc name=v is-live=true format=time max-bytes=16777216 ! h264parse ! hlssink2 name=hls \
+         target-duration={} playlist-length={} max-files={} send-keyframe-requests=false",
+        cfg.segment_seconds,
+        cfg.playlist_length,
+        cfg.playlist_length + 4
+    );
+    if audio {
+        desc.push_str(
+            " appsrc name=a is-live=true format=time max-bytes=4194304 ! aacparse ! hls.audio",
+        );
+    }
+    desc
+}
+
 impl Hls {
     pub fn start(input: &Arc<Input>, cfg: &HlsConfig) -> Result<Self, RecorderError> {
         let id = &input.id;
@@ -36,19 +53,7 @@ impl Hls {
             source,
         })?;
         let audio = input.audio_encoder.is_some();
-        let mut desc = format!(
-            "appsrc name=v is-live=true format=time max-bytes=16777216 ! h264parse ! hlssink2 name=hls \
-             target-duration={} playlist-length={} max-files={} send-keyframe-requests=false",
-            cfg.segment_seconds,
-            cfg.playlist_length,
-            cfg.playlist_length + 4
-        );
-        if audio {
-            desc.push_str(
-                " appsrc name=a is-live=true format=time max-bytes=4194304 ! aacparse ! hls.audio",
-            );
-        }
-        let pipeline = gst::parse::launch(&desc)
+        let pipeline = gst::parse::launch(&describe(cfg, audio))
             .map_err(|source| RecorderError::PipelineBuild {
                 input: id.clone(),
                 stage: "hls",

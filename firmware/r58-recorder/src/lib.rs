@@ -2,6 +2,7 @@
 //! with an HTTP API. See docs/recorder.md.
 
 pub mod api;
+pub mod check;
 pub mod encoder;
 pub mod error;
 pub mod fanout;

@@ -2,9 +2,11 @@ use std::process::ExitCode;
 
 use r58_recorder::run::{run, Options};
 
-const USAGE: &str = "usage: r58-recorder [--config FILE] [--check-config] [--version]\n\
+const USAGE: &str = "usage: r58-recorder [--config FILE] [--check-config] [--check] [--version]\n\
   --config FILE    main config file (default: $R58_CONFIG or /etc/r58/r58.toml; conf.d/ beside it)\n\
-  --check-config   load and validate the configuration, then exit";
+  --check-config   load and validate the configuration, then exit\n\
+  --check          build every pipeline description the configuration uses and name any\n\
+                   GStreamer element that is not installed, then exit (1 if one is missing)";
 
 fn main() -> ExitCode {
     let mut opts = Options::default();
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
                 None => return usage_error("--config needs a file"),
             },
             "--check-config" => opts.check_config = true,
+            "--check" => opts.check_pipelines = true,
             "--version" => {
                 println!("r58-recorder {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST: &str = "manifest.json";
-/// Container of the segments; see docs/recording.md for why MPEG-TS.
+/// Container of the segments; docs/decisions/0001-mpeg-ts-segments.md says why MPEG-TS.
 pub const CONTAINER: &str = "mpegts";
 pub const SEGMENT_EXT: &str = "ts";
 

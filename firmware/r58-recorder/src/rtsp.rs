@@ -22,7 +22,8 @@ pub struct RtspServer {
     pub port: u16,
 }
 
-fn launch(audio: bool) -> String {
+/// The gst-launch description of one RTSP media (a bin fed by the input's encode).
+pub fn describe(audio: bool) -> String {
     let mut d = String::from(
         "( appsrc name=v is-live=true format=time max-bytes=8388608 ! h264parse \
          ! rtph264pay name=pay0 pt=96 config-interval=-1",
@@ -53,7 +54,7 @@ impl RtspServer {
             })?;
         for (id, input) in inputs {
             let factory = rtsp::RTSPMediaFactory::new();
-            factory.set_launch(&launch(input.audio_encoder.is_some()));
+            factory.set_launch(&describe(input.audio_encoder.is_some()));
             factory.set_shared(true);
             factory.set_clock(Some(&gst::SystemClock::obtain()));
             let weak = Arc::downgrade(input);

@@ -12,6 +12,8 @@ use crate::service::Recorder;
 pub struct Options {
     pub config: Option<std::path::PathBuf>,
     pub check_config: bool,
+    /// Check that every GStreamer element the configured pipelines use is installed.
+    pub check_pipelines: bool,
 }
 
 pub fn run(opts: Options) -> Result<(), RecorderError> {
@@ -34,6 +36,9 @@ pub fn run(opts: Options) -> Result<(), RecorderError> {
                 .join(", ")
         );
         return Ok(());
+    }
+    if opts.check_pipelines {
+        return crate::check::report(&crate::check::pipelines(&loaded.config)?);
     }
     let cfg = loaded.config;
     tracing::info!(files = ?loaded.files, inputs = cfg.inputs.len(), "configuration loaded");

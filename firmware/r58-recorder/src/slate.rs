@@ -8,6 +8,16 @@ use gstreamer_app as gst_app;
 
 use crate::error::RecorderError;
 
+/// The gst-launch description of the pipeline that renders the slate.
+pub fn describe(format: &str, width: u32, height: u32, fps: u32) -> String {
+    format!(
+        "videotestsrc pattern=black num-buffers=1 \
+         ! video/x-raw,format={format},width={width},height={height},framerate={fps}/1,pixel-aspect-ratio=1/1 \
+         ! textoverlay name=text font-desc=\"Sans Bold 40\" halignment=center valignment=center \
+         ! appsink name=out sync=false"
+    )
+}
+
 /// Renders the slate for `id` as raw video of the given format and size.
 pub fn render(
     id: &str,
@@ -21,13 +31,7 @@ pub fn render(
         stage: "slate",
         what,
     };
-    let desc = format!(
-        "videotestsrc pattern=black num-buffers=1 \
-         ! video/x-raw,format={format},width={width},height={height},framerate={fps}/1,pixel-aspect-ratio=1/1 \
-         ! textoverlay name=text font-desc=\"Sans Bold 40\" halignment=center valignment=center \
-         ! appsink name=out sync=false"
-    );
-    let pipeline = gst::parse::launch(&desc)
+    let pipeline = gst::parse::launch(&describe(format, width, height, fps))
         .map_err(|source| RecorderError::PipelineBuild {
             input: id.to_string(),
             stage: "slate",
