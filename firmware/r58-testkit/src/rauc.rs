@@ -127,6 +127,11 @@ impl RaucSim {
 
     /// With slots of `slot_mib` MiB (a bundle's image must fit).
     pub fn start_sized(dir: &Path, keys: &Path, slot_mib: u32) -> Self {
+        Self::start_compatible(dir, keys, slot_mib, "r58-test")
+    }
+
+    /// With slots of `slot_mib` MiB and the system's `compatible`.
+    pub fn start_compatible(dir: &Path, keys: &Path, slot_mib: u32, compatible: &str) -> Self {
         std::fs::create_dir_all(dir.join("slots")).unwrap();
         std::fs::create_dir_all(dir.join("mnt")).unwrap();
         let keys = keys.to_path_buf();
@@ -147,7 +152,7 @@ impl RaucSim {
         let backend = dir.join("bootloader.sh");
         std::fs::write(&backend, BACKEND).unwrap();
         run(Command::new("chmod").arg("+x").arg(&backend));
-        let compatible = "r58-test".to_string();
+        let compatible = compatible.to_string();
         std::fs::write(
             dir.join("system.conf"),
             format!(
