@@ -1,4 +1,4 @@
-//! The operator REST API (`/api/v1`, JSON; docs/fleet-api.md), the dashboard, metrics and
+//! The operator REST API (`/api/v1`, JSON; "REST API" in docs/fleet.md), the dashboard, metrics and
 //! health. Every route but `/healthz`, the login page and the static dashboard files needs
 //! an operator token.
 
