@@ -333,10 +333,12 @@ impl Agent {
         self.set_link(Link::Online);
         // For the boot health check: the broker was reached during this boot.
         let mark = self.cfg.agent.state_dir.join(crate::health::CONNECTED_FILE);
-        if let Err(e) = r58_fs::write_json_replace(
-            &mark,
-            &serde_json::json!({ "ts": chrono::Utc::now(), "session": self.persisted.session }),
-        ) {
+        let record = crate::commit::ConnectedRecord {
+            boot_id: r58_ota::engine::read_boot_id(&self.cfg.ota.boot_id_file),
+            ts: chrono::Utc::now(),
+            session: self.persisted.session,
+        };
+        if let Err(e) = r58_fs::write_json_replace(&mark, &record) {
             tracing::warn!(error = %e, "cannot record the connection for the health check");
         }
         let id = self.id().to_string();

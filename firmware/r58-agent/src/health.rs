@@ -1,83 +1,80 @@
-//! The boot health check of the OTA path (`r58-agent --health-check`, run once per boot by
-//! `r58-health.service`): the R58 services are active, the recorder's pipelines play, and
-//! the agent reached the broker during this boot — all within a deadline. Then the booted
-//! RAUC slot is marked good; otherwise it is marked bad and the unit fails, so that systemd
-//! reboots (`FailureAction=reboot`) and U-Boot falls back to the other slot.
+//! The boot health check (`r58-agent --health-check`, run once per boot by
+//! `r58-health.service`). It decides by the commit policy in [`crate::commit`]: a committed
+//! slot is marked good at once (network or no network); a trial boot of a just-installed
+//! update is committed only when the R58 services are active, the recorder is healthy and the
+//! agent reached the broker during this boot, within the deadline — otherwise it is marked
+//! bad and the unit fails, so that systemd reboots (`FailureAction=reboot`) and U-Boot boots
+//! the old slot.
 
 use std::time::{Duration, Instant};
 
 use r58_config::R58Config;
 
-/// What the agent writes on every connection to the broker.
+use crate::commit::{
+    boot_kind, connected_during, decide, BootKind, ConnectedRecord, Decision, Problem,
+};
+
+/// What the agent writes on every connection to the broker ([`ConnectedRecord`]).
 pub const CONNECTED_FILE: &str = "connected.json";
 
-fn unit_active(unit: &str) -> Result<(), String> {
+const UNITS: [&str; 2] = ["r58-recorder.service", "r58-agent.service"];
+
+fn unit_active(unit: &str) -> Result<(), Problem> {
     let out = std::process::Command::new("systemctl")
         .args(["is-active", unit])
         .output()
-        .map_err(|e| format!("running systemctl: {e}"))?;
+        .map_err(|e| Problem::Unit(format!("running systemctl: {e}")))?;
     let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if out.status.success() && state == "active" {
         Ok(())
     } else {
-        Err(format!("{unit} is {state:?}"))
+        Err(Problem::Unit(format!("{unit} is {state:?}")))
     }
 }
 
-fn recorder_healthy(api: &str) -> Result<(), String> {
+fn recorder_healthy(api: &str) -> Result<(), Problem> {
     let url = format!("{}/healthz", api.trim_end_matches('/'));
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Problem::Recorder(e.to_string()))?;
     match client.get(&url).send() {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("recorder {url} answered {}", r.status())),
-        Err(e) => Err(format!("recorder {url}: {e}")),
+        Ok(r) => Err(Problem::Recorder(format!(
+            "recorder {url} answered {}",
+            r.status()
+        ))),
+        Err(e) => Err(Problem::Recorder(format!("recorder {url}: {e}"))),
     }
 }
 
-fn connected_this_boot(cfg: &R58Config) -> Result<(), String> {
+fn broker_reached(cfg: &R58Config, boot_id: &str) -> Result<(), Problem> {
     let path = cfg.agent.state_dir.join(CONNECTED_FILE);
-    let meta = std::fs::metadata(&path)
-        .map_err(|_| "the agent has not reached the broker yet".to_string())?;
-    let modified = meta.modified().map_err(|e| e.to_string())?;
-    let boot = std::time::SystemTime::now() - Duration::from_secs(crate::telemetry::uptime_s());
-    if modified >= boot {
+    let rec: Option<ConnectedRecord> = r58_fs::read_json(&path).ok().flatten();
+    if connected_during(rec.as_ref(), boot_id) {
         Ok(())
     } else {
-        Err("the agent has not reached the broker since this boot".into())
+        Err(Problem::Broker(
+            "the agent has not reached the broker during this boot".into(),
+        ))
     }
 }
 
-/// One round of every check: Ok, or every reason it is not healthy yet.
-pub fn check(cfg: &R58Config, units: &[&str]) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    for u in units {
-        if let Err(e) = unit_active(u) {
-            problems.push(e);
-        }
-    }
-    if let Err(e) = recorder_healthy(&cfg.agent.recorder_api) {
-        problems.push(e);
-    }
-    if let Err(e) = connected_this_boot(cfg) {
-        problems.push(e);
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+/// One round of every check: every reason the boot is not healthy (empty: healthy).
+pub fn check(cfg: &R58Config, boot_id: &str) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = UNITS.iter().filter_map(|u| unit_active(u).err()).collect();
+    problems.extend(recorder_healthy(&cfg.agent.recorder_api).err());
+    problems.extend(broker_reached(cfg, boot_id).err());
+    problems
 }
 
-fn rauc(args: &[&str]) -> Result<(), String> {
+fn rauc(args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new("rauc")
         .args(args)
         .output()
         .map_err(|e| format!("running rauc: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "rauc {} failed: {}",
@@ -87,10 +84,21 @@ fn rauc(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The booted slot's bootname, as RAUC sees it.
+fn booted_slot() -> Result<String, String> {
+    let text = rauc(&["status", "--output-format=json"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("reading rauc status: {e}"))?;
+    v["booted"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "rauc status names no booted slot".to_string())
+}
+
 /// The verdict for this boot, for an OTA job waiting in `verifying_boot`.
-fn write_verdict(cfg: &R58Config, good: bool, details: &str) {
+fn write_verdict(cfg: &R58Config, boot_id: &str, good: bool, details: &str) {
     let v = r58_ota::HealthVerdict {
-        boot_id: r58_ota::engine::read_boot_id(&cfg.ota.boot_id_file),
+        boot_id: boot_id.to_string(),
         good,
         details: details.to_string(),
         ts: chrono::Utc::now(),
@@ -100,27 +108,76 @@ fn write_verdict(cfg: &R58Config, good: bool, details: &str) {
     }
 }
 
-/// Polls the checks until they pass or `deadline` passes; marks the slot accordingly (the
-/// commit comes first, the verdict after it: an OTA job never reports success uncommitted).
+fn joined(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What kind of boot this is. A job record that cannot be read counts as no pending update:
+/// a boot loop over an unreadable file would be worse than keeping the slot.
+fn this_boot(cfg: &R58Config, boot_id: &str) -> Result<BootKind, String> {
+    let booted = booted_slot()?;
+    let record = match r58_ota::record::Store::open(&cfg.ota.dir) {
+        Ok(store) => store.current().cloned(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the OTA job record: judging this boot as committed");
+            None
+        }
+    };
+    Ok(boot_kind(record.as_ref(), &booted, boot_id))
+}
+
+/// Judges this boot and marks the booted slot (the commit comes first, the verdict after it:
+/// an OTA job never reports success uncommitted). Err only when a trial boot failed.
 pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
-    let units = ["r58-recorder.service", "r58-agent.service"];
+    let boot_id = r58_ota::engine::read_boot_id(&cfg.ota.boot_id_file);
     let until = Instant::now() + deadline;
-    loop {
-        match check(cfg, &units) {
-            Ok(()) => {
-                rauc(&["status", "mark-good", "booted"])?;
-                write_verdict(cfg, true, "healthy");
-                tracing::info!("boot healthy: booted slot marked good");
+    // RAUC may still be starting: ask again until the deadline.
+    let kind = loop {
+        match this_boot(cfg, &boot_id) {
+            Ok(kind) => break kind,
+            Err(e) if Instant::now() >= until => {
+                tracing::error!(error = %e, "cannot tell which slot runs: leaving the boot counter to U-Boot");
                 return Ok(());
             }
-            Err(problems) if Instant::now() >= until => {
-                let reason = problems.join("; ");
-                tracing::error!(%reason, "boot unhealthy: marking the booted slot bad");
-                write_verdict(cfg, false, &reason);
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    };
+    if let BootKind::Trial { job_id, slot } = &kind {
+        tracing::info!(%job_id, %slot, "trial boot of an update: committing only when healthy");
+    }
+    loop {
+        match decide(&kind, check(cfg, &boot_id), Instant::now() >= until) {
+            Decision::Wait => std::thread::sleep(Duration::from_secs(2)),
+            Decision::MarkGood { degraded } => {
+                let details = if degraded.is_empty() {
+                    "healthy".to_string()
+                } else {
+                    format!("committed slot, not healthy yet: {}", joined(&degraded))
+                };
+                match rauc(&["status", "mark-good", "booted"]) {
+                    Ok(_) => {}
+                    // A committed slot stays: U-Boot's counter decides after failed tries.
+                    Err(e) if kind == BootKind::Committed => {
+                        tracing::error!(error = %e, "cannot mark the booted slot good");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+                write_verdict(cfg, &boot_id, true, &details);
+                tracing::info!(%details, "booted slot marked good");
+                return Ok(());
+            }
+            Decision::MarkBad { reasons } => {
+                let reason = joined(&reasons);
+                tracing::error!(%reason, "trial boot unhealthy: marking the booted slot bad");
+                write_verdict(cfg, &boot_id, false, &reason);
                 rauc(&["status", "mark-bad", "booted"])?;
                 return Err(reason);
             }
-            Err(_) => std::thread::sleep(Duration::from_secs(2)),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod commands;
+pub mod commit;
 pub mod error;
 pub mod health;
 pub mod ids;
