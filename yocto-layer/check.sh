@@ -3,6 +3,7 @@
 # upstream layers and takes a while). Checks out every layer at the commit kas pins, then:
 #   bitbake -p                      (0 errors)
 #   bitbake -g r58-image            (every dependency resolves)
+#   bitbake -e of the image's recipes: what it installs and how (scripts/check-image-env)
 #   bitbake -c unpack r58-firmware  (offline, every crate checksum verified; --unpack)
 #   yocto-check-layer               (both layers; --check-layer, ~30 min on 2 cores)
 # bitbake refuses to run as root: run as a normal user, or as root with --user NAME.
@@ -109,8 +110,6 @@ MACHINE = "r58"
 DISTRO = "r58"
 BB_NO_NETWORK = "1"
 DL_DIR = "$work/downloads"
-R58_SRC_URI = "git://$repo;protocol=file;branch=$(git -C "$repo" rev-parse --abbrev-ref HEAD)"
-R58_SRCREV = "$(git -C "$repo" rev-parse HEAD)"
 BBMASK += "$masks"
 CONF
 
@@ -119,6 +118,12 @@ bitbake -p
 echo "== bitbake -g r58-image"
 bitbake -g r58-image >/dev/null
 echo "task-depends.dot: $(wc -l < task-depends.dot) lines"
+echo "== bitbake -e: what the image is made of"
+mkdir -p "$work/env"
+for recipe in r58-image rauc-conf r58-firmware u-boot-rockchip linux-rockchip systemd; do
+  bitbake -e "$recipe" > "$work/env/$recipe.env"
+done
+"$repo/yocto-layer/scripts/check-image-env" "$work/env" task-depends.dot "$repo"
 if [ $unpack = 1 ]; then
   echo "== bitbake -c unpack r58-firmware (offline; crates from cargo fetch)"
   if command -v cargo >/dev/null; then stage_crates
