@@ -1,7 +1,7 @@
 //! Recording sessions: `<data>/recordings/<session>/<input>/<segment>.ts` plus
 //! `manifest.json`. A session starts when recording starts from idle; inputs join and
 //! leave it; it ends when its last input stops. Which inputs should be recording is kept
-//! in `<data>/recorder-state.json`, so recording resumes (in a new session) after a crash,
+//! in `<data>/recorder/state.json`, so recording resumes (in a new session) after a crash,
 //! a power cut or a restart.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,7 +74,12 @@ impl Sessions {
             source,
         })?;
         repair_all(&root);
-        let state_path = data_dir.join("recorder-state.json");
+        let state_dir = data_dir.join("recorder");
+        std::fs::create_dir_all(&state_dir).map_err(|source| RecorderError::CreateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let state_path = state_dir.join("state.json");
         let desired: DesiredState = match r58_fs::read_json(&state_path) {
             Ok(s) => s.unwrap_or_default(),
             Err(e) => {

@@ -14,10 +14,13 @@ DEPENDS += "gstreamer1.0 \
             gstreamer1.0-rtsp-server \
            "
 
-# The firmware's own git repository. kas points R58_SRC_URI at the checkout it builds from
-# and sets R58_SRCREV to the commit (no AUTOREV: builds are reproducible).
-R58_SRC_URI ??= "git://git.example.com/r58/firmware.git;protocol=https;branch=main"
-R58_SRCREV ??= "0000000000000000000000000000000000000000"
+# The repository this recipe is part of (four folders up).
+R58_CHECKOUT ??= "${@os.path.normpath(os.path.join(os.path.dirname(d.getVar('FILE')), '..', '..', '..', '..'))}"
+# The firmware's own git repository: by default the checkout this layer is in, at its HEAD
+# commit (uncommitted changes are not built). A release build may point both at the
+# company's repository and a tag's commit; never AUTOREV: builds are reproducible.
+R58_SRC_URI ??= "git://${R58_CHECKOUT};protocol=file;nobranch=1"
+R58_SRCREV ??= "${@r58_checkout_head(d)}"
 PV = "0.1.0+git"
 SRC_URI = "${R58_SRC_URI}"
 SRCREV = "${R58_SRCREV}"
@@ -25,7 +28,15 @@ S = "${WORKDIR}/git"
 
 require r58-firmware-crates.inc
 
-inherit cargo cargo-update-recipe-crates features_check systemd useradd
+def r58_checkout_head(d):
+    import subprocess
+    try:
+        return subprocess.check_output(["git", "-C", d.getVar("R58_CHECKOUT"), "rev-parse", "HEAD"],
+                                       stderr=subprocess.DEVNULL, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        bb.fatal("r58-firmware: %s is not a git checkout: set R58_SRC_URI and R58_SRCREV" % d.getVar("R58_CHECKOUT"))
+
+inherit cargo cargo-update-recipe-crates features_check pkgconfig systemd useradd
 
 # The services are systemd units (Type=notify, watchdog, sysusers); without systemd the
 # recipe is skipped rather than broken.
@@ -42,7 +53,7 @@ do_install() {
 
     install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/r58 ${D}${nonarch_libdir}/tmpfiles.d \
         ${D}${nonarch_libdir}/sysusers.d ${D}${datadir}/polkit-1/rules.d ${D}${sysconfdir}/r58/pki
-    for unit in r58-recorder.service r58-agent.service r58-health.service data.mount; do
+    for unit in r58-recorder.service r58-agent.service r58-health.service r58-machine-id.service data.mount; do
         install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/$unit ${D}${systemd_system_unitdir}/
     done
     install -m 0644 ${S}/rootfs-overlay/etc/r58/r58.toml ${D}${sysconfdir}/r58/r58.toml
@@ -51,11 +62,21 @@ do_install() {
     install -m 0644 ${S}/rootfs-overlay/usr/share/polkit-1/rules.d/50-r58.rules ${D}${datadir}/polkit-1/rules.d/
     install -d ${D}${nonarch_base_libdir}/udev/rules.d ${D}${systemd_unitdir}/journald.conf.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/udev/rules.d/60-r58-capture.rules ${D}${nonarch_base_libdir}/udev/rules.d/
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/udev/rules.d/60-r58-media.rules ${D}${nonarch_base_libdir}/udev/rules.d/
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/journald.conf.d/10-r58.conf ${D}${systemd_unitdir}/journald.conf.d/
     install -d ${D}${datadir}/dbus-1/system.d
     install -m 0644 ${S}/rootfs-overlay/usr/share/dbus-1/system.d/r58-rauc.conf ${D}${datadir}/dbus-1/system.d/
     install -d ${D}${nonarch_libdir}/repart.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/repart.d/50-data.conf ${D}${nonarch_libdir}/repart.d/
+    install -d ${D}${systemd_unitdir}/system.conf.d ${D}${systemd_system_unitdir}/rauc.service.d
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system.conf.d/10-r58-watchdog.conf ${D}${systemd_unitdir}/system.conf.d/
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/rauc.service.d/10-r58-data.conf \
+        ${D}${systemd_system_unitdir}/rauc.service.d/
+    install -d ${D}${systemd_system_unitdir}/systemd-journal-flush.service.d
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/systemd-journal-flush.service.d/10-r58-data.conf \
+        ${D}${systemd_system_unitdir}/systemd-journal-flush.service.d/
+    # The data partition's mount point: the root file system is read-only at run time.
+    install -d ${D}/data
     # conf.d lives on the data partition (the root file system is read-only).
     ln -sf /data/config/conf.d ${D}${sysconfdir}/r58/conf.d
 }
@@ -65,14 +86,16 @@ FILES:${PN}-recorder += "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-re
 FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service \
                       ${systemd_system_unitdir}/r58-health.service ${datadir}/polkit-1/rules.d \
                       ${datadir}/dbus-1/system.d"
-FILES:${PN}-config += "${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
+FILES:${PN}-config += "/data ${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
                        ${systemd_system_unitdir}/data.mount ${nonarch_base_libdir}/udev/rules.d \
-                       ${systemd_unitdir}/journald.conf.d ${nonarch_libdir}/repart.d"
+                       ${systemd_unitdir}/journald.conf.d ${nonarch_libdir}/repart.d \
+                       ${systemd_unitdir}/system.conf.d ${systemd_system_unitdir}/rauc.service.d \
+                       ${systemd_system_unitdir}/systemd-journal-flush.service.d \
+                       ${systemd_system_unitdir}/r58-machine-id.service"
 ALLOW_EMPTY:${PN} = "1"
 RDEPENDS:${PN} = "${PN}-agent ${PN}-recorder"
 RDEPENDS:${PN}-recorder = "${PN}-config \
                            gstreamer1.0-libav \
-                           gstreamer1.0-plugins-bad-audioparsers \
                            gstreamer1.0-plugins-bad-hls \
                            gstreamer1.0-plugins-bad-mpegtsmux \
                            gstreamer1.0-plugins-bad-videoparsersbad \
@@ -87,6 +110,7 @@ RDEPENDS:${PN}-recorder = "${PN}-config \
                            gstreamer1.0-plugins-base-videoconvertscale \
                            gstreamer1.0-plugins-base-videorate \
                            gstreamer1.0-plugins-base-videotestsrc \
+                           gstreamer1.0-plugins-good-audioparsers \
                            gstreamer1.0-plugins-good-multifile \
                            gstreamer1.0-plugins-good-rtp \
                            gstreamer1.0-plugins-good-rtpmanager \
@@ -96,15 +120,22 @@ RDEPENDS:${PN}-recorder = "${PN}-config \
                            gstreamer1.0-rtsp-server \
                           "
 RDEPENDS:${PN}-agent = "${PN}-config polkit systemd"
+RDEPENDS:${PN}-config = "libubootenv-bin"
 # These exist only with the r58 distro's PACKAGECONFIGs (srt, x264) or on a Rockchip machine
 # (MPP): recommended here so the recipe builds anywhere (world, other machines); the image
 # installs them explicitly, so an r58 image without them fails to build.
 RRECOMMENDS:${PN}-recorder = "gstreamer1.0-plugins-bad-srt gstreamer1.0-plugins-ugly-x264 gstreamer1.0-rockchip"
 
-SYSTEMD_PACKAGES = "${PN}-recorder ${PN}-agent"
+SYSTEMD_PACKAGES = "${PN}-recorder ${PN}-agent ${PN}-config"
+SYSTEMD_SERVICE:${PN}-config = "data.mount r58-machine-id.service"
 SYSTEMD_SERVICE:${PN}-recorder = "r58-recorder.service"
 SYSTEMD_SERVICE:${PN}-agent = "r58-agent.service r58-health.service"
 
+# The users of usr/lib/sysusers.d/r58.conf, with its fixed ids, created in the image (the
+# root file system is read-only at run time); yocto-layer/scripts/check-overlay compares them.
 USERADD_PACKAGES = "${PN}-config"
-USERADD_PARAM:${PN}-config = "--system --home-dir /data --no-create-home --shell /sbin/nologin \
-                              --groups video,audio,systemd-journal --user-group r58"
+GROUPADD_PARAM:${PN}-config = "--system --gid 580 r58; --system --gid 581 r58-recorder; --system --gid 582 r58-agent"
+USERADD_PARAM:${PN}-config = "--system --uid 581 --gid 581 --home-dir /data/recordings --no-create-home \
+                              --shell /sbin/nologin --groups r58,video,audio r58-recorder; \
+                              --system --uid 582 --gid 582 --home-dir /data/agent --no-create-home \
+                              --shell /sbin/nologin --groups r58,systemd-journal r58-agent"
