@@ -72,6 +72,9 @@ do_install() {
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system.conf.d/10-r58-watchdog.conf ${D}${systemd_unitdir}/system.conf.d/
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/rauc.service.d/10-r58-data.conf \
         ${D}${systemd_system_unitdir}/rauc.service.d/
+    install -d ${D}${systemd_system_unitdir}/systemd-repart.service.d
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/systemd-repart.service.d/10-r58-keep-raw-area.conf \
+        ${D}${systemd_system_unitdir}/systemd-repart.service.d/
     install -d ${D}${systemd_system_unitdir}/systemd-journal-flush.service.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/systemd-journal-flush.service.d/10-r58-data.conf \
         ${D}${systemd_system_unitdir}/systemd-journal-flush.service.d/
@@ -91,6 +94,7 @@ FILES:${PN}-config += "/data ${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${no
                        ${systemd_unitdir}/journald.conf.d ${nonarch_libdir}/repart.d \
                        ${systemd_unitdir}/system.conf.d ${systemd_system_unitdir}/rauc.service.d \
                        ${systemd_system_unitdir}/systemd-journal-flush.service.d \
+                       ${systemd_system_unitdir}/systemd-repart.service.d \
                        ${systemd_system_unitdir}/r58-machine-id.service"
 ALLOW_EMPTY:${PN} = "1"
 RDEPENDS:${PN} = "${PN}-agent ${PN}-recorder"
