@@ -95,6 +95,16 @@ fn booted_slot() -> Result<String, String> {
         .ok_or_else(|| "rauc status names no booted slot".to_string())
 }
 
+/// Whether a committed boot may record its verdict: not over the failed verdict of another
+/// boot, which is an update's trial boot that was rolled back. The agent reads that one to
+/// report why (the OTA job removes the file before its next reboot); a good verdict of the
+/// boot after the rollback must not hide it.
+fn committed_may_record(cfg: &R58Config, boot_id: &str) -> bool {
+    let existing: Option<r58_ota::HealthVerdict> =
+        r58_fs::read_json(&cfg.ota.dir.join(r58_ota::HEALTH_FILE)).ok().flatten();
+    !matches!(existing, Some(v) if !v.good && v.boot_id != boot_id)
+}
+
 /// The verdict for this boot, for an OTA job waiting in `verifying_boot`.
 fn write_verdict(cfg: &R58Config, boot_id: &str, good: bool, details: &str) {
     let v = r58_ota::HealthVerdict {
@@ -167,7 +177,9 @@ pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
                     }
                     Err(e) => return Err(e),
                 }
-                write_verdict(cfg, &boot_id, true, &details);
+                if kind != BootKind::Committed || committed_may_record(cfg, &boot_id) {
+                    write_verdict(cfg, &boot_id, true, &details);
+                }
                 tracing::info!(%details, "booted slot marked good");
                 return Ok(());
             }

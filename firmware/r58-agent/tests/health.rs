@@ -160,4 +160,19 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
         serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap())
             .unwrap();
     assert_eq!(verdict["good"], false);
+
+    // The rollback: slot B, committed, boots and is marked good - and the failed verdict of
+    // A's trial boot stays for the agent to report why the update was rolled back.
+    assert_eq!(sim.boot(), "B");
+    let after = health(&agent, &sim, "3");
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(
+        sim.boot_state().contains("BOOT_B_LEFT=3"),
+        "{}",
+        sim.boot_state()
+    );
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept, verdict);
 }
