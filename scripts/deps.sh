@@ -18,7 +18,7 @@ R58_DEBIAN_PACKAGES=(
   rauc rauc-service squashfs-tools dbus-daemon e2fsprogs openssl
   # The virtual R58 (hil-tests/vr58): QEMU, its disk (GPT, FAT, ext4), U-Boot's tools and
   # libubootenv's fw_setenv, and what building U-Boot from Debian's source needs.
-  qemu-system-x86 fdisk dosfstools mtools u-boot-tools libubootenv-tool socat
+  qemu-system-x86 fdisk dosfstools mtools u-boot-tools libubootenv-tool iproute2
   dpkg-dev bison flex swig bc libssl-dev libgnutls28-dev uuid-dev python3-dev
   python3-pyelftools python3-libfdt acpica-tools device-tree-compiler
 )
@@ -29,7 +29,7 @@ R58_TOOLS=(
   mosquitto mosquitto_sub turnserver turnutils_uclient
   rauc dbus-daemon mksquashfs mkfs.ext4 truncate dd
   chromium psql
-  qemu-system-x86_64 sfdisk mkfs.vfat mcopy mkimage fw_printenv fw_setenv debugfs dpkg-source socat
+  qemu-system-x86_64 sfdisk mkfs.vfat mcopy mkimage fw_printenv fw_setenv debugfs dpkg-source ip unshare
 )
 
 # Prints each tool of R58_TOOLS (and PostgreSQL's server binaries) that is not installed.

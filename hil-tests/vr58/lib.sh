@@ -98,9 +98,11 @@ vr58_disk() {
   rm -rf "$tmp"
 }
 
-# vr58_start DIR DISK FORWARDS...: powers the virtual R58 on in the background (pid in
-# DIR/qemu.pid): U-Boot from the ROM, DISK as the SD card, a NIC whose only ways out are
-# FORWARDS (QEMU user networking with restrict=on: guestfwd=... and hostfwd=... rules).
+# vr58_start DIR DISK HOSTFWDS...: powers the virtual R58 on in the background (pid in
+# DIR/qemu.pid): U-Boot from the ROM, DISK as the SD card, a NIC on QEMU's user networking:
+# the guest reaches this machine's loopback as 10.0.2.2, HOSTFWDS (hostfwd=... rules) reach
+# the guest. Run it in a network namespace with nothing but loopback (hil-tests/run does),
+# so that 10.0.2.2 is all the guest can reach.
 # Serial console (ttyS0): DIR/serial.log; a root shell on ttyS1 for the harness
 # (DIR/shell.sock, vr58_sh); monitor: DIR/monitor.sock. A reset reboots.
 vr58_start() {
@@ -110,18 +112,11 @@ vr58_start() {
   qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -display none \
     -bios "$vr58_repo/target/vr58/u-boot/u-boot.rom" \
     -device sdhci-pci -drive if=none,id=sd,file="$disk",format=raw -device sd-card,drive=sd \
-    -netdev "user,id=net0,restrict=on${fwd:+,$fwd}" -device virtio-net-pci,netdev=net0 \
+    -netdev "user,id=net0${fwd:+,$fwd}" -device virtio-net-pci,netdev=net0 \
     -serial "file:$dir/serial.log" -serial "unix:$dir/shell.sock,server,nowait" \
     -monitor "unix:$dir/monitor.sock,server,nowait" \
     > "$dir/qemu.log" 2>&1 &
   echo $! > "$dir/qemu.pid"
-}
-
-# vr58_guestfwd ADDR PORT HOST_PORT: a guestfwd rule that connects each of the guest's
-# connections to ADDR:PORT with 127.0.0.1:HOST_PORT on this machine (one socat per
-# connection; QEMU's plain tcp: target would be one shared stream).
-vr58_guestfwd() {
-  echo "guestfwd=tcp:$1:$2-cmd:socat - TCP:127.0.0.1:$3"
 }
 
 # vr58_sh DIR COMMAND [TIMEOUT]: runs COMMAND in the guest's root shell (ttyS1) and prints

@@ -50,6 +50,11 @@ fn pending_update(ota_dir: &Path, slot: &str) {
     std::fs::write(ota_dir.join("job.json"), rec.to_string()).unwrap();
 }
 
+/// The health check's verdict file.
+fn verdict_of(ota_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap()).unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -138,9 +143,7 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
         "{}",
         sim.boot_state()
     );
-    let verdict: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap())
-            .unwrap();
+    let verdict = verdict_of(&ota_dir);
     assert_eq!(verdict["good"], true);
     assert!(
         verdict["details"].as_str().unwrap().contains("broker"),
@@ -156,9 +159,7 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
     let state = sim.boot_state();
     assert!(state.contains("BOOT_A_LEFT=0"), "{state}");
     assert!(state.contains("BOOT_ORDER=\"B\""), "{state}");
-    let verdict: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap())
-            .unwrap();
+    let verdict = verdict_of(&ota_dir);
     assert_eq!(verdict["good"], false);
 
     // The rollback: slot B, committed, boots and is marked good - and the failed verdict of
@@ -171,8 +172,6 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
         "{}",
         sim.boot_state()
     );
-    let kept: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap())
-            .unwrap();
+    let kept = verdict_of(&ota_dir);
     assert_eq!(kept, verdict);
 }
