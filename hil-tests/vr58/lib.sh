@@ -52,6 +52,24 @@ for line in open(sys.argv[1]):
 PY
 }
 
+# vr58_partition_get DISK LABEL OUT / vr58_partition_put DISK LABEL IN: copies the bytes of
+# the partition labelled LABEL out of the disk file, or back into it.
+vr58_partition_get() { vr58_partition_copy get "$@"; }
+vr58_partition_put() { vr58_partition_copy put "$@"; }
+vr58_partition_copy() {
+  python3 - "$@" <<'PY'
+import json, subprocess, sys
+way, disk, label, file = sys.argv[1:5]
+table = json.loads(subprocess.check_output(["sfdisk", "--json", disk]))["partitiontable"]
+part = next(p for p in table["partitions"] if p.get("name") == label)
+if way == "get":
+    args = [f"if={disk}", f"of={file}", f"skip={part['start']}", f"count={part['size']}"]
+else:
+    args = [f"if={file}", f"of={disk}", f"seek={part['start']}", "conv=notrunc"]
+subprocess.run(["dd", "bs=512", "status=none", *args], check=True)
+PY
+}
+
 # vr58_fw_env_config DISK OUT: the image's fw_env.config with the eMMC replaced by DISK.
 vr58_fw_env_config() {
   sed "s|^/dev/mmcblk0 |$1 |" "$vr58_bsp/recipes-bsp/libubootenv/files/fw_env.config" > "$2"

@@ -14,7 +14,6 @@ import os
 import sys
 
 LISTEN, TARGET, STATE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-held = set()
 
 
 def down():
@@ -43,10 +42,8 @@ async def pump(reader, writer):
 
 async def client(reader, writer):
     if down():
-        held.add(writer)
         while down():
             await asyncio.sleep(0.2)
-        held.discard(writer)
         writer.close()
         return
     try:

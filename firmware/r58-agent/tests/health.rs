@@ -50,6 +50,12 @@ fn pending_update(ota_dir: &Path, slot: &str) {
     std::fs::write(ota_dir.join("job.json"), rec.to_string()).unwrap();
 }
 
+/// The simulated U-Boot environment holds `needle`.
+fn assert_boot_state(sim: &RaucSim, needle: &str) {
+    let state = sim.boot_state();
+    assert!(state.contains(needle), "{state}");
+}
+
 /// The health check's verdict file.
 fn verdict_of(ota_dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(ota_dir.join("health.json")).unwrap()).unwrap()
@@ -101,18 +107,10 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
     );
 
     // A committed slot, healthy: marked good (U-Boot's counter back to 3).
-    assert!(
-        sim.boot_state().contains("BOOT_A_LEFT=2"),
-        "{}",
-        sim.boot_state()
-    );
+    assert_boot_state(&sim, "BOOT_A_LEFT=2");
     let ok = health(&agent, &sim, "30");
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert!(
-        sim.boot_state().contains("BOOT_A_LEFT=3"),
-        "{}",
-        sim.boot_state()
-    );
+    assert_boot_state(&sim, "BOOT_A_LEFT=3");
     let calls = agent.system_calls();
     assert!(
         calls.contains("systemctl is-active r58-recorder.service"),
@@ -125,24 +123,12 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
     broker.take();
     recorder.take();
     assert_eq!(sim.boot(), "A");
-    assert!(
-        sim.boot_state().contains("BOOT_A_LEFT=2"),
-        "{}",
-        sim.boot_state()
-    );
+    assert_boot_state(&sim, "BOOT_A_LEFT=2");
     agent.spawn();
     let offline = health(&agent, &sim, "3");
     assert!(offline.status.success(), "{}", stderr(&offline));
-    assert!(
-        sim.boot_state().contains("BOOT_A_LEFT=3"),
-        "{}",
-        sim.boot_state()
-    );
-    assert!(
-        sim.boot_state().contains("BOOT_ORDER=\"A B\""),
-        "{}",
-        sim.boot_state()
-    );
+    assert_boot_state(&sim, "BOOT_A_LEFT=3");
+    assert_boot_state(&sim, "BOOT_ORDER=\"A B\"");
     let verdict = verdict_of(&ota_dir);
     assert_eq!(verdict["good"], true);
     assert!(
@@ -167,11 +153,7 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
     assert_eq!(sim.boot(), "B");
     let after = health(&agent, &sim, "3");
     assert!(after.status.success(), "{}", stderr(&after));
-    assert!(
-        sim.boot_state().contains("BOOT_B_LEFT=3"),
-        "{}",
-        sim.boot_state()
-    );
+    assert_boot_state(&sim, "BOOT_B_LEFT=3");
     let kept = verdict_of(&ota_dir);
     assert_eq!(kept, verdict);
 }
