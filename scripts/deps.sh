@@ -43,6 +43,15 @@ r58_missing_tools() {
   done
 }
 
+# The Debian mirror this machine's apt uses (deb822 or one-line sources), else Debian's own:
+# for roots made with debootstrap (scripts/fresh-machine-check, hil-tests/vr58/build-image).
+r58_debian_mirror() {
+  local m
+  m=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n1 || true)
+  [ -n "$m" ] || m=$(sed -n 's/^deb \(\[[^]]*\] \)\?\([^ ]*\) .*/\2/p' /etc/apt/sources.list 2>/dev/null | grep -v security | head -n1 || true)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
 r58_missing_packages() {
   local p
   for p in "$@"; do
