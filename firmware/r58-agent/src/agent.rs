@@ -11,7 +11,7 @@ use r58_config::{ConfigPaths, R58Config};
 use r58_proto::{
     self as proto, CmdState, Inbound, State, Status, Telemetry, TwinDesired, TwinReported,
 };
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -76,9 +76,49 @@ enum Sent {
     Other,
 }
 
+/// A connection's event loop, polled by a task of its own. rumqttc's `poll` is not
+/// cancel-safe while it connects: raced against the agent's timers in a `select!`, a slow
+/// TLS handshake (a loaded box) would be dropped half-way, after the broker had taken the
+/// CONNECT; the broker would then publish that session's last will (`lost`), which outranks
+/// the session's own `online` in the fleet.
+struct Events {
+    rx: mpsc::Receiver<Result<Event, ConnectionError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Events {
+    fn spawn(mut events: EventLoop) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            loop {
+                let ev = events.poll().await;
+                let end = ev.is_err();
+                if tx.send(ev).await.is_err() || end {
+                    break;
+                }
+            }
+        });
+        Self { rx, task }
+    }
+
+    /// The next event (cancel-safe); the loop's error ends it.
+    async fn next(&mut self) -> Result<Event, ConnectionError> {
+        self.rx
+            .recv()
+            .await
+            .unwrap_or(Err(ConnectionError::RequestsDone))
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Conn {
     client: AsyncClient,
-    events: EventLoop,
+    events: Events,
     expect: VecDeque<Sent>,
     pkids: HashMap<u16, u64>,
     in_flight: VecDeque<u64>,
@@ -271,7 +311,7 @@ impl Agent {
         events.set_network_options(net);
         Ok(Conn {
             client,
-            events,
+            events: Events::spawn(events),
             expect: VecDeque::new(),
             pkids: HashMap::new(),
             in_flight: VecDeque::new(),
@@ -627,7 +667,7 @@ impl Agent {
             }
             let poll = async {
                 match conn.as_mut() {
-                    Some(c) => c.events.poll().await,
+                    Some(c) => c.events.next().await,
                     None => std::future::pending().await,
                 }
             };
@@ -748,7 +788,7 @@ impl Agent {
         loop {
             tokio::select! {
                 _ = &mut deadline => break,
-                ev = c.events.poll() => match ev {
+                ev = c.events.next() => match ev {
                     Ok(Event::Incoming(Incoming::PubAck(_))) => break,
                     Ok(_) => {}
                     Err(_) => break,
@@ -757,7 +797,7 @@ impl Agent {
         }
         let _ = c.client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while c.events.poll().await.is_ok() {}
+            while c.events.next().await.is_ok() {}
         })
         .await;
     }

@@ -41,3 +41,64 @@ fn online_lost_online_offline() {
     let last = obs.json_on(topic).last().cloned().unwrap();
     assert_eq!(last["status"], "offline", "{}", agent.log_text());
 }
+
+/// A TCP relay that holds every chunk for `delay` before passing it on (a slow link, or a
+/// loaded box whose TLS handshake takes seconds). Runs until the test ends.
+fn slow_relay(target: u16, delay: Duration) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming().flatten() {
+            let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                (outbound, inbound),
+            ] {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        std::thread::sleep(delay);
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
+
+/// A connection that takes seconds to set up (each chunk held 400 ms: the TLS handshake and
+/// CONNECT take longer than the agent's 500 ms timer) is carried through to the end: the
+/// agent comes online in its first session, and no last will (`lost`) is published for a
+/// half-made connection.
+#[test]
+fn a_slow_connection_is_not_abandoned_half_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let broker = Broker::start(dir.path(), &pki);
+    let obs = Observer::connect(&pki, broker.port, "fleet-observer", "fleet", &["r58/v1/#"]);
+    let relay = slow_relay(broker.port, Duration::from_millis(400));
+    let agent = AgentProc::start(&dir.path().join("a"), &pki, relay, "r58-slow", "");
+    let topic = "r58/v1/r58-slow/state";
+    let online = obs.wait_json(topic, Duration::from_secs(30), "online", |v| {
+        v["status"] == "online"
+    });
+    assert_eq!(online["session"].as_u64(), Some(1), "{}", agent.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    let states: Vec<String> = obs
+        .json_on(topic)
+        .iter()
+        .map(|v| format!("{} {}", v["status"], v["session"]))
+        .collect();
+    assert_eq!(states, ["\"online\" 1"], "{}", agent.log_text());
+}
