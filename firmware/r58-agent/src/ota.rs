@@ -51,6 +51,7 @@ pub fn settings(cfg: &R58Config) -> Settings {
         reserve_bytes: u64::from(cfg.ota.reserve_mib) << 20,
         poll: std::time::Duration::from_secs(u64::from(cfg.ota.poll_seconds)),
         build_version: env!("CARGO_PKG_VERSION").into(),
+        streaming: cfg.ota.streaming,
     }
 }
 

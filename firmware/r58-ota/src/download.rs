@@ -197,7 +197,9 @@ async fn attempt(
     if *have == spec.size {
         return Ok(Attempt::Done);
     }
-    let mut req = client.get(&spec.url);
+    // A bundle takes as long as the link needs: no limit on the whole request (the client's
+    // is for small calls), but a stall of STALL ends the attempt (and it resumes).
+    let mut req = client.get(&spec.url).timeout(WHOLE_TRANSFER);
     if *have > 0 {
         req = req.header(reqwest::header::RANGE, format!("bytes={}-", *have));
     }
@@ -265,11 +267,16 @@ async fn attempt(
     let mut received = start;
     let mut outcome = Ok(None);
     let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
+    loop {
+        let chunk = match tokio::time::timeout(STALL, body.next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(c))) => c,
+            Ok(Some(Err(e))) => {
                 outcome = Ok(Some(e.to_string()));
+                break;
+            }
+            Err(_) => {
+                outcome = Ok(Some(format!("no data for {} s", STALL.as_secs())));
                 break;
             }
         };
@@ -307,6 +314,11 @@ async fn attempt(
     }
     Ok(Attempt::Done)
 }
+
+/// A download attempt ends when no byte arrived for this long (then it resumes).
+const STALL: Duration = Duration::from_secs(30);
+/// The bound of one request: a day (a bundle over a slow uplink).
+const WHOLE_TRANSFER: Duration = Duration::from_secs(24 * 3600);
 
 /// Chunks received but not yet on disk, at most (a chunk is what one socket read gave).
 const SINK_QUEUE: usize = 128;

@@ -45,6 +45,9 @@ pub struct Settings {
     pub poll: Duration,
     /// The version this build reports when RAUC knows none for the booted slot.
     pub build_version: String,
+    /// Hand RAUC the bundle's URL (it streams the bundle, nothing is stored on the data
+    /// partition); the download to `dir` is the fallback when RAUC cannot read the URL.
+    pub streaming: bool,
 }
 
 pub enum In {
@@ -250,49 +253,16 @@ impl Worker {
             if rec.phase == Phase::Queued {
                 self.check_job(&job).await?;
             }
-            let spec = download::Spec {
-                url: job.url.clone(),
-                size: job.size,
-                sha256: job.sha256.clone(),
-                dest: self.bundle_path(),
-                max_attempts: self.settings.download_attempts,
-                backoff_max: self.settings.backoff_max,
-                reserve_bytes: self.settings.reserve_bytes,
-            };
-            if !spec.dest.exists() || rec.phase <= Phase::Downloading {
-                self.set(Phase::Downloading, 0, None, |_| {}).await?;
-                let (tx, mut rx) = mpsc::channel::<u8>(4);
-                let fetch = download::fetch(&self.http, &spec, move |have, size| {
-                    let _ = tx.try_send((have.saturating_mul(100) / size.max(1)) as u8);
-                });
-                tokio::pin!(fetch);
-                let mut last = 0u8;
-                let stats = loop {
-                    tokio::select! {
-                        r = &mut fetch => break r?,
-                        Some(pct) = rx.recv() => if pct >= last.saturating_add(5) && pct < 100 {
-                            last = pct;
-                            self.set(Phase::Downloading, pct, None, |_| {}).await?;
-                        },
-                    }
-                };
-                tracing::info!(
-                    resumed_from = stats.resumed_from,
-                    received = stats.received,
-                    refetched = stats.refetched,
-                    "bundle downloaded"
-                );
+            let streamed = self.settings.streaming
+                && !self.bundle_path().exists()
+                && self.stream(&job).await?;
+            if !streamed {
+                self.download(&job, rec.phase).await?;
+                let local = self.bundle_path().to_string_lossy().into_owned();
+                self.verify(&job, &local).await?;
+                self.before_install(&job).await?;
+                self.install(&local).await?;
             }
-            self.verify(&job).await?;
-            self.wait_idle(job.install_policy, &job, Phase::WaitingForIdle, true)
-                .await?;
-            if Self::past_deadline(&job) {
-                return Err(Fail(
-                    Reason::Deadline,
-                    "deadline passed before the install".into(),
-                ));
-            }
-            self.install().await?;
         }
         let rec = self.current();
         if rec
@@ -302,6 +272,81 @@ impl Worker {
             self.wait_idle(job.reboot_policy, &job, Phase::WaitingForReboot, false)
                 .await?;
             self.reboot().await?;
+        }
+        Ok(())
+    }
+
+    /// Streams the bundle: RAUC reads it at the job's URL for the checks and the install.
+    /// Ok(false) when RAUC could not read the URL (no streaming in this RAUC, the server
+    /// refuses ranges, the link broke): the caller downloads the bundle instead. A bundle
+    /// that RAUC read and refused (signature, compatible, version) fails the job.
+    async fn stream(&self, job: &Job) -> Result<bool, Fail> {
+        match self.verify(job, &job.url).await {
+            Ok(()) => {}
+            Err(Fail(Reason::InstallFailed, why)) => {
+                tracing::warn!(%why, "RAUC cannot stream the bundle: downloading it instead");
+                return Ok(false);
+            }
+            Err(f) => return Err(f),
+        }
+        self.before_install(job).await?;
+        match self.install(&job.url).await {
+            Ok(()) => Ok(true),
+            Err(Fail(Reason::InstallFailed, why)) => {
+                tracing::warn!(%why, "streamed install failed: downloading the bundle instead");
+                Ok(false)
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Downloads the bundle to `dir` (resuming what is there), reporting progress.
+    async fn download(&self, job: &Job, phase: Phase) -> Result<(), Fail> {
+        let spec = download::Spec {
+            url: job.url.clone(),
+            size: job.size,
+            sha256: job.sha256.clone(),
+            dest: self.bundle_path(),
+            max_attempts: self.settings.download_attempts,
+            backoff_max: self.settings.backoff_max,
+            reserve_bytes: self.settings.reserve_bytes,
+        };
+        if !spec.dest.exists() || phase <= Phase::Downloading {
+            self.set(Phase::Downloading, 0, None, |_| {}).await?;
+            let (tx, mut rx) = mpsc::channel::<u8>(4);
+            let fetch = download::fetch(&self.http, &spec, move |have, size| {
+                let _ = tx.try_send((have.saturating_mul(100) / size.max(1)) as u8);
+            });
+            tokio::pin!(fetch);
+            let mut last = 0u8;
+            let stats = loop {
+                tokio::select! {
+                r = &mut fetch => break r?,
+                Some(pct) = rx.recv() => if pct >= last.saturating_add(5) && pct < 100 {
+                    last = pct;
+                    self.set(Phase::Downloading, pct, None, |_| {}).await?;
+                },
+                }
+            };
+            tracing::info!(
+                resumed_from = stats.resumed_from,
+                received = stats.received,
+                refetched = stats.refetched,
+                "bundle downloaded"
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits for the install policy, then checks the deadline.
+    async fn before_install(&self, job: &Job) -> Result<(), Fail> {
+        self.wait_idle(job.install_policy, job, Phase::WaitingForIdle, true)
+            .await?;
+        if Self::past_deadline(job) {
+            return Err(Fail(
+                Reason::Deadline,
+                "deadline passed before the install".into(),
+            ));
         }
         Ok(())
     }
@@ -349,12 +394,11 @@ impl Worker {
         Ok(())
     }
 
-    /// RAUC reads the bundle (checking its signature), then compatible and version.
-    async fn verify(&self, job: &Job) -> Result<(), Fail> {
+    /// RAUC reads the bundle at `bundle` (the local file or the URL), checking its signature,
+    /// then compatible and version.
+    async fn verify(&self, job: &Job, bundle: &str) -> Result<(), Fail> {
         self.set(Phase::Verifying, 0, None, |_| {}).await?;
-        let path = self.bundle_path();
-        let bundle = path.to_string_lossy().into_owned();
-        let info = self.rauc.info(&bundle).await.map_err(|e| {
+        let info = self.rauc.info(bundle).await.map_err(|e| {
             if e.is_signature() {
                 Fail(Reason::BadSignature, e.to_string())
             } else {
@@ -394,7 +438,8 @@ impl Worker {
         Ok(())
     }
 
-    async fn install(&self) -> Result<(), Fail> {
+    /// RAUC installs `bundle` (the local file or the URL) to the other slot.
+    async fn install(&self, bundle: &str) -> Result<(), Fail> {
         let sys = self
             .rauc
             .system()
@@ -411,8 +456,7 @@ impl Worker {
         let progress = move |pct: u8| {
             let _ = tx.try_send(pct);
         };
-        let bundle = self.bundle_path().to_string_lossy().into_owned();
-        let install = self.rauc.install(&bundle, &progress);
+        let install = self.rauc.install(bundle, &progress);
         tokio::pin!(install);
         let mut last = 0u8;
         loop {

@@ -174,3 +174,60 @@ async fn wrong_bytes_and_too_many_bytes_are_refused() {
         .unwrap_err();
     assert!(matches!(e, DownloadError::Size { .. }), "{e}");
 }
+
+/// A body that takes longer than the client's own timeout (the agent's client bounds small
+/// calls at 10 s) still arrives in one request: only a stall ends a download attempt.
+#[tokio::test]
+async fn a_slow_transfer_outlasts_the_clients_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/b.raucb", l.local_addr().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (count, served) = (calls.clone(), body.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let body = served.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                // 16 pieces, 200 ms apart: 3.2 s in all.
+                for piece in body.chunks(body.len() / 16) {
+                    let _ = s.write_all(piece).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let stats = tokio::time::timeout(
+        Duration::from_secs(30),
+        fetch(&client, &spec(&url, &body, dir.path()), |_, _| {}),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no end after 30 s and {} requests: each cut by the client's timeout",
+            calls.load(Ordering::SeqCst)
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the transfer was cut and resumed"
+    );
+    assert_eq!(stats.received, body.len() as u64);
+    assert_eq!(std::fs::read(dir.path().join("b.raucb")).unwrap(), body);
+}

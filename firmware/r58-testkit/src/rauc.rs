@@ -132,6 +132,17 @@ impl RaucSim {
 
     /// With slots of `slot_mib` MiB and the system's `compatible`.
     pub fn start_compatible(dir: &Path, keys: &Path, slot_mib: u32, compatible: &str) -> Self {
+        Self::start_configured(dir, keys, slot_mib, compatible, "")
+    }
+
+    /// As `start_compatible`, with `system_extra` (lines) added to system.conf's `[system]`.
+    pub fn start_configured(
+        dir: &Path,
+        keys: &Path,
+        slot_mib: u32,
+        compatible: &str,
+        system_extra: &str,
+    ) -> Self {
         std::fs::create_dir_all(dir.join("slots")).unwrap();
         std::fs::create_dir_all(dir.join("mnt")).unwrap();
         let keys = keys.to_path_buf();
@@ -156,7 +167,7 @@ impl RaucSim {
         std::fs::write(
             dir.join("system.conf"),
             format!(
-                "[system]\ncompatible={compatible}\nbootloader=custom\nbundle-formats=plain verity\ndata-directory={d}/data\n\
+                "[system]\ncompatible={compatible}\nbootloader=custom\nbundle-formats=plain verity\ndata-directory={d}/data\n{system_extra}\
                  [handlers]\nbootloader-custom-backend={b}\n[keyring]\npath={k}/ca.cert.pem\ncheck-purpose=codesign\n\
                  [slot.rootfs.0]\ndevice={d}/slots/a.img\ntype=ext4\nbootname=A\n\
                  [slot.rootfs.1]\ndevice={d}/slots/b.img\ntype=ext4\nbootname=B\n",

@@ -572,3 +572,60 @@ fn power_cuts_at_each_phase_leave_a_truthful_state() {
         "{passed} bytes for a {size}-byte bundle: the download restarted from zero"
     );
 }
+
+/// `ota.streaming`: the agent hands RAUC the bundle's URL (no download phase, nothing on the
+/// data partition); when RAUC cannot read the URL (here: its download limit is below the
+/// bundle's size) the agent downloads the bundle and installs it from there.
+#[test]
+fn a_streamed_install_hands_rauc_the_url_and_falls_back_to_the_download() {
+    let env = setup(true);
+    let b = env.publish(&env.bundle("s1.raucb", "1.0.0", "r58-test", 4));
+    let size = b["size"].as_u64().unwrap();
+    for (id, limit, downloads) in [
+        ("r58-stream", String::new(), false),
+        (
+            "r58-fallback",
+            format!("max-bundle-download-size={}\n", size / 2),
+            true,
+        ),
+    ] {
+        let sim = rauc::RaucSim::start_configured(
+            &env.dir.path().join(format!("{id}-rauc")),
+            &env.keys,
+            16,
+            "r58-test",
+            &limit,
+        );
+        let mut dev = common::ota::OtaDevice::start_on(
+            sim,
+            env.dir.path(),
+            &env.pki,
+            env.broker.port,
+            id,
+            true,
+        );
+        env.obs.wait_json(
+            &format!("r58/v1/{id}/state"),
+            Duration::from_secs(20),
+            "online",
+            |v| v["status"] == "online",
+        );
+        let job_id = format!("{id}-job");
+        env.job(id, env.job_doc(&job_id, &b));
+        let end = env.finish(&mut [&mut dev], id, &job_id, Duration::from_secs(120));
+        assert_eq!(end["phase"], "succeeded", "{id}: {end}");
+        let phases = env.phases(id, &job_id);
+        assert_eq!(
+            phases.iter().any(|p| p == "downloading"),
+            downloads,
+            "{id}: {phases:?}"
+        );
+        assert_eq!(dev.sim.booted, "B", "{id}");
+        let log = dev.agent.log_text();
+        assert_eq!(
+            log.contains("RAUC cannot stream the bundle: downloading it instead"),
+            downloads,
+            "{id}: {log}"
+        );
+    }
+}

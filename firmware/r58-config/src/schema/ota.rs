@@ -25,6 +25,10 @@ pub struct OtaConfig {
     pub poll_seconds: u32,
     /// RAUC's system.conf (its keyring explains a refused bundle).
     pub rauc_conf: PathBuf,
+    /// RAUC installs straight from the bundle's URL (HTTP streaming: nothing stored on the
+    /// data partition); when RAUC cannot read the URL the bundle is downloaded to `dir`.
+    /// false: always download first.
+    pub streaming: bool,
 }
 
 impl Default for OtaConfig {
@@ -38,6 +42,7 @@ impl Default for OtaConfig {
             reserve_mib: 256,
             poll_seconds: 5,
             rauc_conf: PathBuf::from("/etc/rauc/system.conf"),
+            streaming: true,
         }
     }
 }

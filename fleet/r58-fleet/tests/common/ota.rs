@@ -57,6 +57,7 @@ impl OtaDevice {
         Self::start_sized(dir, pki, broker_port, id, keys, 16)
     }
 
+    /// The agent downloads bundles before installing (`ota.streaming = false`).
     pub fn start_sized(
         dir: &Path,
         pki: &Path,
@@ -66,12 +67,24 @@ impl OtaDevice {
         slot_mib: u32,
     ) -> Self {
         let sim = RaucSim::start_sized(&dir.join(format!("{id}-rauc")), keys, slot_mib);
+        Self::start_on(sim, dir, pki, broker_port, id, false)
+    }
+
+    /// With `sim` as its RAUC and `ota.streaming` as given.
+    pub fn start_on(
+        sim: RaucSim,
+        dir: &Path,
+        pki: &Path,
+        broker_port: u16,
+        id: &str,
+        streaming: bool,
+    ) -> Self {
         let token = format!("[api]\ntoken = \"{RECORDER_TOKEN}\"\n");
         let (recorder, api) = start_recorder(&dir.join(format!("{id}-recorder")), &token);
         let (ca, cert, key) = device_files(dir, pki, broker_port, id);
         let extra = format!(
             "{token}[agent]\nrecorder_api = \"http://127.0.0.1:{api}\"\n\
-             [ota]\ndir = \"{ota}\"\nboot_id_file = \"{boot}\"\npoll_seconds = 1\nbackoff_max_seconds = 1\ndownload_attempts = 4\nreserve_mib = 1\nrauc_conf = \"{conf}\"\n",
+             [ota]\ndir = \"{ota}\"\nboot_id_file = \"{boot}\"\npoll_seconds = 1\nbackoff_max_seconds = 1\ndownload_attempts = 4\nreserve_mib = 1\nrauc_conf = \"{conf}\"\nstreaming = {streaming}\n",
             ota = dir.join(format!("{id}-ota")).display(),
             boot = sim.boot_id_file.display(),
             conf = sim.dir.join("system.conf").display(),
