@@ -31,6 +31,11 @@ const WINDOW: usize = 32;
 enum ToLoop {
     Status(proto::CmdStatus),
     SetStatus(Status, oneshot::Sender<()>),
+    /// What RAUC says runs: the booted slot and its bundle's version (when it knows one).
+    Running {
+        slot: String,
+        version: Option<String>,
+    },
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -65,6 +70,9 @@ pub struct Agent {
     ota: Option<mpsc::Sender<r58_ota::In>>,
     /// What runs: RAUC's version of the booted slot's bundle, else this build's.
     firmware_version: String,
+    /// The booted slot: `R58_BOOTED_SLOT` if set, else RAUC's answer, else the boot
+    /// loader's `rauc.slot=` on the kernel command line.
+    booted_slot: Option<String>,
 }
 
 /// What a publish request carried, in the order the requests were made.
@@ -129,6 +137,15 @@ struct Conn {
     next_direct: u64,
 }
 
+/// The slot the boot loader booted, from its `rauc.slot=` on the kernel command line.
+fn slot_on_cmdline(cmdline: &str) -> Option<String> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rauc.slot="))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 fn now_ms(started: Instant) -> u64 {
     started.elapsed().as_millis() as u64 + 1
 }
@@ -180,6 +197,11 @@ impl Agent {
             outbox: VecDeque::new(),
             ota: None,
             firmware_version: env!("CARGO_PKG_VERSION").into(),
+            booted_slot: std::env::var("R58_BOOTED_SLOT").ok().or_else(|| {
+                std::fs::read_to_string("/proc/cmdline")
+                    .ok()
+                    .and_then(|c| slot_on_cmdline(&c))
+            }),
         })
     }
 
@@ -204,7 +226,7 @@ impl Agent {
         let doc = State {
             status,
             firmware_version: self.firmware_version.clone(),
-            booted_slot: std::env::var("R58_BOOTED_SLOT").ok(),
+            booted_slot: self.booted_slot.clone(),
             ip_addresses: telemetry::ip_addresses(),
             uptime_s: telemetry::uptime_s(),
             session: self.persisted.session,
@@ -615,11 +637,27 @@ impl Agent {
             let rauc: Arc<dyn r58_ota::rauc::Rauc> = Arc::new(r58_ota::rauc::DbusRauc {
                 conf: self.cfg.ota.rauc_conf.clone(),
             });
-            if let Ok(Ok(sys)) = tokio::time::timeout(Duration::from_secs(3), rauc.system()).await {
-                if let Some(v) = sys.booted_slot().and_then(|s| s.bundle_version.clone()) {
-                    self.firmware_version = v;
+            // RAUC may still be starting (D-Bus activation on a busy boot): asked in the
+            // background, the state is published again once it answers.
+            let (ask, running) = (rauc.clone(), tx.clone());
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    if let Ok(Ok(sys)) =
+                        tokio::time::timeout(Duration::from_secs(10), ask.system()).await
+                    {
+                        let version = sys.booted_slot().and_then(|s| s.bundle_version.clone());
+                        let _ = running
+                            .send(ToLoop::Running {
+                                slot: sys.booted,
+                                version,
+                            })
+                            .await;
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 }
-            }
+                tracing::warn!("RAUC did not answer: the state names this build's version");
+            });
             let host = Arc::new(crate::ota::AgentHost {
                 http: self.http.clone(),
                 recorder_api: self.cfg.agent.recorder_api.clone(),
@@ -727,6 +765,21 @@ impl Agent {
                 },
                 msg = rx.recv() => match msg {
                     Some(ToLoop::Status(st)) => self.enqueue(proto::cmd_status(self.id()), &st),
+                    Some(ToLoop::Running { slot, version }) => {
+                        if std::env::var_os("R58_BOOTED_SLOT").is_none() {
+                            self.booted_slot = Some(slot);
+                        }
+                        if let Some(v) = version {
+                            self.firmware_version = v;
+                        }
+                        if let Some(mut c) = conn.take() {
+                            if self.link == Link::Online {
+                                let doc = self.state_doc(self.status);
+                                self.publish(&mut c, proto::state(self.id()), doc, true, None).await;
+                            }
+                            conn = Some(c);
+                        }
+                    }
                     Some(ToLoop::SetStatus(status, done)) => {
                         self.status = status;
                         match conn.take() {
@@ -800,5 +853,18 @@ impl Agent {
             while c.events.next().await.is_ok() {}
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_on_cmdline;
+
+    #[test]
+    fn the_booted_slot_is_read_from_the_boot_loaders_command_line() {
+        let line = "root=PARTLABEL=rootfs_b ro rootwait panic=10 rauc.slot=B console=ttyS0\n";
+        assert_eq!(slot_on_cmdline(line).as_deref(), Some("B"));
+        assert_eq!(slot_on_cmdline("root=/dev/sda1 ro quiet"), None);
+        assert_eq!(slot_on_cmdline("rauc.slot= quiet"), None);
     }
 }
