@@ -21,6 +21,9 @@ R58_DEBIAN_PACKAGES=(
   qemu-system-x86 fdisk dosfstools mtools u-boot-tools libubootenv-tool iproute2
   dpkg-dev bison flex swig bc libssl-dev libgnutls28-dev uuid-dev python3-dev
   python3-pyelftools python3-libfdt acpica-tools device-tree-compiler
+  # RAUC from Debian's source with HTTP streaming (hil-tests/vr58/build-rauc).
+  libnl-genl-3-dev libcurl4-gnutls-dev libdbus-1-dev libfdisk-dev libjson-glib-dev
+  autoconf automake libtool
 )
 
 # The external programs that scripts, tests and benches call, each from a package above.

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A TCP link between the virtual R58 and a service on this machine that the harness can cut:
-QEMU forwards the guest's connections to LISTEN_PORT (guestfwd), this forwards them to
-TARGET_PORT. While the file STATE_FILE says "down", the link is a black hole: new
-connections are accepted and never answered, established ones carry nothing (as when a
-venue's uplink drops). On "up", connections opened during the cut are closed (their peers
+the guest connects to LISTEN_PORT on this machine's loopback (10.0.2.2 in QEMU's user
+networking), this forwards its connections to TARGET_PORT. While the file STATE_FILE says
+"down", the link is a black hole: new connections are accepted and never answered,
+established ones carry nothing (as when a venue's uplink drops). On "up", connections opened during the cut are closed (their peers
 would have given up on them), established ones carry what they held back, and new ones are
 forwarded again.
 

@@ -66,6 +66,8 @@ do_install() {
     install -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/journald.conf.d/10-r58.conf ${D}${systemd_unitdir}/journald.conf.d/
     install -d ${D}${datadir}/dbus-1/system.d
     install -m 0644 ${S}/rootfs-overlay/usr/share/dbus-1/system.d/r58-rauc.conf ${D}${datadir}/dbus-1/system.d/
+    install -d ${D}${nonarch_libdir}/modules-load.d
+    install -m 0644 ${S}/rootfs-overlay/usr/lib/modules-load.d/r58-ota.conf ${D}${nonarch_libdir}/modules-load.d/
     install -d ${D}${nonarch_libdir}/repart.d
     install -m 0644 ${S}/rootfs-overlay/usr/lib/repart.d/50-data.conf ${D}${nonarch_libdir}/repart.d/
     install -d ${D}${systemd_unitdir}/system.conf.d ${D}${systemd_system_unitdir}/rauc.service.d
@@ -88,7 +90,7 @@ PACKAGES =+ "${PN}-recorder ${PN}-agent ${PN}-config"
 FILES:${PN}-recorder += "${bindir}/r58-recorder ${systemd_system_unitdir}/r58-recorder.service"
 FILES:${PN}-agent += "${bindir}/r58-agent ${systemd_system_unitdir}/r58-agent.service \
                       ${systemd_system_unitdir}/r58-health.service ${datadir}/polkit-1/rules.d \
-                      ${datadir}/dbus-1/system.d"
+                      ${datadir}/dbus-1/system.d ${nonarch_libdir}/modules-load.d"
 FILES:${PN}-config += "/data ${sysconfdir}/r58 ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/sysusers.d \
                        ${systemd_system_unitdir}/data.mount ${nonarch_base_libdir}/udev/rules.d \
                        ${systemd_unitdir}/journald.conf.d ${nonarch_libdir}/repart.d \
