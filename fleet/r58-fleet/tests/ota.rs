@@ -596,20 +596,7 @@ fn a_streamed_install_hands_rauc_the_url_and_falls_back_to_the_download() {
             "r58-test",
             &limit,
         );
-        let mut dev = common::ota::OtaDevice::start_on(
-            sim,
-            env.dir.path(),
-            &env.pki,
-            env.broker.port,
-            id,
-            true,
-        );
-        env.obs.wait_json(
-            &format!("r58/v1/{id}/state"),
-            Duration::from_secs(20),
-            "online",
-            |v| v["status"] == "online",
-        );
+        let mut dev = env.device_on(sim, id, true);
         let job_id = format!("{id}-job");
         env.job(id, env.job_doc(&job_id, &b));
         let end = env.finish(&mut [&mut dev], id, &job_id, Duration::from_secs(120));

@@ -69,13 +69,31 @@ pub fn setup_db(keyring: bool, db_url: Option<&str>) -> Env {
 impl Env {
     pub fn device(&self, id: &str) -> OtaDevice {
         let d = OtaDevice::start(self.dir.path(), &self.pki, self.broker.port, id, &self.keys);
+        self.online(id);
+        d
+    }
+
+    /// A device on `sim` with `ota.streaming` as given, once it is online.
+    pub fn device_on(&self, sim: rauc::RaucSim, id: &str, streaming: bool) -> OtaDevice {
+        let d = OtaDevice::start_on(
+            sim,
+            self.dir.path(),
+            &self.pki,
+            self.broker.port,
+            id,
+            streaming,
+        );
+        self.online(id);
+        d
+    }
+
+    fn online(&self, id: &str) {
         self.obs.wait_json(
             &format!("r58/v1/{id}/state"),
             Duration::from_secs(20),
             "online",
             |v| v["status"] == "online",
         );
-        d
     }
 
     pub fn bundle(&self, name: &str, version: &str, compatible: &str, mib: u32) -> PathBuf {

@@ -1,0 +1,404 @@
+//! The agent's event loop: one task owns the MQTT connection, the offline queue and the
+//! timers; commands run in tasks of their own and report back through a bounded channel.
+//! The connection is in `conn`, delivery (direct or through the disk queue) in `delivery`,
+//! what arrives from the broker in `inbound`, what runs (slot, version) in `running`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r58_config::{ConfigPaths, R58Config};
+use r58_proto::{self as proto, State, Status, Telemetry};
+use rumqttc::{Event, Incoming, Outgoing};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::AgentError;
+use crate::ids::SeenIds;
+use crate::link::{backoff, Link};
+use crate::queue::{DiskQueue, Queued};
+use crate::system::System;
+use crate::telemetry::{self, CpuSampler};
+
+mod conn;
+mod delivery;
+mod inbound;
+mod running;
+
+use conn::Conn;
+
+const WINDOW: usize = 32;
+
+/// Messages from command tasks to the loop.
+enum ToLoop {
+    Status(proto::CmdStatus),
+    SetStatus(Status, oneshot::Sender<()>),
+    /// What RAUC says runs: the booted slot and its bundle's version (when it knows one).
+    Running {
+        slot: String,
+        version: Option<String>,
+    },
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Persisted {
+    session: u64,
+    /// Last sequence number per telemetry stream.
+    #[serde(default)]
+    stream_seq: BTreeMap<String, u64>,
+    twin_version: Option<u64>,
+    twin_applied: BTreeMap<String, Value>,
+}
+
+pub struct Agent {
+    cfg: R58Config,
+    paths: ConfigPaths,
+    system: Arc<dyn System>,
+    http: reqwest::Client,
+    queue: DiskQueue,
+    seen: SeenIds,
+    state_file: PathBuf,
+    persisted: Persisted,
+    link: Link,
+    status: Status,
+    started: Instant,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Monotonic ms of the last loop turn, for the watchdog.
+    pub heartbeat: Arc<AtomicU64>,
+    ready_sent: bool,
+    /// Messages produced since the last flush (see `flush`).
+    outbox: VecDeque<Queued>,
+    /// The OTA engine's inbox (None with `ota.enabled = false`).
+    ota: Option<mpsc::Sender<r58_ota::In>>,
+    /// What runs: RAUC's version of the booted slot's bundle, else this build's.
+    firmware_version: String,
+    /// The booted slot: `R58_BOOTED_SLOT` if set, else RAUC's answer, else the boot
+    /// loader's `rauc.slot=` on the kernel command line.
+    booted_slot: Option<String>,
+}
+
+fn now_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64 + 1
+}
+
+impl Agent {
+    pub fn new(
+        cfg: R58Config,
+        paths: ConfigPaths,
+        system: Arc<dyn System>,
+    ) -> Result<Self, AgentError> {
+        if cfg.agent.device_id.is_empty() {
+            return Err(AgentError::NoDeviceId);
+        }
+        let dir = cfg.agent.state_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| AgentError::StateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let queue = DiskQueue::open(&dir.join("queue"), cfg.agent.queue_max_messages as usize)?;
+        let seen = SeenIds::open(&dir.join("command-ids.json"));
+        let state_file = dir.join("agent-state.json");
+        let persisted: Persisted = r58_fs::read_json(&state_file)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let tls = if crate::mqtt::parse_broker(&cfg.agent.broker)?.2 {
+            Some(crate::mqtt::tls_config(&cfg.agent)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            cfg,
+            paths,
+            system,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            queue,
+            seen,
+            state_file,
+            persisted,
+            link: Link::Connecting { attempt: 0 },
+            status: Status::Online,
+            started: Instant::now(),
+            tls,
+            heartbeat: Arc::new(AtomicU64::new(1)),
+            ready_sent: false,
+            outbox: VecDeque::new(),
+            ota: None,
+            firmware_version: env!("CARGO_PKG_VERSION").into(),
+            booted_slot: running::slot_at_start(),
+        })
+    }
+
+    fn id(&self) -> &str {
+        &self.cfg.agent.device_id
+    }
+
+    fn save(&self) {
+        if let Err(e) = r58_fs::write_json_atomic(&self.state_file, &self.persisted) {
+            tracing::error!(error = %e, "persisting agent state");
+        }
+    }
+
+    fn set_link(&mut self, next: Link) {
+        if self.link != next {
+            tracing::info!(from = self.link.name(), to = next.name(), state = ?next, "link");
+            self.link = next;
+        }
+    }
+
+    /// Publishes the retained `state` with the current status.
+    async fn publish_state(&mut self, conn: &mut Conn) {
+        let doc = self.state_doc(self.status);
+        self.publish(conn, proto::state(self.id()), doc, true, None)
+            .await;
+    }
+
+    fn state_doc(&self, status: Status) -> Vec<u8> {
+        let doc = State {
+            status,
+            firmware_version: self.firmware_version.clone(),
+            booted_slot: self.booted_slot.clone(),
+            ip_addresses: telemetry::ip_addresses(),
+            uptime_s: telemetry::uptime_s(),
+            session: self.persisted.session,
+            ts: chrono::Utc::now(),
+        };
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    fn sample_telemetry(&mut self, cpu: &mut CpuSampler, recorder: Value) {
+        let data_dir = self.cfg.recorder.data_dir.clone();
+        let system = telemetry::system(cpu, &data_dir, self.queue.len(), self.queue.dropped());
+        for (stream, data) in [
+            ("system", system),
+            ("network", telemetry::network()),
+            ("recorder", recorder),
+        ] {
+            let seq = self
+                .persisted
+                .stream_seq
+                .entry(stream.to_string())
+                .or_insert(0);
+            *seq += 1;
+            let t = Telemetry {
+                seq: *seq,
+                ts: chrono::Utc::now(),
+                data,
+            };
+            let topic = proto::telemetry(self.id(), stream);
+            self.enqueue(topic, &t);
+        }
+        self.save();
+    }
+
+    /// Runs until `shutdown` resolves. Never returns an error for connectivity: it retries.
+    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let (tx, mut rx) = mpsc::channel::<ToLoop>(256);
+        let (ota_out_tx, mut ota_out) = mpsc::channel::<r58_ota::Out>(64);
+        let mut engine_task = None;
+        if self.cfg.ota.enabled {
+            let rauc: Arc<dyn r58_ota::rauc::Rauc> = Arc::new(r58_ota::rauc::DbusRauc {
+                conf: self.cfg.ota.rauc_conf.clone(),
+            });
+            // Published again once RAUC answers.
+            running::ask_rauc(rauc.clone(), tx.clone());
+            let host = Arc::new(crate::ota::AgentHost {
+                http: self.http.clone(),
+                recorder_api: self.cfg.agent.recorder_api.clone(),
+                system: self.system.clone(),
+            });
+            match r58_ota::Engine::new(
+                crate::ota::settings(&self.cfg),
+                rauc,
+                host,
+                self.http.clone(),
+                ota_out_tx,
+            ) {
+                Ok(engine) => {
+                    let (in_tx, in_rx) = mpsc::channel(16);
+                    self.ota = Some(in_tx);
+                    engine_task = Some(tokio::spawn(engine.run(in_rx)));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "OTA disabled: its job record cannot be read")
+                }
+            }
+        }
+        let mut cpu = CpuSampler::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut next_telemetry = Instant::now();
+        let ready_deadline =
+            Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.ready_timeout_seconds));
+        let mut attempt: u32 = 0;
+        let mut conn: Option<Conn> = None;
+        let mut backoff_until: Option<Instant> = None;
+        let mut pending_status: Vec<oneshot::Sender<()>> = Vec::new();
+        loop {
+            self.heartbeat
+                .store(now_ms(self.started), Ordering::Relaxed);
+            if conn.is_none() && backoff_until.map_or(true, |t| Instant::now() >= t) {
+                self.set_link(Link::Connecting { attempt });
+                match self.connect() {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot prepare the connection");
+                        attempt += 1;
+                    }
+                }
+                backoff_until = None;
+            }
+            let poll = async {
+                match conn.as_mut() {
+                    Some(c) => c.events.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                ev = poll => match ev {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        attempt = 0;
+                        if let Some(mut c) = conn.take() {
+                            self.on_connected(&mut c).await;
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        if let Some(mut c) = conn.take() {
+                            self.on_publish(&mut c, &p.topic, &p.payload, &tx).await;
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::PubAck(a))) => {
+                        if let Some(mut c) = conn.take() {
+                            self.on_puback(&mut c, a.pkid);
+                            for done in pending_status.drain(..) {
+                                let _ = done.send(());
+                            }
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                        if let Some(mut c) = conn.take() {
+                            self.on_outgoing_publish(&mut c, pkid);
+                            conn = Some(c);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let wait = backoff(attempt, Duration::from_secs(u64::from(self.cfg.agent.reconnect_max_seconds)), now_ms(self.started) * 7919);
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "broker connection lost or refused");
+                        self.set_link(Link::Backoff { attempt, wait });
+                        r58_systemd::notify_or_log(&[r58_systemd::Notify::Status(format!("offline: {e}"))]);
+                        attempt += 1;
+                        if let Some(mut c) = conn.take() {
+                            self.requeue_direct(&mut c);
+                        }
+                        backoff_until = Some(Instant::now() + wait);
+                    }
+                },
+                out = ota_out.recv(), if engine_task.is_some() => match out {
+                    Some(r58_ota::Out::Update(u)) => {
+                        let topic = proto::job_update(self.id(), &u.job_id);
+                        self.enqueue(topic, &u);
+                    }
+                    Some(r58_ota::Out::Status(status, done)) => {
+                        let _ = tx.try_send(ToLoop::SetStatus(status, done));
+                    }
+                    None => engine_task = None,
+                },
+                msg = rx.recv() => match msg {
+                    Some(ToLoop::Status(st)) => self.enqueue(proto::cmd_status(self.id()), &st),
+                    Some(ToLoop::Running { slot, version }) => {
+                        if running::pinned_slot().is_none() {
+                            self.booted_slot = Some(slot);
+                        }
+                        if let Some(v) = version {
+                            self.firmware_version = v;
+                        }
+                        if let Some(mut c) = conn.take() {
+                            if self.link == Link::Online {
+                                self.publish_state(&mut c).await;
+                            }
+                            conn = Some(c);
+                        }
+                    }
+                    Some(ToLoop::SetStatus(status, done)) => {
+                        self.status = status;
+                        match conn.take() {
+                            Some(mut c) if self.link == Link::Online => {
+                                self.publish_state(&mut c).await;
+                                pending_status.push(done);
+                                conn = Some(c);
+                            }
+                            other => {
+                                conn = other;
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    None => {}
+                },
+                _ = tick.tick() => {
+                    if Instant::now() >= next_telemetry {
+                        next_telemetry = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.telemetry_interval_seconds));
+                        let recorder = telemetry::recorder(&self.http, &self.cfg.agent.recorder_api).await;
+                        self.sample_telemetry(&mut cpu, recorder);
+                    }
+                    if !self.ready_sent && Instant::now() >= ready_deadline {
+                        tracing::warn!("broker not reached yet: READY anyway, running offline");
+                        r58_systemd::notify_or_log(&[r58_systemd::Notify::Ready, r58_systemd::Notify::Status("offline".into())]);
+                        self.ready_sent = true;
+                    }
+                }
+            }
+            self.flush(conn.as_mut()).await;
+        }
+        self.ota = None;
+        if let Some(t) = engine_task {
+            t.abort();
+        }
+        // Job updates produced so far go to disk with the rest.
+        while let Ok(r58_ota::Out::Update(u)) = ota_out.try_recv() {
+            let topic = proto::job_update(self.id(), &u.job_id);
+            self.enqueue(topic, &u);
+        }
+        self.shutdown(conn).await;
+    }
+
+    async fn shutdown(&mut self, conn: Option<Conn>) {
+        self.set_link(Link::Stopping);
+        r58_systemd::notify_or_log(&[r58_systemd::Notify::Stopping]);
+        // Nothing produced is lost: pending and unacknowledged messages go to disk.
+        self.flush(None).await;
+        let Some(mut c) = conn else { return };
+        self.requeue_direct(&mut c);
+        let doc = self.state_doc(Status::Offline);
+        let topic = proto::state(self.id());
+        self.publish(&mut c, topic, doc, true, None).await;
+        // Wait for the broker to take it (bounded), then say goodbye without the will.
+        let deadline = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                ev = c.events.next() => match ev {
+                    Ok(Event::Incoming(Incoming::PubAck(_))) => break,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = c.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while c.events.next().await.is_ok() {}
+        })
+        .await;
+    }
+}
