@@ -10,6 +10,9 @@ use r58_proto::{TwinDesired, TwinReported};
 use serde_json::Value;
 
 pub const REMOTE_FILE: &str = "50-remote.toml";
+/// The recorder reads the file through the group `r58`, which it gets from `conf.d` (a
+/// set-group-ID folder, tmpfiles.d/r58.conf); the agent's own umask (0077) would hide it.
+pub const REMOTE_FILE_MODE: u32 = 0o640;
 
 /// Which service must restart for a key to take effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +150,10 @@ pub fn apply(
     let path = paths.conf_d().join(REMOTE_FILE);
     let write = std::fs::create_dir_all(paths.conf_d())
         .map_err(|e| e.to_string())
-        .and_then(|_| r58_fs::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string()));
+        .and_then(|_| {
+            r58_fs::write_atomic_mode(&path, text.as_bytes(), REMOTE_FILE_MODE)
+                .map_err(|e| e.to_string())
+        });
     if let Err(e) = write {
         errors.insert("*".into(), format!("writing {}: {e}", path.display()));
         return Outcome {
@@ -231,8 +237,13 @@ mod tests {
             ),
             (8000, 5)
         );
-        let text = std::fs::read_to_string(dir.path().join("conf.d/50-remote.toml")).unwrap();
+        let file = dir.path().join("conf.d/50-remote.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("bitrate_kbps = 8000"), "{text}");
+        // The recorder (another user, group r58) must be able to read it.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{mode:o}");
     }
 
     #[test]

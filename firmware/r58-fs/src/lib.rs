@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,19 @@ fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Writes `data` to `path` atomically: `.<name>.tmp` beside it, fsync, rename, fsync folder.
+/// The new file's mode follows the process's umask.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
+    write_atomic_inner(path, data, None)
+}
+
+/// [`write_atomic`] with the new file's permission bits set to `mode` whatever the umask
+/// (e.g. 0o640 for a file another service reads through the group). The group is the
+/// folder's when the folder is set-group-ID, else the process's.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_inner(path, data, Some(mode))
+}
+
+fn write_atomic_inner(path: &Path, data: &[u8], mode: Option<u32>) -> Result<(), FsError> {
     let err = |source| FsError::Write {
         path: path.to_path_buf(),
         source,
@@ -58,6 +71,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
+        if let Some(mode) = mode {
+            // fchmod is not masked by the umask, unlike the mode given to open.
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
@@ -157,6 +174,19 @@ mod tests {
         std::fs::create_dir(dir.path().join(".state.json.tmp")).unwrap();
         assert!(write_atomic(&path, b"new").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn the_mode_given_is_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.toml");
+        // A leftover 0600 file (written under umask 077) is replaced by one the group reads.
+        write_atomic(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomic_mode(&path, b"new", 0o640).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 
     #[test]
