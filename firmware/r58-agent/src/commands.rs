@@ -42,6 +42,58 @@ pub fn status(
     }
 }
 
+/// What a `logs.tail` result may hold: the newest lines that fit (each cut to
+/// [`LOG_LINE_BYTES`]); the rest are counted in `omitted`.
+pub const LOGS_TAIL_BYTES: usize = 128 * 1024;
+pub const LOG_LINE_BYTES: usize = 2048;
+
+/// The newest `lines` whose JSON strings fit in `budget` bytes, each cut to
+/// [`LOG_LINE_BYTES`]; and how many older lines did not fit.
+pub fn tail_within(lines: Vec<String>, budget: usize) -> (Vec<String>, usize) {
+    let mut kept = Vec::new();
+    let mut used = 0;
+    let total = lines.len();
+    for mut line in lines.into_iter().rev() {
+        if line.len() > LOG_LINE_BYTES {
+            let mut end = LOG_LINE_BYTES;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push_str(" [cut]");
+        }
+        // The line as a JSON string, with its comma.
+        let cost = serde_json::to_string(&line).map_or(line.len(), |j| j.len()) + 1;
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        kept.push(line);
+    }
+    kept.reverse();
+    let omitted = total - kept.len();
+    (kept, omitted)
+}
+
+/// A status whose message does not fit [`crate::mqtt::MAX_MESSAGE`] becomes a failed status
+/// that says so: the operator learns why, and the oversized one never blocks the outbox.
+pub fn bounded(st: CmdStatus, topic: &str) -> CmdStatus {
+    let len = serde_json::to_vec(&st).map_or(usize::MAX, |v| v.len());
+    if crate::mqtt::fits(topic, len) {
+        return st;
+    }
+    tracing::error!(id = %st.id, command = %st.name, bytes = len, "command status over the size limit");
+    CmdStatus {
+        state: CmdState::Failed,
+        message: Some(format!(
+            "the result ({len} bytes) is over the {} byte message limit",
+            crate::mqtt::MAX_MESSAGE
+        )),
+        result: None,
+        ..st
+    }
+}
+
 /// Why a command is refused before it runs (with the id when one could be read).
 #[derive(Debug, PartialEq)]
 pub enum Refusal {
@@ -192,10 +244,10 @@ where
             {
                 return Err(format!("bad unit name {unit:?}"));
             }
-            ctx.system
-                .journal_tail(unit, lines)
-                .await
-                .map(|l| json!({ "unit": unit, "lines": l }))
+            ctx.system.journal_tail(unit, lines).await.map(|l| {
+                let (lines, omitted) = tail_within(l, LOGS_TAIL_BYTES);
+                json!({ "unit": unit, "lines": lines, "omitted": omitted })
+            })
         }
         "config.get" => Ok(redacted(&ctx.cfg)),
         "ota.cancel" => ota(ctx, r58_ota::In::Cancel).await,
@@ -215,6 +267,54 @@ pub fn is_long(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_tail_keeps_the_newest_lines_that_fit() {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| format!("{i:04} {}", "x".repeat(3000)))
+            .collect();
+        let (kept, omitted) = tail_within(lines, LOGS_TAIL_BYTES);
+        assert!(!kept.is_empty());
+        assert_eq!(kept.len() + omitted, 1000);
+        assert!(kept.last().unwrap().starts_with("0999 "), "newest kept");
+        assert!(kept
+            .iter()
+            .all(|l| l.len() <= LOG_LINE_BYTES + 6 && l.ends_with("[cut]")));
+        assert!(serde_json::to_vec(&kept).unwrap().len() <= LOGS_TAIL_BYTES + 2);
+        // Multi-byte characters are cut on a character boundary.
+        let (kept, _) = tail_within(vec!["é".repeat(LOG_LINE_BYTES)], LOGS_TAIL_BYTES);
+        assert!(kept[0].len() <= LOG_LINE_BYTES + 6);
+        // A short tail is whole.
+        let (kept, omitted) = tail_within(vec!["a".into(), "b".into()], LOGS_TAIL_BYTES);
+        assert_eq!((kept, omitted), (vec!["a".to_string(), "b".to_string()], 0));
+    }
+
+    #[test]
+    fn an_oversized_status_becomes_a_failure_that_says_why() {
+        let topic = "r58/v1/box/cmd/status";
+        let big = status(
+            "c1",
+            "logs.tail",
+            CmdState::Succeeded,
+            100,
+            None,
+            Some(json!({ "lines": ["y".repeat(crate::mqtt::MAX_MESSAGE)] })),
+        );
+        let out = bounded(big, topic);
+        assert_eq!(out.state, CmdState::Failed);
+        assert!(out.result.is_none());
+        assert!(out.message.unwrap().contains("message limit"));
+        assert_eq!(out.id, "c1");
+        let small = status(
+            "c2",
+            "ping",
+            CmdState::Succeeded,
+            100,
+            None,
+            Some(json!({})),
+        );
+        assert_eq!(bounded(small.clone(), topic), small);
+    }
 
     #[test]
     fn refusals_carry_the_id_when_there_is_one() {

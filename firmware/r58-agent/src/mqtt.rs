@@ -24,6 +24,19 @@ pub fn tls_config(cfg: &AgentConfig) -> Result<Arc<rustls::ClientConfig>, AgentE
     )?)
 }
 
+/// The largest MQTT packet the agent sends or takes (the broker's and the fleet's limit is
+/// the same); a larger publish would fail the whole connection.
+pub const MAX_PACKET: usize = 1 << 20;
+/// The largest message the agent publishes (topic and payload): everything it produces is
+/// bounded well below this (telemetry, statuses, a cut `logs.tail`); what is not, is dropped
+/// with a count and an error in the log instead of failing the connection.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Whether a message of this topic and payload may be published.
+pub fn fits(topic: &str, payload_len: usize) -> bool {
+    topic.len() + payload_len <= MAX_MESSAGE
+}
+
 pub fn options(
     cfg: &AgentConfig,
     tls: Option<&Arc<rustls::ClientConfig>>,
@@ -33,7 +46,7 @@ pub fn options(
     let mut opts = MqttOptions::new(cfg.device_id.clone(), host, port);
     opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_seconds)));
     opts.set_clean_session(false);
-    opts.set_max_packet_size(1 << 20, 1 << 20);
+    opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     opts.set_last_will(LastWill::new(
         r58_proto::state(&cfg.device_id),
         will,

@@ -69,14 +69,8 @@ impl DiskQueue {
         while self.seqs.len() >= self.max {
             if let Some(old) = self.seqs.pop_front() {
                 let _ = std::fs::remove_file(self.path(old));
-                self.dropped += 1;
+                self.note_dropped();
             }
-            let _ = r58_fs::write_json_atomic(
-                &self.dir.join("counters"),
-                &Counters {
-                    dropped: self.dropped,
-                },
-            );
         }
         let seq = self.next;
         r58_fs::write_json_atomic(&self.path(seq), msg)?;
@@ -102,6 +96,24 @@ impl DiskQueue {
                 }
             })
             .collect()
+    }
+
+    /// Counts a message that will never be sent (the count survives restarts and is in the
+    /// agent's telemetry).
+    pub fn note_dropped(&mut self) {
+        self.dropped += 1;
+        let _ = r58_fs::write_json_atomic(
+            &self.dir.join("counters"),
+            &Counters {
+                dropped: self.dropped,
+            },
+        );
+    }
+
+    /// Removes a queued message that can never be sent, counted as dropped.
+    pub fn discard(&mut self, seq: u64) {
+        self.ack(seq);
+        self.note_dropped();
     }
 
     /// Removes an acknowledged message.

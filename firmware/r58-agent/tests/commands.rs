@@ -153,3 +153,42 @@ fn commands_run_once_and_bad_ones_are_rejected_with_reasons() {
     assert!(calls.contains("systemctl reboot"), "{calls}");
     assert!(agent.alive());
 }
+
+/// A journal tail far over the MQTT packet limit (1 000 lines of 3 000 bytes) is cut to the
+/// newest lines that fit; the commands after it are answered (an oversized status used to
+/// fail the connection, go back to the head of the disk queue and block everything behind).
+#[test]
+fn an_oversized_log_tail_is_cut_and_blocks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let broker = Broker::start(dir.path(), &pki);
+    let obs = Observer::connect(&pki, broker.port, "fleet-observer", "fleet", &["r58/v1/#"]);
+    let agent = AgentProc::start(&dir.path().join("c"), &pki, broker.port, "r58-c", "");
+    let journal: String = (0..1000)
+        .map(|i| format!("{i:04} {}\n", "x".repeat(3000)))
+        .collect();
+    std::fs::write(agent.dir.join("journal"), journal).unwrap();
+    obs.wait_json(
+        "r58/v1/r58-c/state",
+        Duration::from_secs(15),
+        "online",
+        |v| v["status"] == "online",
+    );
+    obs.publish(
+        "r58/v1/r58-c/cmd/logs.tail",
+        cmd("t1", json!({"unit": "r58-recorder.service", "lines": 1000})),
+        false,
+    );
+    obs.publish("r58/v1/r58-c/cmd/ping", cmd("p1", json!({})), false);
+    let t1 = obs.wait_json(STATUS, Duration::from_secs(15), "cut tail", |v| {
+        v["id"] == "t1" && v["state"] == "succeeded"
+    });
+    let lines = t1["result"]["lines"].as_array().unwrap();
+    let omitted = t1["result"]["omitted"].as_u64().unwrap();
+    assert!(!lines.is_empty() && omitted > 0, "{} kept, {omitted} omitted", lines.len());
+    assert_eq!(lines.len() as u64 + omitted, 1000);
+    assert!(lines.last().unwrap().as_str().unwrap().starts_with("0999 "));
+    obs.wait_json(STATUS, Duration::from_secs(15), "ping after it", |v| {
+        v["id"] == "p1" && v["state"] == "succeeded"
+    });
+}

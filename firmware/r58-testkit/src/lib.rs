@@ -219,6 +219,8 @@ impl Observer {
         opts.set_transport(transport);
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_clean_session(false);
+        // As the fleet's ingest takes them (rumqttc's default is 10 KiB).
+        opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut conn) = Client::new(opts, 1000);
         // Like the agent: no Nagle delay between back-to-back packets (publish, then acks).
         let mut net = conn.eventloop.network_options();
@@ -356,18 +358,20 @@ pub struct AgentProc {
 }
 
 /// Writes fake `systemctl`, `journalctl` and `rauc` into `<dir>/bin` that log their arguments.
-/// `systemctl is-active U` answers `failed` for the units listed in `<dir>/inactive-units`.
+/// `systemctl is-active U` answers `failed` for the units listed in `<dir>/inactive-units`;
+/// `journalctl` prints `<dir>/journal` when it exists, else two lines.
 pub fn fake_system_tools(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let calls = dir.join("system-calls.log");
     for tool in ["systemctl", "journalctl", "rauc"] {
         let script = format!(
-            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nif [ {tool} = journalctl ]; then echo 'line one'; echo 'line two'; fi\n\
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nif [ {tool} = journalctl ]; then if [ -f '{journal}' ]; then cat '{journal}'; else echo 'line one'; echo 'line two'; fi; fi\n\
              if [ {tool} = systemctl ] && [ \"$1\" = is-active ]; then\n\
                if grep -qx \"$2\" '{inactive}' 2>/dev/null; then echo failed; exit 3; fi; echo active; fi\nexit 0\n",
             calls.display(),
-            inactive = dir.join("inactive-units").display()
+            inactive = dir.join("inactive-units").display(),
+            journal = dir.join("journal").display()
         );
         let p = bin.join(tool);
         std::fs::write(&p, script).unwrap();

@@ -7,12 +7,21 @@ use serde::Serialize;
 use super::conn::{Conn, Sent};
 use super::{Agent, WINDOW};
 use crate::link::Link;
+use crate::mqtt;
 use crate::queue::Queued;
 
 impl Agent {
     /// Hands a message to `flush`: sent at once while online, else kept on disk.
+    /// A message over [`mqtt::MAX_MESSAGE`] is dropped here (logged, counted): published,
+    /// it would fail the connection, and queued it would block everything behind it.
     pub(super) fn enqueue(&mut self, topic: String, payload: &impl Serialize) {
         let payload = serde_json::to_string(payload).unwrap_or_default();
+        if !mqtt::fits(&topic, payload.len()) {
+            tracing::error!(%topic, bytes = payload.len(), limit = mqtt::MAX_MESSAGE,
+                "message over the size limit dropped");
+            self.queue.note_dropped();
+            return;
+        }
         self.outbox.push_back(Queued {
             topic,
             payload,
@@ -101,6 +110,13 @@ impl Agent {
         let after = conn.in_flight.back().copied();
         let batch = self.queue.peek(after, WINDOW - conn.in_flight.len());
         for (seq, msg) in batch {
+            if !mqtt::fits(&msg.topic, msg.payload.len()) {
+                // Queued by an agent without the bound: it can never be sent.
+                tracing::error!(topic = %msg.topic, bytes = msg.payload.len(),
+                    "queued message over the size limit dropped");
+                self.queue.discard(seq);
+                continue;
+            }
             if !self
                 .publish(
                     conn,

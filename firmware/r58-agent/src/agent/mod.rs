@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::commands;
 use crate::error::AgentError;
 use crate::ids::SeenIds;
 use crate::link::{backoff, Link};
@@ -314,7 +315,11 @@ impl Agent {
                     None => engine_task = None,
                 },
                 msg = rx.recv() => match msg {
-                    Some(ToLoop::Status(st)) => self.enqueue(proto::cmd_status(self.id()), &st),
+                    Some(ToLoop::Status(st)) => {
+                        let topic = proto::cmd_status(self.id());
+                        let st = commands::bounded(st, &topic);
+                        self.enqueue(topic, &st)
+                    }
                     Some(ToLoop::Running { slot, version }) => {
                         if running::pinned_slot().is_none() {
                             self.booted_slot = Some(slot);
