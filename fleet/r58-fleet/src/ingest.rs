@@ -417,29 +417,16 @@ async fn run_writer(
             match parse(&topic, &p.payload) {
                 // Without "retain as published", the broker sets the flag only on copies
                 // from its retained store.
-                Ok(m) if p.retain => batch.push(m.retained_copy()),
-                Ok(m) => batch.push(m),
+                Ok(m) if p.retain => batch.push((m.retained_copy(), p)),
+                Ok(m) => batch.push((m, p)),
                 Err(e) => {
                     // Acknowledged (a redelivery would fail the same way), but never silent.
-                    stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "rejected a device message");
+                    tracing::warn!(error = %e, %topic, "rejected a device message");
+                    set_aside(&db, &stats, &topic, &e.to_string(), &p.payload).await;
                 }
             }
         }
-        let mut delay = Duration::from_millis(200);
-        let outcome = loop {
-            match db.ingest(&batch).await {
-                Ok(o) => break o,
-                Err(e) => {
-                    // Not acknowledged until stored: retry (the broker keeps redelivery
-                    // rights if this replica dies meanwhile).
-                    stats.db_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %r58_log::error_chain(&e), retry_in = ?delay, "storing a batch");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            }
-        };
+        let outcome = store(&db, &stats, &batch).await;
         if let Some(ts) = outcome.oldest_ts {
             stats
                 .max_lag_ms
@@ -447,7 +434,7 @@ async fn run_writer(
         }
         stats
             .messages
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(outcome.stored as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         // Acks go to the event loop through its bounded request channel. Handed to another
         // task so this one never waits on it: the event loop may itself be waiting for this
@@ -459,6 +446,80 @@ async fn run_writer(
         if !acks.is_empty() && ack_tx.send(acks).is_err() {
             return;
         }
+    }
+}
+
+/// Stores a batch in one transaction, retried while the database is unreachable (nothing
+/// is acknowledged before it is stored). When the database refuses the batch, its messages
+/// are stored one by one and those it refuses on their own are set aside: one bad message
+/// never holds up the others.
+async fn store(db: &Db, stats: &IngestStats, batch: &[(Message, &Publish)]) -> Stored {
+    let messages: Vec<Message> = batch.iter().map(|(m, _)| m.clone()).collect();
+    match store_retrying(db, stats, &messages).await {
+        Ok(o) => Stored {
+            oldest_ts: o.oldest_ts,
+            stored: messages.len(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %r58_log::error_chain(&e), messages = batch.len(),
+                "the database refused a batch: storing its messages one by one");
+            let mut out = Stored::default();
+            for (m, p) in batch {
+                match store_retrying(db, stats, std::slice::from_ref(m)).await {
+                    Ok(o) => {
+                        out.stored += 1;
+                        out.oldest_ts = match (out.oldest_ts, o.oldest_ts) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    Err(e) => {
+                        let topic = String::from_utf8_lossy(&p.topic);
+                        let reason = r58_log::error_chain(&e);
+                        tracing::error!(%topic, %reason, "the database refused a device message: set aside");
+                        set_aside(db, stats, &topic, &reason, &p.payload).await;
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// What [`store`] stored of a batch.
+#[derive(Default)]
+struct Stored {
+    oldest_ts: Option<i64>,
+    stored: usize,
+}
+
+/// `db.ingest`, retried with backoff until it is stored or refused (`Err`, only for an error
+/// the database gives for the data while it otherwise answers).
+async fn store_retrying(
+    db: &Db,
+    stats: &IngestStats,
+    messages: &[Message],
+) -> Result<crate::db::IngestOutcome, crate::db::DbError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match db.ingest(messages).await {
+            Ok(o) => return Ok(o),
+            Err(e) if e.is_refusal() && db.answers().await => return Err(e),
+            Err(e) => {
+                stats.db_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %r58_log::error_chain(&e), retry_in = ?delay, "storing a batch");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Counts, and keeps in `rejected_messages`, a message that will never be stored.
+async fn set_aside(db: &Db, stats: &IngestStats, topic: &str, reason: &str, payload: &[u8]) {
+    stats.rejected.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = db.reject(topic, reason, payload).await {
+        tracing::error!(error = %r58_log::error_chain(&e), %topic, "keeping a rejected message");
     }
 }
 

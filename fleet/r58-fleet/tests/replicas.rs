@@ -108,3 +108,78 @@ fn two_replicas_share_the_ingest_without_duplicates_or_loss() {
     assert_eq!(la["devices"].as_array().unwrap().len(), 3);
     assert_eq!(la["devices"], lb["devices"]);
 }
+
+/// A device message PostgreSQL refuses (a NUL character in a text field) is set aside —
+/// counted, kept in `rejected_messages` — and the messages around it, in the same batch, are
+/// stored; before, the whole batch was retried forever and the ingest stopped for every device.
+#[test]
+fn a_message_the_database_refuses_is_set_aside_and_blocks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let pki = fleet_pki(dir.path());
+    let broker = Broker::start_with_certs(dir.path(), &pki);
+    let fleet = Fleet::start(dir.path(), &pki, broker.port, &pg.url, "fleet-nul");
+    let token = fleet.operator("ops");
+    std::thread::sleep(Duration::from_secs(1));
+    let p = publisher(&pki, broker.port, "test-publisher");
+    std::thread::sleep(Duration::from_millis(500));
+    // Good samples before and after, in the same burst (one batch), from another device too.
+    for seq in 0..20u64 {
+        p.publish(
+            "r58/v1/sim-ok/telemetry/system",
+            QoS::AtLeastOnce,
+            false,
+            sample(seq),
+        )
+        .unwrap();
+    }
+    let poisoned = state_doc(1).replace("0.1.0", "0.1\\u00000");
+    assert!(poisoned.contains("\\u0000"));
+    p.publish("r58/v1/sim-bad/state", QoS::AtLeastOnce, false, poisoned)
+        .unwrap();
+    for seq in 20..40u64 {
+        p.publish(
+            "r58/v1/sim-ok/telemetry/system",
+            QoS::AtLeastOnce,
+            false,
+            sample(seq),
+        )
+        .unwrap();
+    }
+    p.publish("r58/v1/sim-ok/state", QoS::AtLeastOnce, false, state_doc(1))
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the good messages stored", || {
+        (pg.psql("SELECT COUNT(*) FROM telemetry") == "40").then_some(())
+    });
+    // At least once: the broker may deliver it again, and it is refused again.
+    let rejected = wait_until(Duration::from_secs(10), "the refused one set aside", || {
+        let n: i64 = pg
+            .psql("SELECT COUNT(*) FROM rejected_messages")
+            .parse()
+            .unwrap();
+        (n >= 1).then_some(n)
+    });
+    assert_eq!(
+        pg.psql("SELECT DISTINCT topic FROM rejected_messages"),
+        "r58/v1/sim-bad/state"
+    );
+    let reason = pg.psql("SELECT DISTINCT reason FROM rejected_messages");
+    assert!(reason.contains("0x00"), "{reason}");
+    assert_eq!(
+        metric(&fleet, &token, "r58_fleet_ingest_rejected_total"),
+        rejected
+    );
+    // The ingest goes on: a later message of the same device is stored.
+    p.publish(
+        "r58/v1/sim-bad/state",
+        QoS::AtLeastOnce,
+        false,
+        state_doc(2),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "the device's next state stored",
+        || (pg.psql("SELECT COUNT(*) FROM devices WHERE id = 'sim-bad'") == "1").then_some(()),
+    );
+}

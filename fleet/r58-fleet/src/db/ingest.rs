@@ -1,5 +1,6 @@
 //! One batch of what the broker delivered, written in one transaction: either all of it is
-//! stored (and then acknowledged to the broker) or none, and the batch is retried.
+//! stored (and then acknowledged to the broker) or none, and the batch is retried. What the
+//! database refuses outright is set aside in `rejected_messages`.
 
 use serde_json::Value;
 
@@ -216,5 +217,45 @@ impl Db {
         }
         tx.commit().await.map_err(q("commit ingest batch"))?;
         Ok(out)
+    }
+}
+
+/// How much of a rejected message's payload is kept (the reason and the size always are).
+pub const REJECTED_PAYLOAD_BYTES: usize = 4096;
+
+impl Db {
+    /// Sets a message aside that is never going to be stored: its topic, why, and the start
+    /// of its payload (as text, NUL characters replaced: the reason may be one of them).
+    pub async fn reject(&self, topic: &str, reason: &str, payload: &[u8]) -> Result<(), DbError> {
+        let clean = |t: &str, max: usize| -> String {
+            let mut t: String = t.replace('\0', "\u{FFFD}");
+            if t.len() > max {
+                let mut end = max;
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                t.truncate(end);
+            }
+            t
+        };
+        let text = String::from_utf8_lossy(&payload[..payload.len().min(REJECTED_PAYLOAD_BYTES)]);
+        sqlx::query(
+            "INSERT INTO rejected_messages (topic, reason, payload, size, received_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(clean(topic, 512))
+        .bind(clean(reason, 1024))
+        .bind(clean(&text, REJECTED_PAYLOAD_BYTES))
+        .bind(payload.len() as i64)
+        .bind(super::now_ms())
+        .execute(self.pool())
+        .await
+        .map_err(q("store a rejected message"))?;
+        Ok(())
+    }
+
+    /// Whether the database answers at all (tells a refused message from an outage).
+    pub async fn answers(&self) -> bool {
+        sqlx::query("SELECT 1").execute(self.pool()).await.is_ok()
     }
 }

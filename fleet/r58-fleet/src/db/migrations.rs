@@ -118,6 +118,18 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         )",
         ],
     ),
+    (
+        3,
+        "rejected messages",
+        &["CREATE TABLE IF NOT EXISTS rejected_messages (
+            topic TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            received_at BIGINT NOT NULL
+        )",
+          "CREATE INDEX IF NOT EXISTS rejected_messages_received ON rejected_messages (received_at)"],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

@@ -62,6 +62,30 @@ pub enum DbError {
     },
 }
 
+impl DbError {
+    /// The database refused what it was given (a value or a constraint: e.g. a NUL character
+    /// in PostgreSQL text), as opposed to not being reachable or busy: sending the same again
+    /// fails the same way.
+    pub fn is_refusal(&self) -> bool {
+        let DbError::Query {
+            source: sqlx::Error::Database(e),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
+        if code.len() == 5 {
+            // PostgreSQL's SQLSTATE (five characters; SQLite's codes have at most four digits): class 22 data exception, 23 integrity constraint, 54
+            // program limit (a value too large).
+            return matches!(&code[..2], "22" | "23" | "54");
+        }
+        // SQLite's result codes (primary in the low byte): TOOBIG, CONSTRAINT, MISMATCH.
+        code.parse::<u32>()
+            .is_ok_and(|c| matches!(c & 0xff, 18..=20))
+    }
+}
+
 pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
     move |source| DbError::Query { what, source }
 }
