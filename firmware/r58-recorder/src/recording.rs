@@ -47,7 +47,7 @@ pub struct Recording {
     vsrc: gst_app::AppSrc,
     asrc: Option<gst_app::AppSrc>,
     consumer: u64,
-    /// The segment being written, for the 1 Hz fsync.
+    /// The segment being written, for the periodic fsync.
     pub current: Arc<Mutex<Option<PathBuf>>>,
     bus_thread: Option<JoinHandle<()>>,
 }
@@ -93,7 +93,7 @@ impl Recording {
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let mux = pipeline.by_name("mux").ok_or_else(|| werr("mux"))?;
         // Unbuffered: every muxed buffer reaches the kernel at once, so `kill -9` loses
-        // nothing that was muxed; the 1 Hz fsync bounds what a power cut loses.
+        // nothing that was muxed; the fsync twice a second bounds what a power cut loses.
         let filesink = gst::ElementFactory::make("filesink")
             .property_from_str("buffer-mode", "unbuffered")
             .build()

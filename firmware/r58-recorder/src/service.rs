@@ -16,6 +16,10 @@ use crate::sessions::Sessions;
 use crate::stats::lock;
 use crate::storage;
 
+/// How often the segments being written are fsynced: what a power cut may lose, beyond what
+/// the encoder and muxer hold.
+const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+
 pub struct Recorder {
     pub cfg: R58Config,
     pub inputs: BTreeMap<String, Arc<Input>>,
@@ -88,7 +92,7 @@ impl Recorder {
                     for input in rec.inputs.values() {
                         input.tick();
                     }
-                    if last_sync.elapsed() >= Duration::from_secs(1) {
+                    if last_sync.elapsed() >= SYNC_INTERVAL {
                         rec.sessions.sync_open_segments();
                         last_sync = Instant::now();
                     }

@@ -351,8 +351,8 @@ impl Sessions {
         }
     }
 
-    /// fsyncs the segments being written (called about once a second), so that a power
-    /// cut loses at most about a second.
+    /// fsyncs the segments being written (called twice a second), so that a power cut
+    /// loses at most about half a second plus what the encoder and muxer held.
     pub fn sync_open_segments(&self) {
         let files: Vec<PathBuf> = {
             let inner = lock(&self.inner);
