@@ -10,6 +10,7 @@ pub mod link;
 pub mod mqtt;
 pub mod ota;
 pub mod queue;
+pub mod recorder_api;
 pub mod system;
 pub mod telemetry;
 pub mod twin;

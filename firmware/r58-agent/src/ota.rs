@@ -11,23 +11,21 @@ use crate::system::System;
 pub struct AgentHost {
     pub http: reqwest::Client,
     pub recorder_api: String,
+    /// The box's API token (`api.token`) the recorder asks for.
+    pub api_token: String,
     pub system: Arc<dyn System>,
 }
 
 impl Host for AgentHost {
     fn recording(&self) -> BoxFuture<'_, Result<bool, String>> {
         Box::pin(async move {
-            let url = format!("{}/api/status", self.recorder_api.trim_end_matches('/'));
-            let v: serde_json::Value = self
-                .http
-                .get(&url)
-                .timeout(std::time::Duration::from_secs(3))
-                .send()
-                .await
-                .map_err(|e| format!("recorder unreachable: {e}"))?
-                .json()
-                .await
-                .map_err(|e| format!("recorder status: {e}"))?;
+            let v = crate::recorder_api::status(
+                &self.http,
+                &self.recorder_api,
+                &self.api_token,
+                std::time::Duration::from_secs(3),
+            )
+            .await?;
             let inputs = v["inputs"]
                 .as_object()
                 .ok_or("recorder status has no inputs")?;

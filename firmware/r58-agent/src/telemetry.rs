@@ -136,22 +136,16 @@ pub fn network() -> Value {
 }
 
 /// Per input figures from the recorder's `/api/status`.
-pub async fn recorder(client: &reqwest::Client, api: &str) -> Value {
-    let url = format!("{}/api/status", api.trim_end_matches('/'));
+pub async fn recorder(client: &reqwest::Client, api: &str, token: &str) -> Value {
     // Awaited inside the agent's event loop: keep it short so a hung recorder cannot stall
     // commands and keepalives.
-    let status: Value = match client
-        .get(&url)
-        .timeout(std::time::Duration::from_secs(2))
-        .send()
-        .await
-    {
-        Ok(r) => match r.json().await {
+    let status =
+        match crate::recorder_api::status(client, api, token, std::time::Duration::from_secs(2))
+            .await
+        {
             Ok(v) => v,
-            Err(e) => return json!({ "error": format!("recorder status: {e}") }),
-        },
-        Err(e) => return json!({ "error": format!("recorder unreachable: {e}") }),
-    };
+            Err(e) => return json!({ "error": e }),
+        };
     let mut inputs = Map::new();
     if let Some(map) = status["inputs"].as_object() {
         for (id, i) in map {

@@ -62,7 +62,8 @@ fn hls_playlist_is_served_and_its_segments_decode() {
     });
     assert!(playlist.starts_with("#EXTM3U"));
     for seg in playlist.lines().filter(|l| l.ends_with(".ts")) {
-        decode(&r.url(&format!("/hls/cam1/{seg}")), &[]).unwrap();
+        let auth = auth_header();
+        decode(&r.url(&format!("/hls/cam1/{seg}")), &[&auth[0], &auth[1]]).unwrap();
     }
     // The live picture (a white test pattern), not the "no signal" slate.
     // (The stream's very first frames show the slate until the source's first frame.)
@@ -71,7 +72,8 @@ fn hls_playlist_is_served_and_its_segments_decode() {
         .filter(|l| l.ends_with(".ts"))
         .last()
         .unwrap();
-    let luma = mean_luma(&r.url(&format!("/hls/cam1/{last}")), &[]);
+    let auth = auth_header();
+    let luma = mean_luma(&r.url(&format!("/hls/cam1/{last}")), &[&auth[0], &auth[1]]);
     assert!(
         luma > 180.0,
         "mean luma {luma}: slate instead of the input?"
@@ -103,6 +105,54 @@ fn status_and_metrics_report_the_input() {
     let (code, inputs) = http_get(&r.url("/api/inputs")).unwrap();
     assert_eq!(code, 200);
     assert!(inputs.contains("\"cam1\""));
+}
+
+/// Nothing but `/healthz` answers without the token (recordings, camera URLs, TURN
+/// credentials, live HLS were open to anyone on the venue's network); camera passwords never
+/// leave the box; a host name the box does not answer to (DNS rebinding) is refused.
+#[test]
+fn every_route_but_the_health_check_needs_the_token_and_a_known_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let cam =
+        "[inputs.ipcam]\nkind = \"rtsp\"\nurl = \"rtsp://admin:cam-secret@127.0.0.1:9/ch1\"\n\
+               width = 320\nheight = 240\naudio = false\nreconnect_max_seconds = 1\n";
+    let r = Recorder::start(dir.path(), &format!("{ONE_TEST_INPUT}{cam}"));
+    let url = |p: &str| r.url(p);
+    assert_eq!(http_get_as(&url("/healthz"), None, None).unwrap().0, 200);
+    for path in [
+        "/api/status",
+        "/api/inputs",
+        "/metrics",
+        "/api/turn-credentials",
+        "/api/recordings",
+        "/api/recordings/20990101T000000Z",
+        "/hls/cam1/index.m3u8",
+        "/api/nothing-here",
+    ] {
+        let (code, body) = http_get_as(&url(path), None, None).unwrap();
+        assert_eq!(code, 401, "{path} without a token: {body}");
+        let (code, _) = http_get_as(&url(path), Some("wrong-token-000000000"), None).unwrap();
+        assert_eq!(code, 401, "{path} with a wrong token");
+    }
+    let (code, inputs) = http_get(&url("/api/inputs")).unwrap();
+    assert_eq!(code, 200);
+    assert!(!inputs.contains("cam-secret"), "{inputs}");
+    assert!(
+        inputs.contains("rtsp://admin:redacted@127.0.0.1:9/ch1"),
+        "{inputs}"
+    );
+    // DNS rebinding: the right token in a page served as evil.example is still refused.
+    let (code, body) =
+        http_get_as(&url("/api/status"), Some(TOKEN), Some("evil.example:8000")).unwrap();
+    assert_eq!(code, 421, "{body}");
+    let (code, _) = http_get_as(&url("/healthz"), None, Some("evil.example")).unwrap();
+    assert_eq!(code, 421);
+    assert_eq!(
+        http_get_as(&url("/api/status"), Some(TOKEN), Some("localhost:8000"))
+            .unwrap()
+            .0,
+        200
+    );
 }
 
 #[test]

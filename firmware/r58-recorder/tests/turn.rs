@@ -180,7 +180,7 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
         dir.path().join("fleet-token").display()
     );
     let r = Recorder::start(&dir.path().join("box"), &extra);
-    let resp = reqwest::blocking::get(r.url("/api/turn-credentials")).unwrap();
+    let resp = authed_get(r.url("/api/turn-credentials")).unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body: serde_json::Value = resp.json().unwrap();
@@ -215,7 +215,7 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
     // Rate limit per client: the burst is 5 (one used above).
     let codes: Vec<u16> = (0..6)
         .map(|_| {
-            reqwest::blocking::get(r.url("/api/turn-credentials"))
+            authed_get(r.url("/api/turn-credentials"))
                 .unwrap()
                 .status()
                 .as_u16()
@@ -248,7 +248,7 @@ fn no_reachable_provider_and_nothing_cached_answers_503_with_a_reason() {
         dir.path().join("fleet-token").display()
     );
     let r = Recorder::start(&dir.path().join("box"), &extra);
-    let resp = reqwest::blocking::get(r.url("/api/turn-credentials")).unwrap();
+    let resp = authed_get(r.url("/api/turn-credentials")).unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     let body: serde_json::Value = resp.json().unwrap();
     assert_eq!(body["error"], "turn_unavailable");

@@ -345,7 +345,10 @@ fn a_job_waits_while_recording_and_cancel_works_before_install() {
     };
     rec("/api/recordings/start");
     wait_until(Duration::from_secs(20), "recording", || {
-        let v: Value = reqwest::blocking::get(format!("http://127.0.0.1:{api}/api/status"))
+        let v: Value = reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{api}/api/status"))
+            .bearer_auth(common::ota::RECORDER_TOKEN)
+            .send()
             .ok()?
             .json()
             .ok()?;

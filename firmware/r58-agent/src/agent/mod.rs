@@ -212,6 +212,7 @@ impl Agent {
             let host = Arc::new(crate::ota::AgentHost {
                 http: self.http.clone(),
                 recorder_api: self.cfg.agent.recorder_api.clone(),
+                api_token: self.cfg.api.token.clone(),
                 system: self.system.clone(),
             });
             match r58_ota::Engine::new(
@@ -353,7 +354,7 @@ impl Agent {
                 _ = tick.tick() => {
                     if Instant::now() >= next_telemetry {
                         next_telemetry = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.telemetry_interval_seconds));
-                        let recorder = telemetry::recorder(&self.http, &self.cfg.agent.recorder_api).await;
+                        let recorder = telemetry::recorder(&self.http, &self.cfg.agent.recorder_api, &self.cfg.api.token).await;
                         self.sample_telemetry(&mut cpu, recorder);
                     }
                     if !self.ready_sent && Instant::now() >= ready_deadline {

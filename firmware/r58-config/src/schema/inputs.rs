@@ -6,6 +6,30 @@ use serde::{Deserialize, Serialize};
 
 use super::{range_check, Validate};
 
+/// `url` with the password of its user information replaced by `redacted`
+/// (`rtsp://admin:secret@cam/1` → `rtsp://admin:redacted@cam/1`), for anything that leaves the
+/// box or a log: the fleet's `config.get`, the recorder's `/api/inputs`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:redacted{}",
+        &url[..scheme_end],
+        &authority[..colon],
+        &rest[at..]
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
@@ -117,5 +141,28 @@ impl Validate for InputConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted_and_nothing_else_changes() {
+        for (url, want) in [
+            (
+                "rtsp://admin:s3cr%40t@10.0.0.5:554/ch1?x=a@b",
+                "rtsp://admin:redacted@10.0.0.5:554/ch1?x=a@b",
+            ),
+            ("rtsp://a:b:c@cam/1", "rtsp://a:redacted@cam/1"),
+            ("rtsp://a:p@ss@cam/1", "rtsp://a:redacted@cam/1"),
+            ("srt://user:pw@host:9000", "srt://user:redacted@host:9000"),
+            ("rtsp://admin@cam/1", "rtsp://admin@cam/1"),
+            ("rtsp://cam/1?auth=a:b@c", "rtsp://cam/1?auth=a:b@c"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
     }
 }

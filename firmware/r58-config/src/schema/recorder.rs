@@ -12,8 +12,12 @@ use super::{range_check, Validate};
 pub struct ApiConfig {
     /// Address of the HTTP API (status, control, HLS, downloads).
     pub listen: SocketAddr,
-    /// Bearer token for control endpoints. Empty: control endpoints answer 403.
+    /// Bearer token for every endpoint but `/healthz`. Empty: they answer 403.
     pub token: String,
+    /// Host names (the `Host` header, without port) the API answers besides IP addresses,
+    /// `localhost` and the box's own host name (`<hostname>`, `<hostname>.local`); any other
+    /// is refused (a web page that rebinds its DNS name to the box gets nothing).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -21,6 +25,7 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             token: String::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -31,7 +36,7 @@ impl Validate for ApiConfig {
         if !self.token.is_empty() && self.token.len() < 16 {
             out.push((
                 "token".into(),
-                "must be at least 16 characters (or empty to disable control)".into(),
+                "must be at least 16 characters (or empty to disable the API)".into(),
             ));
         }
         out

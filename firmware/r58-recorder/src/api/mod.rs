@@ -1,7 +1,9 @@
-//! The recorder's HTTP API (axum). Read endpoints are open on the box's network; control
-//! endpoints need `Authorization: Bearer <api.token>`. See docs/recorder-api.md.
+//! The recorder's HTTP API (axum). Every endpoint but the public ones ([`PUBLIC`]) needs
+//! `Authorization: Bearer <api.token>`; a request for a host name the box does not answer to
+//! is refused first (DNS rebinding). See docs/recorder-api.md.
 
 mod error;
+mod host;
 mod metrics;
 mod recordings;
 mod status;
@@ -22,15 +24,13 @@ use crate::service::Recorder;
 
 pub type AppState = Arc<Recorder>;
 
+/// What answers without a token: the health check (systemd, the field scenarios, a load
+/// balancer) and nothing else.
+pub const PUBLIC: &[&str] = &["/healthz"];
+
 pub fn router(recorder: Arc<Recorder>) -> Router {
-    let control = Router::new()
-        .route("/api/recordings/start", post(recordings::start))
-        .route("/api/recordings/stop", post(recordings::stop))
-        .route_layer(middleware::from_fn_with_state(
-            recorder.clone(),
-            require_token,
-        ));
     let hls_dir = recorder.cfg.hls.dir.clone();
+    let hosts = host::Allowed::new(&recorder.cfg.api.allowed_hosts);
     Router::new()
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(metrics::metrics))
@@ -43,9 +43,18 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
             "/api/recordings/:session/files/:input/:file",
             get(recordings::download),
         )
-        .merge(control)
+        .route("/api/recordings/start", post(recordings::start))
+        .route("/api/recordings/stop", post(recordings::stop))
         .nest_service("/hls", ServeDir::new(hls_dir))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn_with_state(
+            recorder.clone(),
+            require_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(hosts),
+            host::require_allowed_host,
+        ))
         .with_state(recorder)
 }
 
@@ -54,11 +63,14 @@ async fn require_token(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if PUBLIC.contains(&req.uri().path()) {
+        return Ok(next.run(req).await);
+    }
     let expected = &rec.cfg.api.token;
     if expected.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "control_disabled",
+            "api_disabled",
             "no api.token is configured on this box",
         ));
     }

@@ -119,10 +119,15 @@ pub async fn inputs(State(rec): State<AppState>) -> Json<Vec<InputInfo>> {
         rec.cfg
             .inputs
             .iter()
-            .map(|(id, c)| InputInfo {
-                id: id.clone(),
-                enabled: c.enabled,
-                config: c.clone(),
+            .map(|(id, c)| {
+                let mut config = c.clone();
+                // A camera's password stays on the box.
+                config.url = config.url.as_deref().map(r58_config::redact_url);
+                InputInfo {
+                    id: id.clone(),
+                    enabled: c.enabled,
+                    config,
+                }
             })
             .collect(),
     )

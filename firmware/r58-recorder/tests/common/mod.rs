@@ -191,13 +191,48 @@ fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// GET with the box's API token (every route but `/healthz` needs it).
 pub fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
-    let r = client().get(url).send()?;
+    http_get_as(url, Some(TOKEN), None)
+}
+
+/// GET with the given token (or none) and `Host` header (or the URL's).
+pub fn http_get_as(
+    url: &str,
+    token: Option<&str>,
+    host: Option<&str>,
+) -> Result<(u16, String), reqwest::Error> {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(h) = host {
+        req = req.header("Host", h);
+    }
+    let r = req.send()?;
     Ok((r.status().as_u16(), r.text()?))
 }
 
+/// GET with the box's API token, the response as it is.
+pub fn authed_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::blocking::Response> {
+    client().get(url).bearer_auth(TOKEN).send()
+}
+
+/// ffmpeg's option for reading the API with the token (before `-i`).
+pub fn auth_header() -> [String; 2] {
+    [
+        "-headers".into(),
+        format!("Authorization: Bearer {TOKEN}\r\n"),
+    ]
+}
+
 pub fn http_get_range(url: &str, range: &str) -> (u16, Vec<u8>) {
-    let r = client().get(url).header("Range", range).send().unwrap();
+    let r = client()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .header("Range", range)
+        .send()
+        .unwrap();
     (r.status().as_u16(), r.bytes().unwrap().to_vec())
 }
 
