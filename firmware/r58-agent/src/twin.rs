@@ -23,7 +23,9 @@ pub enum Applies {
     AgentLive,
 }
 
-/// The keys the fleet may set, and who applies them.
+/// The keys the fleet may set, and who applies them. Nothing that says where the device's
+/// secrets go (`turn.fleet.url` carries the fleet token, the broker the identity) is among
+/// them: whoever controls the fleet's desired config must not be able to redirect them.
 pub const SUPPORTED: &[(&str, Applies)] = &[
     ("encoder.bitrate_kbps", Applies::Recorder),
     ("encoder.gop_seconds", Applies::Recorder),
@@ -36,7 +38,6 @@ pub const SUPPORTED: &[(&str, Applies)] = &[
     ("storage.max_age_days", Applies::Recorder),
     ("hls.enabled", Applies::Recorder),
     ("rtsp.enabled", Applies::Recorder),
-    ("turn.fleet.url", Applies::Recorder),
     ("turn.allow_port_53", Applies::Recorder),
     ("agent.telemetry_interval_seconds", Applies::AgentLive),
 ];

@@ -185,7 +185,11 @@ fn an_oversized_log_tail_is_cut_and_blocks_nothing() {
     });
     let lines = t1["result"]["lines"].as_array().unwrap();
     let omitted = t1["result"]["omitted"].as_u64().unwrap();
-    assert!(!lines.is_empty() && omitted > 0, "{} kept, {omitted} omitted", lines.len());
+    assert!(
+        !lines.is_empty() && omitted > 0,
+        "{} kept, {omitted} omitted",
+        lines.len()
+    );
     assert_eq!(lines.len() as u64 + omitted, 1000);
     assert!(lines.last().unwrap().as_str().unwrap().starts_with("0999 "));
     obs.wait_json(STATUS, Duration::from_secs(15), "ping after it", |v| {
