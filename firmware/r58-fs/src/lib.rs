@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,11 +66,13 @@ fn write_atomic_inner(path: &Path, data: &[u8], mode: Option<u32>) -> Result<(),
         .unwrap_or(Path::new("."));
     let tmp = temp_path(path).map_err(err)?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        if let Some(mode) = mode {
+            // Never more open than `mode`, not even between create and chmod (private keys).
+            options.mode(mode & 0o777);
+        }
+        let mut f = options.open(&tmp)?;
         if let Some(mode) = mode {
             // fchmod is not masked by the umask, unlike the mode given to open.
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;

@@ -3,6 +3,15 @@
 
 pub const PREFIX: &str = "r58/v1";
 
+/// Names that are never a device: the broker's ACL gives the certificate CN `fleet` the whole
+/// tree, so a device certificate under that name would hold the fleet's rights.
+pub const RESERVED_IDS: &[&str] = &["fleet", "admin", "operator", "mosquitto", "broker"];
+
+/// Whether `id` may name a device: the syntax of [`valid_device_id`] and not reserved.
+pub fn assignable_device_id(id: &str) -> bool {
+    valid_device_id(id) && !RESERVED_IDS.contains(&id)
+}
+
 pub fn valid_device_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -74,6 +83,15 @@ pub fn parse_inbound(device: &str, topic: &str) -> Option<Inbound> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_names_are_never_device_ids() {
+        assert!(assignable_device_id("r58-0001"));
+        for id in ["fleet", "admin", "mosquitto"] {
+            assert!(valid_device_id(id) && !assignable_device_id(id), "{id}");
+        }
+        assert!(!assignable_device_id("Fleet"));
+    }
 
     #[test]
     fn parses_only_this_devices_inbound_topics() {

@@ -30,7 +30,7 @@ pub enum FleetError {
     },
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
-    #[error("bad device id {0:?}: use 1-64 characters of a-z, 0-9, '-', '_'")]
+    #[error("bad device id {0:?}: use 1-64 characters of a-z, 0-9, '-', '_', not one of the reserved names {reserved:?}", reserved = r58_proto::RESERVED_IDS)]
     BadDeviceId(String),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),

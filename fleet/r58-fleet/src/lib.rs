@@ -128,7 +128,7 @@ async fn checkpoint(db: db::Db) {
     }
 }
 
-/// Deletes telemetry older than the retention, every ten minutes.
+/// Deletes telemetry and rejected messages older than the retention, every ten minutes.
 async fn prune(db: db::Db, hours: u32) {
     loop {
         let before = db::now_ms() - i64::from(hours) * 3_600_000;
@@ -137,13 +137,16 @@ async fn prune(db: db::Db, hours: u32) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %r58_log::error_chain(&e), "pruning telemetry"),
         }
+        if let Err(e) = db.prune_rejected(before).await {
+            tracing::warn!(error = %r58_log::error_chain(&e), "pruning rejected messages");
+        }
         tokio::time::sleep(Duration::from_secs(600)).await;
     }
 }
 
 /// Adds a device or rotates its token; returns the new token (shown once, stored hashed).
 pub fn issue_device_token(devices_file: &std::path::Path, id: &str) -> Result<String, FleetError> {
-    if !r58_proto::valid_device_id(id) {
+    if !r58_proto::assignable_device_id(id) {
         return Err(FleetError::BadDeviceId(id.to_string()));
     }
     let mut devices = devices::Devices::load(devices_file)?;

@@ -8,7 +8,6 @@
 //! `.key`, `fleet.crt`/`.key`, `issued.log` (one line per certificate issued).
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::Datelike;
@@ -29,15 +28,11 @@ struct CaInfo {
     common_name: String,
 }
 
+/// Writes a PKI file atomically; a private key is 0600 from its creation on (never readable
+/// by others, not even between create and chmod).
 fn write(path: &Path, data: &[u8], private: bool) -> Result<(), FleetError> {
-    r58_fs::write_atomic(path, data).map_err(FleetError::State)?;
     let mode = if private { 0o600 } else { 0o644 };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        FleetError::Write {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
+    r58_fs::write_atomic_mode(path, data, mode).map_err(FleetError::State)
 }
 
 /// Valid from the start of this year for `years` years.
@@ -196,7 +191,7 @@ impl Ca {
     /// A device bundle in `out/<id>/`: `fleet-ca.pem`, `device.crt`, `device.key` and the
     /// agent's drop-in `60-fleet.toml` pointing at them under `/data/agent/` and at `broker`.
     pub fn issue_device(&self, id: &str, out: &Path, broker: &str) -> Result<PathBuf, FleetError> {
-        if !r58_proto::valid_device_id(id) {
+        if !r58_proto::assignable_device_id(id) {
             return Err(FleetError::BadDeviceId(id.to_string()));
         }
         r58_tls::parse_broker(broker)?;

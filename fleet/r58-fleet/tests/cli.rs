@@ -115,6 +115,8 @@ fn pki_bundles_verify_and_are_guarded() {
     // Bad device ids and broker URLs are refused, naming the problem.
     for (id, broker, want) in [
         ("R58/x", "mqtts://h", "bad device id"),
+        // The broker's ACL gives the CN `fleet` the whole tree: never a device's name.
+        ("fleet", "mqtts://h", "reserved"),
         ("r58-1", "http://h", "broker URL"),
     ] {
         let o = Command::new(fleet_bin())

@@ -254,6 +254,16 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes rejected messages received before `before` (Unix ms), as old telemetry is.
+    pub async fn prune_rejected(&self, before: i64) -> Result<u64, DbError> {
+        let r = sqlx::query("DELETE FROM rejected_messages WHERE received_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await
+            .map_err(q("prune rejected messages"))?;
+        Ok(r.rows_affected())
+    }
+
     /// Whether the database answers at all (tells a refused message from an outage).
     pub async fn answers(&self) -> bool {
         sqlx::query("SELECT 1").execute(self.pool()).await.is_ok()
