@@ -48,13 +48,16 @@ pub struct Job {
     pub deadline: Option<DateTime<Utc>>,
 }
 
+/// A job's phases in the order a device goes through them (the fleet ranks updates by it and
+/// never moves a job back): streamed, `queued → verifying → [waiting_for_idle] → installing
+/// → …`; downloaded, `queued → downloading → verifying → [waiting_for_idle] → installing → …`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Queued,
-    WaitingForIdle,
     Downloading,
     Verifying,
+    WaitingForIdle,
     Installing,
     WaitingForReboot,
     Rebooting,

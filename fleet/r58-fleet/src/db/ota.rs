@@ -392,3 +392,38 @@ pub(crate) mod write {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::phase_rank;
+
+    /// The fleet keeps the highest-ranked update of a job: the ranks must follow the order the
+    /// device goes through (a streamed install waits for the recording after verifying; ranked
+    /// lower, that wait never showed and the fleet said `verifying`).
+    #[test]
+    fn ranks_follow_the_devices_order_streamed_and_downloaded() {
+        let tail = [
+            "waiting_for_idle",
+            "installing",
+            "waiting_for_reboot",
+            "rebooting",
+            "verifying_boot",
+            "succeeded",
+        ];
+        for head in [
+            &["pending", "published", "verifying"][..],
+            &["pending", "published", "downloading", "verifying"],
+        ] {
+            let order: Vec<&str> = head.iter().chain(tail.iter()).copied().collect();
+            for pair in order.windows(2) {
+                assert!(
+                    phase_rank(pair[0]) < phase_rank(pair[1]),
+                    "{} before {}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+        assert_eq!(phase_rank("failed"), phase_rank("succeeded"));
+    }
+}
