@@ -12,6 +12,14 @@ pub fn assignable_device_id(id: &str) -> bool {
     valid_device_id(id) && !RESERVED_IDS.contains(&id)
 }
 
+/// A telemetry stream name (`telemetry/<stream>`): 1-32 characters of a-z, 0-9, '-', '_'.
+pub fn valid_stream_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 pub fn valid_device_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64

@@ -120,6 +120,9 @@ struct TelemetryIn<'a> {
 }
 
 /// Parses one delivered message.
+/// How far ahead of the fleet's clock a sample's time may be (a device clock off by a bit).
+const MAX_CLOCK_AHEAD_MS: i64 = 10 * 60 * 1000;
+
 pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
     let rest = topic
         .strip_prefix("r58/v1/")
@@ -207,8 +210,15 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
             })
         }
         _ => match what.strip_prefix("telemetry/") {
-            Some(stream) if !stream.is_empty() && !stream.contains('/') => {
+            Some(stream) if r58_proto::valid_stream_name(stream) => {
                 let t: TelemetryIn<'_> = payload(topic, bytes)?;
+                // Retention goes by the sample's time: one from the future would stay.
+                if t.ts.timestamp_millis() > crate::db::now_ms() + MAX_CLOCK_AHEAD_MS {
+                    return Err(ParseError::Payload {
+                        topic: topic.into(),
+                        reason: format!("ts {} is in the future", t.ts),
+                    });
+                }
                 Ok(Message::Telemetry {
                     figures: figures(stream, t.data),
                     device,
@@ -591,6 +601,22 @@ mod tests {
                 Err(ParseError::Payload { .. })
             ));
         }
+        // Stream names are bounded (each is a row key); a sample from the future would never
+        // be pruned.
+        let long = format!("r58/v1/r58-a/telemetry/{}", "s".repeat(33));
+        assert!(matches!(parse(&long, t), Err(ParseError::Topic(_))));
+        assert!(matches!(
+            parse("r58/v1/r58-a/telemetry/Sys tem", t),
+            Err(ParseError::Topic(_))
+        ));
+        let future = format!(
+            r#"{{"seq":5,"ts":"{}","data":{{}}}}"#,
+            (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339()
+        );
+        assert!(matches!(
+            parse("r58/v1/r58-a/telemetry/system", future.as_bytes()),
+            Err(ParseError::Payload { .. })
+        ));
         let rec = serde_json::json!({"inputs": {"hdmi": {"recording": false}, "cam": {"recording": true}}});
         let rec = serde_json::value::to_raw_value(&rec).unwrap();
         assert_eq!(figures("recorder", &rec).recording, Some(true));
