@@ -146,9 +146,12 @@ path, cmd, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
 s = socket.socket(socket.AF_UNIX)
 s.connect(path)
 s.settimeout(0.5)
-tag = f"R58END{time.monotonic_ns()}"
+n = time.monotonic_ns()
+# The output lies between two markers the command prints and its echoed text does not
+# contain literally (the console echoes the line and may redraw it with the prompt).
+begin, tag = f"R58BEGIN{n}\n", f"R58END{n}"
 s.sendall(f"\nstty -echo 2>/dev/null; export PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 TERM=dumb; "
-          f"{cmd}; echo {tag}:$?\n".encode())
+          f"printf 'R58BEGIN%s\\n' {n}; {cmd}; echo {tag}:$?\n".encode())
 buf, deadline = b"", time.monotonic() + limit
 pat = re.compile(rf"{tag}:(\d+)".encode())
 while time.monotonic() < deadline:
@@ -161,8 +164,7 @@ while time.monotonic() < deadline:
     if m:
         out = buf[:m.start()].decode(errors="replace").replace("\r", "")
         out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
-        # What the shell printed before this command (its prompt) is not its output.
-        sys.stdout.write(out.split("TERM=dumb; ", 1)[-1].split("\n", 1)[-1] if "TERM=dumb; " in out else out)
+        sys.stdout.write(out.split(begin, 1)[-1] if begin in out else out)
         sys.exit(int(m.group(1)))
 sys.exit(124)
 PY
