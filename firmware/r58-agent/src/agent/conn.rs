@@ -73,9 +73,20 @@ pub(super) struct Conn {
     pub(super) next_direct: u64,
 }
 
+/// The next connection's session number: above the last one, and at least the Unix time in
+/// seconds. The fleet orders a device's states by session; a box whose `/data` was wiped
+/// (reflashed, replaced) starts again from nothing, and with a plain counter its states would
+/// rank below the ones the fleet holds from before until the counter caught up.
+pub(super) fn next_session(prev: u64, now_secs: u64) -> u64 {
+    prev.saturating_add(1).max(now_secs)
+}
+
 impl Agent {
     pub(super) fn connect(&mut self) -> Result<Conn, AgentError> {
-        self.persisted.session += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.persisted.session = next_session(self.persisted.session, now);
         self.save();
         let will = self.state_doc(Status::Lost);
         let opts = crate::mqtt::options(&self.cfg.agent, self.tls.as_ref(), will)?;
@@ -96,5 +107,32 @@ impl Agent {
             direct_pkids: HashMap::new(),
             next_direct: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_session;
+
+    #[test]
+    fn sessions_grow_and_a_wiped_box_starts_above_its_old_sessions() {
+        let t = 1_800_000_000;
+        assert_eq!(
+            next_session(0, t),
+            t,
+            "a new (or wiped) box starts at the time"
+        );
+        assert_eq!(
+            next_session(t, t),
+            t + 1,
+            "reconnects in the same second still grow"
+        );
+        assert_eq!(
+            next_session(t + 5, t + 2),
+            t + 6,
+            "a clock stepped back does not go back"
+        );
+        // A box wiped after running a year: its first session is above the old ones.
+        assert!(next_session(0, t + 365 * 86_400) > next_session(t + 10_000, t));
     }
 }
