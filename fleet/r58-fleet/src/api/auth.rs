@@ -3,7 +3,7 @@
 //! by their SHA-256 on every request, so a revocation applies at once on every replica.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,13 +19,21 @@ pub const COOKIE: &str = "r58_fleet_token";
 #[derive(Debug, Clone)]
 pub struct Operator(pub String);
 
-fn token(headers: &HeaderMap) -> Option<String> {
+/// Where a request's token came from: a browser sends the cookie by itself, so only then can
+/// a request have been forged by another site.
+#[derive(Debug, PartialEq)]
+enum Source {
+    Header,
+    Cookie,
+}
+
+fn token(headers: &HeaderMap) -> Option<(String, Source)> {
     if let Some(t) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Some(t.trim().to_string());
+        return Some((t.trim().to_string(), Source::Header));
     }
     headers
         .get_all(header::COOKIE)
@@ -34,11 +42,56 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
+        .map(|(_, v)| (v.to_string(), Source::Cookie))
 }
 
-async fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let t = token(headers).ok_or(ApiError::NoToken)?;
+/// A change (any method but GET/HEAD/OPTIONS) authenticated by the cookie must come from the
+/// dashboard's own pages: `Sec-Fetch-Site: same-origin`, or, from a browser without it, an
+/// `Origin` naming this server's host. Neither header: refused (browsers send one of them
+/// with every such request; scripts use the `Authorization` header).
+fn same_site(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return if site == "same-origin" {
+            Ok(())
+        } else {
+            Err(ApiError::CrossSite(format!(
+                "a change from another site (Sec-Fetch-Site: {site}) is refused"
+            )))
+        };
+    }
+    let host = get("x-forwarded-host").or_else(|| get("host"));
+    match (get("origin"), host) {
+        (Some(origin), Some(host))
+            if origin
+                .split_once("://")
+                .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)) =>
+        {
+            Ok(())
+        }
+        (Some(origin), _) => Err(ApiError::CrossSite(format!(
+            "a change from {origin} is refused"
+        ))),
+        (None, _) => Err(ApiError::CrossSite(
+            "a change with the session cookie needs Sec-Fetch-Site or Origin \
+             (scripts: use Authorization: Bearer)"
+                .into(),
+        )),
+    }
+}
+
+async fn operator(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    let (t, source) = token(headers).ok_or(ApiError::NoToken)?;
+    if source == Source::Cookie {
+        same_site(method, headers)?;
+    }
     state
         .db
         .operator_by_token(&token_hash(&t))
@@ -47,7 +100,7 @@ async fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiEr
 }
 
 pub async fn require(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    match operator(&state, req.headers()).await {
+    match operator(&state, req.method(), req.headers()).await {
         Ok(name) => {
             req.extensions_mut().insert(Operator(name));
             next.run(req).await
@@ -111,11 +164,38 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=b; r58_fleet_token=tok1"),
         );
-        assert_eq!(token(&h).as_deref(), Some("tok1"));
+        assert_eq!(token(&h), Some(("tok1".into(), Source::Cookie)));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer tok2"),
         );
-        assert_eq!(token(&h).as_deref(), Some("tok2"));
+        assert_eq!(token(&h), Some(("tok2".into(), Source::Header)));
+    }
+
+    #[test]
+    fn cookie_changes_only_from_the_same_site() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let post = Method::POST;
+        assert!(same_site(&Method::GET, &h(&[])).is_ok());
+        assert!(same_site(&post, &h(&[("sec-fetch-site", "same-origin")])).is_ok());
+        assert!(same_site(&post, &h(&[("sec-fetch-site", "cross-site")])).is_err());
+        assert!(same_site(&post, &h(&[("sec-fetch-site", "same-site")])).is_err());
+        let ok = h(&[
+            ("origin", "https://fleet.example.com"),
+            ("host", "fleet.example.com"),
+        ]);
+        assert!(same_site(&post, &ok).is_ok());
+        let evil = h(&[
+            ("origin", "https://evil.example"),
+            ("host", "fleet.example.com"),
+        ]);
+        assert!(same_site(&post, &evil).is_err());
+        assert!(same_site(&post, &h(&[("host", "fleet.example.com")])).is_err());
     }
 }

@@ -13,6 +13,9 @@ pub enum ApiError {
     NoToken,
     #[error("unknown or revoked operator token")]
     BadToken,
+    /// A cookie-authenticated change that did not come from the dashboard's own pages.
+    #[error("{0}")]
+    CrossSite(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("no device {0:?}")]
@@ -41,6 +44,7 @@ impl ApiError {
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
             Self::NoToken | Self::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::NoDevice(_) | Self::NoCommand(_) | Self::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
