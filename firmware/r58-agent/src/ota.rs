@@ -50,6 +50,7 @@ pub fn settings(cfg: &R58Config) -> Settings {
         poll: std::time::Duration::from_secs(u64::from(cfg.ota.poll_seconds)),
         build_version: env!("CARGO_PKG_VERSION").into(),
         streaming: cfg.ota.streaming,
+        min_version: cfg.ota.min_version.clone(),
     }
 }
 

@@ -48,6 +48,20 @@ pub struct Settings {
     /// Hand RAUC the bundle's URL (it streams the bundle, nothing is stored on the data
     /// partition); the download to `dir` is the fallback when RAUC cannot read the URL.
     pub streaming: bool,
+    /// The box's version floor (`ota.min_version`): nothing older installs, whatever the job
+    /// allows. Empty: none.
+    pub min_version: String,
+}
+
+/// Refuses a version below the box's floor (see [`Settings::min_version`]).
+fn check_floor(version: &str, floor: &str) -> Result<(), Fail> {
+    if !floor.is_empty() && compare_versions(version, floor).is_lt() {
+        return Err(Fail(
+            Reason::Downgrade,
+            format!("{version} is below this box's ota.min_version {floor}"),
+        ));
+    }
+    Ok(())
 }
 
 pub enum In {
@@ -376,6 +390,7 @@ impl Worker {
                 ));
             }
         }
+        check_floor(&job.version, &self.settings.min_version)?;
         if !job.allow_downgrade && compare_versions(&job.version, &current).is_lt() {
             return Err(Fail(
                 Reason::Downgrade,
@@ -428,6 +443,7 @@ impl Worker {
                 ),
             ));
         }
+        check_floor(&info.version, &self.settings.min_version)?;
         let current = self.version_on(&sys);
         if !job.allow_downgrade && compare_versions(&info.version, &current).is_lt() {
             return Err(Fail(
@@ -702,5 +718,20 @@ impl Engine {
         if let Some(h) = self.running.take() {
             h.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_floor;
+
+    #[test]
+    fn nothing_below_the_boxs_floor_installs() {
+        assert!(check_floor("0.1.0", "").is_ok(), "no floor");
+        assert!(check_floor("1.4.0", "1.4.0").is_ok());
+        assert!(check_floor("1.10.0", "1.9.2").is_ok());
+        let refused = check_floor("1.3.9", "1.4.0").unwrap_err();
+        assert_eq!(refused.0, r58_proto::Reason::Downgrade);
+        assert!(refused.1.contains("ota.min_version 1.4.0"), "{}", refused.1);
     }
 }

@@ -29,6 +29,10 @@ pub struct OtaConfig {
     /// data partition); when RAUC cannot read the URL the bundle is downloaded to `dir`.
     /// false: always download first.
     pub streaming: bool,
+    /// The oldest version this box installs, whatever a job says (`allow_downgrade` included):
+    /// a floor set on the box (or in the image) that the fleet cannot lower, e.g. past a
+    /// security fix. Empty: no floor.
+    pub min_version: String,
 }
 
 impl Default for OtaConfig {
@@ -43,6 +47,7 @@ impl Default for OtaConfig {
             poll_seconds: 5,
             rauc_conf: PathBuf::from("/etc/rauc/system.conf"),
             streaming: true,
+            min_version: String::new(),
         }
     }
 }
