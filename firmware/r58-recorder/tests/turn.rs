@@ -296,3 +296,33 @@ fn fleet_backend_failure_is_a_502() {
     assert_eq!(body["error"], "backend_failed");
     assert!(body["reason"].as_str().unwrap().contains("cloudflare"));
 }
+
+/// The fleet's TURN API limits each device (10 at once, 30 a minute by default): a device
+/// caches its credentials, so a flood is a loop or a stolen token. Another device is not
+/// affected, and a token issued meanwhile with the CLI works at once (the registry is read
+/// again when the file changes).
+#[test]
+fn the_fleet_limits_each_device_and_sees_new_tokens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_coturn, turn_port) = start_coturn(dir.path());
+    let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port);
+    let codes: Vec<u16> = (0..12)
+        .map(|_| post_fleet(fleet_port, Some(&token), "").0)
+        .collect();
+    assert!(codes[..10].iter().all(|&c| c == 200), "{codes:?}");
+    assert_eq!(codes[11], 429, "{codes:?}");
+    let (_, body) = post_fleet(fleet_port, Some(&token), "");
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    let out = Command::new(fleet_binary())
+        .args([
+            "--config",
+            dir.path().join("fleet.toml").to_str().unwrap(),
+            "device-token",
+            "r58-other",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let other = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(post_fleet(fleet_port, Some(&other), "").0, 200);
+}

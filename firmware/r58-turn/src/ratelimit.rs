@@ -1,19 +1,20 @@
-//! A token bucket per client address, bounded in memory.
+//! A token bucket per client (its address, or e.g. a device id), bounded in memory.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
 const MAX_CLIENTS: usize = 4096;
 
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     per_minute: u32,
     burst: u32,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     /// `per_minute` requests a minute on average, up to `burst` at once. 0 disables it.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         Self {
@@ -23,8 +24,8 @@ impl RateLimiter {
         }
     }
 
-    /// Takes a token for `ip`; false when the client is over its rate.
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    /// Takes a token for `client`; false when the client is over its rate.
+    pub fn allow(&self, client: K) -> bool {
         if self.per_minute == 0 {
             return true;
         }
@@ -32,7 +33,7 @@ impl RateLimiter {
         let rate = f64::from(self.per_minute) / 60.0;
         let burst = f64::from(self.burst);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&ip) {
+        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
             // Forget clients whose bucket has refilled: they lose nothing.
             buckets.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
@@ -41,7 +42,7 @@ impl RateLimiter {
                 return false;
             }
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((burst, now));
+        let (tokens, at) = buckets.entry(client).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
         *at = now;
         if *tokens >= 1.0 {

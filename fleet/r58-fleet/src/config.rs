@@ -158,6 +158,10 @@ pub struct TurnConfig {
     /// Lifetime of minted credentials; a device may ask for less, never more.
     pub ttl_seconds: u32,
     pub timeout_ms: u32,
+    /// Requests a minute each device may make on average (devices cache what they get),
+    /// up to `device_burst` at once; over it: 429. 0: no limit.
+    pub device_rate_per_minute: u32,
+    pub device_burst: u32,
     pub coturn: CoturnConfig,
     pub cloudflare: CloudflareConfig,
 }
@@ -168,6 +172,8 @@ impl Default for TurnConfig {
             backend: TurnBackend::None,
             ttl_seconds: 3600,
             timeout_ms: 5000,
+            device_rate_per_minute: 30,
+            device_burst: 10,
             coturn: CoturnConfig::default(),
             cloudflare: CloudflareConfig::default(),
         }

@@ -3,15 +3,16 @@
 //! fails; 400 for a bad body. The answer has the shape browsers take (`iceServers`,
 //! `expiresAt`).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use r58_turn::{CloudflareProvider, Credentials, TurnProvider};
+use r58_turn::{CloudflareProvider, Credentials, RateLimiter, TurnProvider};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -30,7 +31,56 @@ pub struct TurnApi {
     pub backend: Backend,
     pub max_ttl: Duration,
     pub timeout: Duration,
-    pub devices_file: std::path::PathBuf,
+    pub registry: Registry,
+    /// Per device: a device caches its credentials, so more than a few a minute is a loop or
+    /// a stolen token.
+    pub limiter: RateLimiter<String>,
+}
+
+/// The device registry (`devices.toml`), parsed again only when the file changed: tokens
+/// added or revoked with the CLI apply at the next request, and a flood of requests costs a
+/// `stat` each, not a parse.
+pub struct Registry {
+    path: PathBuf,
+    cached: Mutex<Option<(FileStamp, Arc<Devices>)>>,
+}
+
+/// What tells a new version of the file: the CLI replaces it (a rename), so inode and mtime
+/// change.
+#[derive(PartialEq, Clone, Copy)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    mtime: Option<SystemTime>,
+}
+
+impl Registry {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub fn current(&self) -> Result<Arc<Devices>, FleetError> {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = std::fs::metadata(&self.path).ok().map(|m| FileStamp {
+            inode: m.ino(),
+            len: m.len(),
+            mtime: m.modified().ok(),
+        });
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(stamp), Some((seen, devices))) = (stamp, cached.as_ref()) {
+            if *seen == stamp {
+                return Ok(devices.clone());
+            }
+        }
+        let devices = Arc::new(Devices::load(&self.path)?);
+        if let Some(stamp) = stamp {
+            *cached = Some((stamp, devices.clone()));
+        }
+        Ok(devices)
+    }
 }
 
 impl TurnApi {
@@ -52,7 +102,8 @@ impl TurnApi {
             backend,
             max_ttl: Duration::from_secs(u64::from(cfg.turn.ttl_seconds)),
             timeout: Duration::from_millis(u64::from(cfg.turn.timeout_ms)),
-            devices_file: cfg.devices.file.clone(),
+            registry: Registry::new(cfg.devices.file.clone()),
+            limiter: RateLimiter::new(cfg.turn.device_rate_per_minute, cfg.turn.device_burst),
         })
     }
 }
@@ -87,8 +138,7 @@ pub async fn credentials(
             "missing bearer token",
         );
     };
-    // Read per request: tokens added or revoked with the CLI apply at once.
-    let devices = match Devices::load(&api.devices_file) {
+    let devices = match api.registry.current() {
         Ok(d) => d,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
@@ -99,6 +149,14 @@ pub async fn credentials(
             "unknown or revoked device token",
         );
     };
+    if !api.limiter.allow(device.clone()) {
+        tracing::warn!(%device, "TURN credentials asked for too often");
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests for this device: retry in a minute",
+        );
+    }
     let req: Request = if body.iter().all(u8::is_ascii_whitespace) {
         Request::default()
     } else {
