@@ -124,28 +124,23 @@ fn a_message_the_database_refuses_is_set_aside_and_blocks_nothing() {
     let p = publisher(&pki, broker.port, "test-publisher");
     std::thread::sleep(Duration::from_millis(500));
     // Good samples before and after, in the same burst (one batch), from another device too.
-    for seq in 0..20u64 {
-        p.publish(
-            "r58/v1/sim-ok/telemetry/system",
-            QoS::AtLeastOnce,
-            false,
-            sample(seq),
-        )
-        .unwrap();
-    }
+    let samples = |seqs: std::ops::Range<u64>| {
+        for seq in seqs {
+            p.publish(
+                "r58/v1/sim-ok/telemetry/system",
+                QoS::AtLeastOnce,
+                false,
+                sample(seq),
+            )
+            .unwrap();
+        }
+    };
+    samples(0..20);
     let poisoned = state_doc(1).replace("0.1.0", "0.1\\u00000");
     assert!(poisoned.contains("\\u0000"));
     p.publish("r58/v1/sim-bad/state", QoS::AtLeastOnce, false, poisoned)
         .unwrap();
-    for seq in 20..40u64 {
-        p.publish(
-            "r58/v1/sim-ok/telemetry/system",
-            QoS::AtLeastOnce,
-            false,
-            sample(seq),
-        )
-        .unwrap();
-    }
+    samples(20..40);
     p.publish("r58/v1/sim-ok/state", QoS::AtLeastOnce, false, state_doc(1))
         .unwrap();
     wait_until(Duration::from_secs(30), "the good messages stored", || {
