@@ -158,17 +158,13 @@ async fn ota(
 /// The configuration as `config.get` answers it: no secret leaves the box (the API token,
 /// the passwords in camera URLs).
 fn redacted(cfg: &R58Config) -> Value {
-    let mut v = serde_json::to_value(cfg).unwrap_or(Value::Null);
+    let mut cfg = cfg.clone();
+    for input in cfg.inputs.values_mut() {
+        *input = input.redacted();
+    }
+    let mut v = serde_json::to_value(&cfg).unwrap_or(Value::Null);
     if !cfg.api.token.is_empty() {
         v["api"]["token"] = json!("<redacted>");
-    }
-    if let Some(inputs) = v.get_mut("inputs").and_then(Value::as_object_mut) {
-        for input in inputs.values_mut() {
-            if let Some(url) = input.get("url").and_then(Value::as_str) {
-                let clean = r58_config::redact_url(url);
-                input["url"] = json!(clean);
-            }
-        }
     }
     v
 }

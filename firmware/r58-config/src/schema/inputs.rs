@@ -69,6 +69,16 @@ pub struct InputConfig {
     pub reconnect_max_seconds: u32,
 }
 
+impl InputConfig {
+    /// This input as it may leave the box: the password in its URL redacted.
+    pub fn redacted(&self) -> Self {
+        Self {
+            url: self.url.as_deref().map(redact_url),
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for InputConfig {
     fn default() -> Self {
         Self {

@@ -119,15 +119,11 @@ pub async fn inputs(State(rec): State<AppState>) -> Json<Vec<InputInfo>> {
         rec.cfg
             .inputs
             .iter()
-            .map(|(id, c)| {
-                let mut config = c.clone();
+            .map(|(id, c)| InputInfo {
+                id: id.clone(),
+                enabled: c.enabled,
                 // A camera's password stays on the box.
-                config.url = config.url.as_deref().map(r58_config::redact_url);
-                InputInfo {
-                    id: id.clone(),
-                    enabled: c.enabled,
-                    config,
-                }
+                config: c.redacted(),
             })
             .collect(),
     )
