@@ -421,14 +421,18 @@ async fn run_writer(
                 _ => break,
             }
         }
+        // The parsed messages, and beside them where each came from (to set one aside).
         let mut batch = Vec::with_capacity(pubs.len());
+        let mut sources = Vec::with_capacity(pubs.len());
         for p in &pubs {
             let topic = String::from_utf8_lossy(&p.topic);
             match parse(&topic, &p.payload) {
                 // Without "retain as published", the broker sets the flag only on copies
                 // from its retained store.
-                Ok(m) if p.retain => batch.push((m.retained_copy(), p)),
-                Ok(m) => batch.push((m, p)),
+                Ok(m) => {
+                    batch.push(if p.retain { m.retained_copy() } else { m });
+                    sources.push(p);
+                }
                 Err(e) => {
                     // Acknowledged (a redelivery would fail the same way), but never silent.
                     tracing::warn!(error = %e, %topic, "rejected a device message");
@@ -436,7 +440,7 @@ async fn run_writer(
                 }
             }
         }
-        let outcome = store(&db, &stats, &batch).await;
+        let outcome = store(&db, &stats, &batch, &sources).await;
         if let Some(ts) = outcome.oldest_ts {
             stats
                 .max_lag_ms
@@ -463,18 +467,17 @@ async fn run_writer(
 /// is acknowledged before it is stored). When the database refuses the batch, its messages
 /// are stored one by one and those it refuses on their own are set aside: one bad message
 /// never holds up the others.
-async fn store(db: &Db, stats: &IngestStats, batch: &[(Message, &Publish)]) -> Stored {
-    let messages: Vec<Message> = batch.iter().map(|(m, _)| m.clone()).collect();
-    match store_retrying(db, stats, &messages).await {
+async fn store(db: &Db, stats: &IngestStats, batch: &[Message], sources: &[&Publish]) -> Stored {
+    match store_retrying(db, stats, batch).await {
         Ok(o) => Stored {
             oldest_ts: o.oldest_ts,
-            stored: messages.len(),
+            stored: batch.len(),
         },
         Err(e) => {
             tracing::warn!(error = %r58_log::error_chain(&e), messages = batch.len(),
                 "the database refused a batch: storing its messages one by one");
             let mut out = Stored::default();
-            for (m, p) in batch {
+            for (m, p) in batch.iter().zip(sources) {
                 match store_retrying(db, stats, std::slice::from_ref(m)).await {
                     Ok(o) => {
                         out.stored += 1;
