@@ -122,7 +122,9 @@ vr58_disk() {
 # the guest. Run it in a network namespace with nothing but loopback (hil-tests/run does),
 # so that 10.0.2.2 is all the guest can reach.
 # Serial console (ttyS0): DIR/serial.log; a root shell on ttyS1 for the harness
-# (DIR/shell.sock, vr58_sh); monitor: DIR/monitor.sock. A reset reboots.
+# (DIR/shell.sock, vr58_sh); monitor: DIR/monitor.sock. A reset reboots. The hardware
+# watchdog is an i6300esb (the R58's is the RK3588's, built into its kernel): systemd keeps
+# it (RuntimeWatchdogSec), and a system that stops feeding it is reset.
 vr58_start() {
   local dir=$1 disk=$2 fwd
   shift 2
@@ -131,6 +133,7 @@ vr58_start() {
     -bios "$vr58_repo/target/vr58/u-boot/u-boot.rom" \
     -device sdhci-pci -drive if=none,id=sd,file="$disk",format=raw -device sd-card,drive=sd \
     -netdev "user,id=net0${fwd:+,$fwd}" -device virtio-net-pci,netdev=net0 \
+    -device i6300esb -action watchdog=reset \
     -serial "file:$dir/serial.log" -serial "unix:$dir/shell.sock,server,nowait" \
     -monitor "unix:$dir/monitor.sock,server,nowait" \
     > "$dir/qemu.log" 2>&1 &

@@ -53,8 +53,9 @@ fi
 # The slot's partition by its GPT label (r58.wks), so no partition number is written twice.
 part number ${r58_devtype} ${r58_devnum} ${r58_label} r58_part || reset
 # panic=10: a kernel (or initramfs) that cannot bring the root up resets after 10 s, and
-# the try counts against the slot.
-setenv bootargs "root=PARTLABEL=${r58_label} rootfstype=ext4 ro rootwait panic=10 rauc.slot=${raucslot} console=${r58_console}"
+# the try counts against the slot. init= named: a root without it is a kernel panic too,
+# where the kernel would otherwise fall back to /bin/sh and wait there for ever.
+setenv bootargs "root=PARTLABEL=${r58_label} rootfstype=ext4 ro rootwait panic=10 init=/sbin/init rauc.slot=${raucslot} console=${r58_console}"
 # The box's machine id, the same for both slots and across updates (r58-machine-id.service
 # keeps the first boot's here).
 if test -n "${r58_machine_id}"; then
