@@ -13,7 +13,7 @@ R58_DEBIAN_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-rtsp gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-alsa
-  ffmpeg bc coturn mosquitto mosquitto-clients
+  ffmpeg bc coturn mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
   postgresql postgresql-client chromium fonts-dejavu-core
   rauc rauc-service squashfs-tools dbus-daemon e2fsprogs openssl
   # The virtual R58 (hil-tests/vr58): QEMU, its disk (GPT, FAT, ext4), U-Boot's tools and
@@ -98,9 +98,10 @@ r58_deps() {
   r58_ensure_rust
 }
 
-# Writes a local Mosquitto config to stdout: the production fleet/deploy/mosquitto.conf and
-# ACL with the listener on 127.0.0.1:PORT, certificates from PKI (ca.pem, broker.crt/.key as
-# `r58-fleet pki init` makes them), persistence and log in DIR, running as this user.
+# Writes a local Mosquitto config to stdout: the production fleet/deploy/mosquitto.conf with
+# the listener on 127.0.0.1:PORT, certificates (and the revocation list) from PKI (ca.pem,
+# broker.crt/.key as `r58-fleet pki init` makes them), the authorization plugin built into
+# target/broker-plugin, persistence and log in DIR, running as this user.
 # Usage: r58_local_mosquitto_conf PORT PKI DIR [extra sed expressions...]
 r58_local_mosquitto_conf() {
   local port="$1" pki="$2" dir="$3" repo
@@ -109,10 +110,11 @@ r58_local_mosquitto_conf() {
   local extra=()
   local e
   for e in "$@"; do extra+=(-e "$e"); done
+  "$repo/fleet/deploy/mosquitto/plugin/build" "$repo/target/broker-plugin/r58_auth.so"
   sed -e "s|^listener 8883|listener $port 127.0.0.1|" \
       -e "s|/mosquitto/config/certs/|$pki/|" \
       -e "s|/mosquitto/data/|$dir/|" \
-      -e "s|/mosquitto/config/acl|$repo/fleet/deploy/mosquitto/acl|" \
+      -e "s|/usr/lib/mosquitto/r58_auth.so|$repo/target/broker-plugin/r58_auth.so|" \
       -e "s|^log_dest stdout|log_dest file $dir/mosquitto.log|" \
       "${extra[@]}" \
       "$repo/fleet/deploy/mosquitto/mosquitto.conf"

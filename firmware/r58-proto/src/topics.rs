@@ -1,9 +1,9 @@
 //! Topic names. Device ids are 1-64 characters of `a-z 0-9 - _` (they are also the MQTT
-//! client id and the certificate CN, and appear in the broker ACL).
+//! client id and the certificate CN, and the broker holds a device to them).
 
 pub const PREFIX: &str = "r58/v1";
 
-/// Names that are never a device: the broker's ACL gives the certificate CN `fleet` the whole
+/// Names that are never a device: the broker gives the certificate CN `fleet` the whole
 /// tree, so a device certificate under that name would hold the fleet's rights.
 pub const RESERVED_IDS: &[&str] = &["fleet", "admin", "operator", "mosquitto", "broker"];
 

@@ -1,5 +1,5 @@
 //! Test and benchmark harness shared by the agent's tests and benchmarks: a test PKI
-//! (rcgen), the real Mosquitto with the production configuration and ACL (paths and port
+//! (rcgen), the real Mosquitto with the production configuration and authorization plugin (paths and port
 //! rewritten), and an MQTT client with any identity that records what it receives.
 #![allow(clippy::unwrap_used)]
 
@@ -24,6 +24,17 @@ pub fn free_port() -> u16 {
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The broker's authorization plugin (fleet/deploy/mosquitto/plugin), built on first use.
+pub fn broker_plugin() -> PathBuf {
+    let out = repo().join("target/broker-plugin/r58_auth.so");
+    let status = Command::new(repo().join("fleet/deploy/mosquitto/plugin/build"))
+        .arg(&out)
+        .status()
+        .expect("fleet/deploy/mosquitto/plugin/build");
+    assert!(status.success(), "building the broker plugin failed");
+    out
 }
 
 pub struct Pki {
@@ -87,7 +98,8 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Mosquitto with fleet/deploy/mosquitto/{mosquitto.conf,acl}, certificates from `pki`.
+    /// Mosquitto with fleet/deploy/mosquitto/mosquitto.conf and its authorization plugin,
+    /// certificates (and the revocation list) from `pki`.
     pub fn start(dir: &Path, pki: &Pki) -> Self {
         Self::start_with_certs(dir, &pki.dir)
     }
@@ -114,7 +126,7 @@ impl Broker {
             .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
             .replace("/mosquitto/config/certs/", &format!("{}/", certs.display()))
             .replace("/mosquitto/data/", &format!("{}/", data.display()))
-            .replace("/mosquitto/config/acl", &repo().join("fleet/deploy/mosquitto/acl").display().to_string())
+            .replace("/usr/lib/mosquitto/r58_auth.so", &broker_plugin().display().to_string())
             .replace("log_dest stdout", "log_dest stderr")
             // Tests run as root in temp folders: stay root so persistence can be written.
             + "\nuser root\n";

@@ -1,6 +1,6 @@
 //! Device simulator for the fleet benchmark (bench/fleet-scale): one process, N
 //! lightweight MQTT 3.1.1 clients over mutual TLS, each a device with its own certificate
-//! (CN = device id, as the broker ACL requires), speaking the real protocol: retained
+//! (CN = device id, as the broker requires), speaking the real protocol: retained
 //! `state`, `telemetry/system` at 1 Hz, commands on `cmd/+` answered on `cmd/status`.
 //!
 //! It measures, against the fleet service and a baseline from the same run:

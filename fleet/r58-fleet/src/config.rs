@@ -82,7 +82,7 @@ pub struct MqttConfig {
     /// Replicas with the same group share the ingest (MQTT 5 shared subscriptions).
     pub share_group: String,
     pub ca_file: PathBuf,
-    /// The fleet's client certificate (CN `fleet`, the broker ACL's user) and key.
+    /// The fleet's client certificate (CN `fleet`, a service identity of the broker) and key.
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub keepalive_seconds: u16,

@@ -38,6 +38,12 @@ pub enum FleetError {
     Mqtt(#[from] r58_tls::TlsError),
     #[error("PKI: {0}")]
     Pki(String),
+    #[error("reading the revocation list {path}: {source}")]
+    RevokedRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,

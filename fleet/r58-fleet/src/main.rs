@@ -219,13 +219,42 @@ enum PkiCmd {
         #[arg(long)]
         broker: String,
     },
-    /// Issue an operator's client certificate (for MQTT tools; grant it topics in the ACL).
+    /// Issue an operator's client certificate (for MQTT tools; name it in the broker's
+    /// `plugin_opt_services` to give it the fleet's topics).
     IssueOperator {
         name: String,
         #[arg(long, default_value = "/data/fleet/pki")]
         dir: PathBuf,
         #[arg(long, default_value = "/data/fleet/bundles")]
         out: PathBuf,
+    },
+    /// Shut a device (or operator) certificate out of the broker: disconnected and refused
+    /// within a second, without restarting the broker.
+    Revoke {
+        cn: String,
+        #[arg(long, default_value = "/data/fleet/pki")]
+        dir: PathBuf,
+        /// Also put the list in the broker's certificate folder (see `pki deploy`).
+        #[arg(long)]
+        broker_certs: Option<PathBuf>,
+    },
+    /// The deployment's step before the services start: the CA and the service
+    /// certificates if there are none yet (never replaced), then the broker's and the
+    /// fleet's certificates (and the revocation list) copied into folders of their own, so
+    /// that no running service mounts the CA key.
+    Deploy {
+        #[arg(long, default_value = "/data/fleet/pki")]
+        dir: PathBuf,
+        /// A name for the CA, when one is made.
+        #[arg(long, default_value = "r58")]
+        name: String,
+        /// DNS names / IP addresses of the broker, when the CA is made (repeat).
+        #[arg(long = "broker-name")]
+        broker_names: Vec<String>,
+        #[arg(long)]
+        broker_certs: PathBuf,
+        #[arg(long)]
+        fleet_certs: PathBuf,
     },
 }
 
@@ -360,6 +389,38 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                     false,
                 )?;
                 println!("{}", c.display());
+            }
+            PkiCmd::Deploy {
+                dir,
+                name,
+                broker_names,
+                broker_certs,
+                fleet_certs,
+            } => {
+                if !dir.join("ca.key").exists() {
+                    r58_fleet::pki::Ca::init(&dir, &name, &broker_names)?;
+                    println!(
+                        "CA, broker and fleet certificates made in {}",
+                        dir.display()
+                    );
+                }
+                r58_fleet::pki::export(&dir, &broker_certs, &fleet_certs)?;
+                println!(
+                    "broker certificates in {}, fleet certificates in {}",
+                    broker_certs.display(),
+                    fleet_certs.display()
+                );
+            }
+            PkiCmd::Revoke {
+                cn,
+                dir,
+                broker_certs,
+            } => {
+                if r58_fleet::pki::revoke(&dir, &cn, broker_certs.as_deref())? {
+                    println!("{cn} revoked ({})", dir.join("revoked").display());
+                } else {
+                    println!("{cn} was revoked already");
+                }
             }
         },
         Cmd::DeviceToken { id } => {

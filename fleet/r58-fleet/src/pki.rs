@@ -1,11 +1,14 @@
 //! A small CA for the broker's mutual TLS: `pki init` makes the CA, the broker's server
-//! certificate and the fleet service's client certificate (CN `fleet`, the ACL's user);
+//! certificate and the fleet service's client certificate (CN `fleet`, a service identity of the broker's plugin);
 //! `pki issue-device <id>` writes a bundle ready to drop onto a box (certificate CN = device
-//! id = MQTT client id, which the ACL's `%u` patterns rely on); `pki issue-operator <name>`
-//! a client certificate for an operator's MQTT tools. Keys are written 0600, atomically.
+//! id = MQTT client id, which the broker's plugin holds the device to); `pki issue-operator <name>`
+//! a client certificate for an operator's MQTT tools; `pki revoke <cn>` puts a CN on the
+//! broker's revocation list. Keys are written 0600, atomically.
 //!
 //! Layout of the PKI folder: `ca.pem`, `ca.key`, `ca.json` (the CA's name), `broker.crt`/
-//! `.key`, `fleet.crt`/`.key`, `issued.log` (one line per certificate issued).
+//! `.key`, `fleet.crt`/`.key`, `issued.log` (one line per certificate issued or revoked),
+//! `revoked` (the CNs the broker refuses: one a line; its plugin re-reads it within a
+//! second of a change, docs/mqtt.md).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,109 @@ struct CaInfo {
 fn write(path: &Path, data: &[u8], private: bool) -> Result<(), FleetError> {
     let mode = if private { 0o600 } else { 0o644 };
     r58_fs::write_atomic_mode(path, data, mode).map_err(FleetError::State)
+}
+
+fn append_log(dir: &Path, line: &str) -> Result<(), FleetError> {
+    let log = dir.join("issued.log");
+    let line = format!("{} {line}\n", chrono::Utc::now().to_rfc3339());
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|_| f.sync_all()))
+        .map_err(|source| FleetError::Write { path: log, source })
+}
+
+/// The CNs on the broker's revocation list (`<dir>/revoked`; none when it does not exist).
+pub fn revoked(dir: &Path) -> Result<Vec<String>, FleetError> {
+    let path = dir.join("revoked");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| l.split('#').next())
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(FleetError::RevokedRead { path, source }),
+    }
+}
+
+/// What the running services get of the PKI folder, each in a folder of its own that is all
+/// its container mounts: the broker `ca.pem`, `broker.crt`, `broker.key` and the revocation
+/// list; the fleet service `ca.pem`, `fleet.crt`, `fleet.key`. The CA key stays in `dir`,
+/// which no running service mounts. Written atomically, keys 0600.
+pub fn export(dir: &Path, broker_certs: &Path, fleet_certs: &Path) -> Result<(), FleetError> {
+    let copy = |name: &str, to: &Path, private: bool| -> Result<(), FleetError> {
+        let from = dir.join(name);
+        let data = std::fs::read(&from).map_err(|e| err(format!("{}: {e}", from.display())))?;
+        std::fs::create_dir_all(to).map_err(|source| FleetError::Write {
+            path: to.to_path_buf(),
+            source,
+        })?;
+        write(&to.join(name), &data, private)
+    };
+    for (name, private) in [
+        ("ca.pem", false),
+        ("broker.crt", false),
+        ("broker.key", true),
+    ] {
+        copy(name, broker_certs, private)?;
+    }
+    for (name, private) in [("ca.pem", false), ("fleet.crt", false), ("fleet.key", true)] {
+        copy(name, fleet_certs, private)?;
+    }
+    publish_revoked(dir, broker_certs)
+}
+
+/// Copies the revocation list to where the broker reads it (an empty list if none).
+fn publish_revoked(dir: &Path, broker_certs: &Path) -> Result<(), FleetError> {
+    let text = match std::fs::read(dir.join("revoked")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(FleetError::RevokedRead {
+                path: dir.join("revoked"),
+                source,
+            })
+        }
+    };
+    write(&broker_certs.join("revoked"), &text, false)
+}
+
+/// Puts `cn` on the broker's revocation list: its connection is closed and it is refused
+/// from then on (within a second, no broker restart). False if it was on the list already.
+/// The fleet's own identities are refused here (a new CA replaces them).
+/// With `broker_certs`, the list is also copied there (the broker's folder of [`export`]).
+pub fn revoke(dir: &Path, cn: &str, broker_certs: Option<&Path>) -> Result<bool, FleetError> {
+    if !r58_proto::valid_device_id(cn) {
+        return Err(FleetError::BadDeviceId(cn.to_string()));
+    }
+    if r58_proto::RESERVED_IDS.contains(&cn) {
+        return Err(err(format!(
+            "{cn} is reserved for the fleet's own services, not a device or operator: \
+             replace the CA to shut it out"
+        )));
+    }
+    let mut list = revoked(dir)?;
+    if list.iter().any(|c| c == cn) {
+        if let Some(b) = broker_certs {
+            publish_revoked(dir, b)?;
+        }
+        return Ok(false);
+    }
+    list.push(cn.to_string());
+    let text = format!(
+        "# CNs the broker refuses (r58-fleet pki revoke), one a line.\n{}\n",
+        list.join("\n")
+    );
+    write(&dir.join("revoked"), text.as_bytes(), false)?;
+    append_log(dir, &format!("revoked {cn}"))?;
+    if let Some(b) = broker_certs {
+        publish_revoked(dir, b)?;
+    }
+    Ok(true)
 }
 
 /// Valid from the start of this year for `years` years.
@@ -135,20 +241,15 @@ impl Ca {
         let (c, k) = (base.with_extension("crt"), base.with_extension("key"));
         write(&k, key_pem.as_bytes(), true)?;
         write(&c, cert_pem.as_bytes(), false)?;
-        let log = self.dir.join("issued.log");
-        let line = format!(
-            "{} {} {} {}\n",
-            chrono::Utc::now().to_rfc3339(),
-            if server { "server" } else { "client" },
-            cn,
-            c.display()
-        );
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|_| f.sync_all()))
-            .map_err(|source| FleetError::Write { path: log, source })?;
+        append_log(
+            &self.dir,
+            &format!(
+                "{} {} {}",
+                if server { "server" } else { "client" },
+                cn,
+                c.display()
+            ),
+        )?;
         Ok((c, k))
     }
 

@@ -115,7 +115,7 @@ fn pki_bundles_verify_and_are_guarded() {
     // Bad device ids and broker URLs are refused, naming the problem.
     for (id, broker, want) in [
         ("R58/x", "mqtts://h", "bad device id"),
-        // The broker's ACL gives the CN `fleet` the whole tree: never a device's name.
+        // The broker gives the CN `fleet` the whole tree: never a device's name.
         ("fleet", "mqtts://h", "reserved"),
         ("r58-1", "http://h", "broker URL"),
     ] {
@@ -140,6 +140,113 @@ fn pki_bundles_verify_and_are_guarded() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+
+    // Revocation: the CN goes on the list the broker's plugin reads, once, and is logged;
+    // the fleet's own identity and bad names are refused.
+    let revoke = |cn: &str| {
+        Command::new(fleet_bin())
+            .args(["pki", "revoke", cn, "--dir", pki.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert!(revoke("r58-0042").status.success());
+    let again = revoke("r58-0042");
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("revoked already"));
+    assert!(revoke("r58-0043").status.success());
+    for (cn, want) in [("fleet", "reserved"), ("r58/#", "bad device id")] {
+        let o = revoke(cn);
+        assert!(!o.status.success(), "{cn}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "{cn}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let list = std::fs::read_to_string(pki.join("revoked")).unwrap();
+    let names: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(names, ["r58-0042", "r58-0043"], "{list}");
+    let log = std::fs::read_to_string(pki.join("issued.log")).unwrap();
+    assert_eq!(log.matches("revoked r58-0042").count(), 1, "{log}");
+}
+
+/// The deployment's PKI step: the CA once, the services' certificates copied into folders
+/// of their own without the CA key; revocations reach the broker's folder.
+#[test]
+fn pki_deploy_keeps_the_ca_key_out_of_the_services_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, broker, fleet) = (
+        dir.path().join("pki"),
+        dir.path().join("broker"),
+        dir.path().join("fleet"),
+    );
+    let deploy = || {
+        let o = Command::new(fleet_bin())
+            .args(["pki", "deploy", "--name", "t", "--broker-name", "mosquitto"])
+            .arg("--dir")
+            .arg(&pki)
+            .arg("--broker-certs")
+            .arg(&broker)
+            .arg("--fleet-certs")
+            .arg(&fleet)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    deploy();
+    let ca = std::fs::read(pki.join("ca.pem")).unwrap();
+    deploy();
+    assert_eq!(
+        std::fs::read(pki.join("ca.pem")).unwrap(),
+        ca,
+        "the CA was replaced"
+    );
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&broker),
+        ["broker.crt", "broker.key", "ca.pem", "revoked"]
+    );
+    assert_eq!(names(&fleet), ["ca.pem", "fleet.crt", "fleet.key"]);
+    for key in [broker.join("broker.key"), fleet.join("fleet.key")] {
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(std::fs::read(broker.join("ca.pem")).unwrap(), ca);
+    let o = Command::new(fleet_bin())
+        .args(["pki", "revoke", "r58-0007", "--dir"])
+        .arg(&pki)
+        .arg("--broker-certs")
+        .arg(&broker)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(std::fs::read_to_string(broker.join("revoked"))
+        .unwrap()
+        .lines()
+        .any(|l| l == "r58-0007"));
+
+    // The compose deployment mounts the CA's volume into the one-shot PKI service only.
+    let compose = std::fs::read_to_string(repo().join("fleet/deploy/docker-compose.yml")).unwrap();
+    let mut service = String::new();
+    let mut mounting_pki = Vec::new();
+    for line in compose.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            service = line.trim().trim_end_matches(':').to_string();
+        }
+        if line.trim_start().starts_with("- pki:") {
+            mounting_pki.push(service.clone());
+        }
+    }
+    assert_eq!(mounting_pki, ["fleet-pki"], "{compose}");
 }
 
 #[test]

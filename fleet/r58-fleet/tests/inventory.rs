@@ -1,4 +1,4 @@
-//! The fleet service end to end against the real Mosquitto (production config and ACL),
+//! The fleet service end to end against the real Mosquitto (production config and authorization plugin),
 //! the real agent (certificates from `r58-fleet pki`), and a real database — SQLite and
 //! PostgreSQL through the same code: devices appear, go lost and come back; commands
 //! round-trip; desired config reaches the device and the reported version comes back;

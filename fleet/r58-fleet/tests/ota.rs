@@ -1,5 +1,5 @@
 //! OTA end to end with the real parts: `r58-fleet` (SQLite) publishing and serving signed
-//! RAUC bundles and driving rollouts, Mosquitto with the production ACL, and R58s made of the
+//! RAUC bundles and driving rollouts, Mosquitto with the production configuration, and R58s made of the
 //! real agent and recorder with the real RAUC (private D-Bus, file slots, boot-counting test
 //! backend). See common/ota.rs for how a reboot is carried out.
 

@@ -1,4 +1,4 @@
-//! The fleet's publishing connection against a real Mosquitto (production config and ACL):
+//! The fleet's publishing connection against a real Mosquitto (production config and authorization plugin):
 //! a burst as large as a command to a fleet arrives whole and in order per device, a broker
 //! restart in the middle of one loses nothing, and a connection gone silent is replaced.
 

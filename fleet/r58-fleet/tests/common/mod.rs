@@ -380,7 +380,7 @@ pub fn wait_device(
     })
 }
 
-/// An MQTT client with the fleet's identity (the ACL lets it write any device topic).
+/// An MQTT client with the fleet's identity (the broker lets it write any device topic).
 pub fn publisher(pki: &std::path::Path, port: u16, client_id: &str) -> rumqttc::Client {
     let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
     opts.set_transport(tls_files(
