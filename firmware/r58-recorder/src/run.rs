@@ -50,6 +50,10 @@ pub fn run(opts: Options) -> Result<(), RecorderError> {
     runtime.block_on(serve(cfg))
 }
 
+/// The API's bounds on the venue's network: viewers of the live stream, the box's own page
+/// and a few tools at once, well inside the service's descriptors (r58_http).
+const API_LIMITS: r58_http::Limits = r58_http::Limits::untrusted(256);
+
 async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
     let addr = cfg.api.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -87,13 +91,7 @@ async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
     let health = recorder.clone();
     r58_systemd::spawn_watchdog(move || health.health());
 
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(RecorderError::Serve)?;
+    r58_http::serve(listener, app, API_LIMITS, shutdown_signal()).await;
 
     notify_or_log(&[
         Notify::Stopping,

@@ -95,21 +95,24 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         .local_addr()
         .map_err(|source| FleetError::Bind { addr, source })?;
     tracing::info!(%bound, backend = ?cfg.turn.backend, broker = %cfg.mqtt.broker, "r58-fleet serving");
-    axum::serve(listener, api::router(state, turn))
-        .with_graceful_shutdown(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+    r58_http::serve(listener, api::router(state, turn), HTTP_LIMITS, async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
             }
-        })
-        .await
-        .map_err(FleetError::Serve)
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    })
+    .await;
+    Ok(())
 }
+
+/// The API's bounds on the internet: devices asking for TURN credentials, operators'
+/// dashboards (each holds an event stream) and tools (r58_http).
+const HTTP_LIMITS: r58_http::Limits = r58_http::Limits::untrusted(4096);
 
 /// Checkpoints a SQLite WAL every second, off the ingest's path (`Db::checkpoint`).
 async fn checkpoint(db: db::Db) {
