@@ -119,10 +119,15 @@ struct TelemetryIn<'a> {
     data: &'a RawValue,
 }
 
-/// Parses one delivered message.
 /// How far ahead of the fleet's clock a sample's time may be (a device clock off by a bit).
 const MAX_CLOCK_AHEAD_MS: i64 = 10 * 60 * 1000;
 
+/// The largest telemetry sample kept (its `data`, as JSON text). The agent's samples are a
+/// few hundred bytes; the bound keeps what one device can make the fleet store — and what a
+/// history of samples costs to answer — in proportion.
+pub const MAX_TELEMETRY_DATA: usize = 16 * 1024;
+
+/// Parses one delivered message.
 pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
     let rest = topic
         .strip_prefix("r58/v1/")
@@ -212,6 +217,15 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
         _ => match what.strip_prefix("telemetry/") {
             Some(stream) if r58_proto::valid_stream_name(stream) => {
                 let t: TelemetryIn<'_> = payload(topic, bytes)?;
+                if t.data.get().len() > MAX_TELEMETRY_DATA {
+                    return Err(ParseError::Payload {
+                        topic: topic.into(),
+                        reason: format!(
+                            "data of {} bytes is over the {MAX_TELEMETRY_DATA} kept",
+                            t.data.get().len()
+                        ),
+                    });
+                }
                 // Retention goes by the sample's time: one from the future would stay.
                 if t.ts.timestamp_millis() > crate::db::now_ms() + MAX_CLOCK_AHEAD_MS {
                     return Err(ParseError::Payload {
@@ -618,6 +632,25 @@ mod tests {
         );
         assert!(matches!(
             parse("r58/v1/r58-a/telemetry/system", future.as_bytes()),
+            Err(ParseError::Payload { .. })
+        ));
+        // A sample's data is bounded in size; at the bound it is kept.
+        let sample = |n: usize| {
+            format!(
+                r#"{{"seq":6,"ts":"2026-01-01T00:00:02Z","data":"{}"}}"#,
+                "x".repeat(n - 2)
+            )
+        };
+        assert!(parse(
+            "r58/v1/r58-a/telemetry/system",
+            sample(MAX_TELEMETRY_DATA).as_bytes()
+        )
+        .is_ok());
+        assert!(matches!(
+            parse(
+                "r58/v1/r58-a/telemetry/system",
+                sample(MAX_TELEMETRY_DATA + 1).as_bytes()
+            ),
             Err(ParseError::Payload { .. })
         ));
         let rec = serde_json::json!({"inputs": {"hdmi": {"recording": false}, "cam": {"recording": true}}});

@@ -44,7 +44,7 @@ pub async fn one(
         s.db.device(&id)
             .await?
             .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
-    let telemetry = s.db.telemetry(&id, None, None, 120).await?;
+    let telemetry = s.db.telemetry(&id, None, None, 120).await?.rows;
     let commands = s.db.commands(Some(&id), None, 20).await?;
     Ok(Json(
         json!({ "device": d, "telemetry": telemetry, "commands": commands }),
@@ -73,8 +73,11 @@ pub async fn telemetry(
     s.db.device(&id)
         .await?
         .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
+    let samples =
+        s.db.telemetry(&id, t.stream.as_deref(), t.since, limit)
+            .await?;
     Ok(Json(
-        json!({ "telemetry": s.db.telemetry(&id, t.stream.as_deref(), t.since, limit).await? }),
+        json!({ "telemetry": samples.rows, "truncated": samples.truncated }),
     ))
 }
 

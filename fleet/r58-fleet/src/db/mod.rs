@@ -261,6 +261,46 @@ mod tests {
         assert_eq!(super::values(2, 2, "sqlite"), "(?, ?), (?, ?)");
     }
 
+    /// An answer of samples is bounded by bytes: the newest fit, the oldest are left out and
+    /// the answer says so.
+    #[tokio::test]
+    async fn a_history_of_large_samples_is_cut_to_the_answer_bound() {
+        use super::{Db, Figures, Message};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &format!("sqlite://{}", dir.path().join("f.db").display()),
+            2,
+        )
+        .await
+        .unwrap();
+        let data = format!(r#""{}""#, "x".repeat(16 * 1024 - 2));
+        let batch: Vec<Message> = (0..300)
+            .map(|i| Message::Telemetry {
+                device: "r58-big".into(),
+                stream: "system".into(),
+                seq: i,
+                ts: 1_800_000_000_000 + i,
+                data: data.clone(),
+                figures: Figures::default(),
+            })
+            .collect();
+        db.ingest(&batch).await.unwrap();
+        let all = db.telemetry("r58-big", None, None, 5000).await.unwrap();
+        assert!(all.truncated);
+        let bytes: usize = all.rows.len() * data.len();
+        assert!(bytes <= super::telemetry::MAX_ANSWER_BYTES, "{bytes}");
+        assert_eq!(
+            all.rows.len(),
+            super::telemetry::MAX_ANSWER_BYTES / data.len()
+        );
+        // The newest, oldest first.
+        assert_eq!(all.rows.last().unwrap().seq, 299);
+        assert!(all.rows.windows(2).all(|w| w[0].ts < w[1].ts));
+        let few = db.telemetry("r58-big", None, None, 10).await.unwrap();
+        assert!(!few.truncated);
+        assert_eq!(few.rows.len(), 10);
+    }
+
     /// Telemetry is stored as the device sent it, and the service's checkpoint (not the
     /// writer) moves the WAL into the database file.
     #[tokio::test]
@@ -298,7 +338,11 @@ mod tests {
             size("fleet.db") > base + 4_000_000,
             "the checkpoint moved nothing"
         );
-        let rows = db.telemetry("r58-0007", None, None, 100).await.unwrap();
+        let rows = db
+            .telemetry("r58-0007", None, None, 100)
+            .await
+            .unwrap()
+            .rows;
         assert_eq!(rows.len(), 10);
         assert_eq!(
             rows[0].data,

@@ -15,15 +15,28 @@ pub struct TelemetryRow {
     pub data: Value,
 }
 
+/// The most sample data (JSON text) one answer holds; past it the oldest of the samples
+/// asked for are left out (`Samples::truncated`).
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Samples of one device, oldest first; `truncated` when the newest ones asked for already
+/// filled [`MAX_ANSWER_BYTES`] and older ones were left out.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Samples {
+    pub rows: Vec<TelemetryRow>,
+    pub truncated: bool,
+}
+
 impl Db {
-    /// Samples of one device, newest last: `since` (exclusive, ms) and at most `limit`.
+    /// Samples of one device, newest last: `since` (exclusive, ms), at most `limit`, at
+    /// most [`MAX_ANSWER_BYTES`] of data.
     pub async fn telemetry(
         &self,
         device: &str,
         stream: Option<&str>,
         since: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<TelemetryRow>, DbError> {
+    ) -> Result<Samples, DbError> {
         let rows = sqlx::query(
             "SELECT stream, seq, ts, data FROM telemetry
              WHERE device = $1 AND ($2 IS NULL OR stream = $2) AND ($3 IS NULL OR ts > $3)
@@ -36,21 +49,28 @@ impl Db {
         .fetch_all(self.pool())
         .await
         .map_err(q("read telemetry"))?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(TelemetryRow {
-                    stream: r.try_get("stream")?,
-                    seq: r.try_get("seq")?,
-                    ts: r.try_get("ts")?,
-                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(q("decode telemetry"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut bytes = 0usize;
+        let mut truncated = false;
+        for r in &rows {
+            let data: String = r.try_get("data").map_err(q("decode telemetry"))?;
+            bytes += data.len();
+            if bytes > MAX_ANSWER_BYTES && !out.is_empty() {
+                truncated = true;
+                break;
+            }
+            out.push(TelemetryRow {
+                stream: r.try_get("stream").map_err(q("decode telemetry"))?,
+                seq: r.try_get("seq").map_err(q("decode telemetry"))?,
+                ts: r.try_get("ts").map_err(q("decode telemetry"))?,
+                data: serde_json::from_str(&data).unwrap_or(Value::Null),
+            });
+        }
         out.reverse();
-        Ok(out)
+        Ok(Samples {
+            rows: out,
+            truncated,
+        })
     }
 
     pub async fn telemetry_count(&self, device: Option<&str>) -> Result<i64, DbError> {
