@@ -187,8 +187,14 @@ enum OtaCmd {
 
 #[derive(Subcommand)]
 enum OperatorCmd {
-    /// Add an operator (or replace its token); prints the token once.
-    Add { name: String },
+    /// Add an operator (or replace its token and role); prints the token once.
+    Add {
+        name: String,
+        /// viewer (reads), operator (also commands, desired config, tags) or admin (also
+        /// bundles and rollouts).
+        #[arg(long)]
+        role: String,
+    },
     /// Revoke an operator's token.
     Revoke { name: String },
     /// List operators.
@@ -330,12 +336,17 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             runtime()?.block_on(async {
                 let db = r58_fleet::db::Db::open(&cfg.db.url, 2).await?;
                 match op {
-                    OperatorCmd::Add { name } => {
+                    OperatorCmd::Add { name, role } => {
                         if name.is_empty() || name.len() > 64 {
                             return Err(FleetError::Usage("operator name: 1-64 characters".into()));
                         }
+                        let role = r58_fleet::db::Role::parse(&role).ok_or_else(|| {
+                            FleetError::Usage(format!(
+                                "--role {role:?}: one of viewer, operator, admin"
+                            ))
+                        })?;
                         let token = r58_fleet::devices::new_token()?;
-                        db.put_operator(&name, &r58_fleet::devices::token_hash(&token))
+                        db.put_operator(&name, &r58_fleet::devices::token_hash(&token), role)
                             .await?;
                         println!("{token}");
                     }
@@ -350,10 +361,14 @@ fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                             .await?
                             .into_iter()
                             .map(|o| {
-                                vec![o.name, if o.revoked { "revoked" } else { "active" }.into()]
+                                vec![
+                                    o.name,
+                                    o.role.as_str().into(),
+                                    if o.revoked { "revoked" } else { "active" }.into(),
+                                ]
                             })
                             .collect();
-                        print!("{}", cli::table(&["OPERATOR", "STATE"], &rows));
+                        print!("{}", cli::table(&["OPERATOR", "ROLE", "STATE"], &rows));
                     }
                 }
                 Ok::<_, FleetError>(())

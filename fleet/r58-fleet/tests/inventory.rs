@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -309,6 +310,153 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
         "{text}"
     );
     assert!(text.contains("r58_fleet_broker_connected 1"), "{text}");
+
+    // Roles: a viewer reads and changes nothing; an operator commands and configures but
+    // neither publishes bundles nor steers rollouts; the role in the database decides, per
+    // request (re-adding with another role applies at once).
+    let viewer = fleet.operator_as("vic", "viewer");
+    let op = fleet.operator_as("olga", "operator");
+    let dev = "/api/v1/devices/r58-0001";
+    for (role, token, method, path, body, allowed) in [
+        (
+            "viewer",
+            &viewer,
+            "GET",
+            "/api/v1/devices".to_string(),
+            None,
+            true,
+        ),
+        (
+            "viewer",
+            &viewer,
+            "GET",
+            format!("{dev}/config"),
+            None,
+            true,
+        ),
+        (
+            "viewer",
+            &viewer,
+            "GET",
+            "/api/v1/rollouts".to_string(),
+            None,
+            true,
+        ),
+        (
+            "viewer",
+            &viewer,
+            "POST",
+            format!("{dev}/commands"),
+            Some(json!({"name": "ping"})),
+            false,
+        ),
+        (
+            "viewer",
+            &viewer,
+            "PUT",
+            format!("{dev}/config"),
+            Some(json!({"recorder": {"segment_seconds": 4}})),
+            false,
+        ),
+        (
+            "viewer",
+            &viewer,
+            "PUT",
+            format!("{dev}/tags"),
+            Some(json!(["x"])),
+            false,
+        ),
+        (
+            "operator",
+            &op,
+            "POST",
+            format!("{dev}/commands"),
+            Some(json!({"name": "ping"})),
+            true,
+        ),
+        (
+            "operator",
+            &op,
+            "PUT",
+            format!("{dev}/tags"),
+            Some(json!(["x"])),
+            true,
+        ),
+        (
+            "operator",
+            &op,
+            "POST",
+            "/api/v1/rollouts".to_string(),
+            Some(json!({})),
+            false,
+        ),
+        (
+            "operator",
+            &op,
+            "POST",
+            "/api/v1/rollouts/1/pause".to_string(),
+            None,
+            false,
+        ),
+        (
+            "operator",
+            &op,
+            "POST",
+            "/api/v1/bundles".to_string(),
+            None,
+            false,
+        ),
+        (
+            "admin",
+            &token,
+            "POST",
+            "/api/v1/rollouts".to_string(),
+            Some(json!({})),
+            true,
+        ),
+    ] {
+        let (status, body) = call(method, &fleet.url(&path), Some(token), body);
+        if allowed {
+            assert!(
+                status != 403 && status != 401,
+                "{role} {method} {path}: {status} {body}"
+            );
+        } else {
+            assert_eq!(status, 403, "{role} {method} {path}: {body}");
+            assert_eq!(body["error"], "forbidden", "{body}");
+        }
+    }
+    let (_, who) = call("GET", &fleet.url("/api/v1/whoami"), Some(&viewer), None);
+    assert_eq!(
+        (who["operator"].as_str(), who["role"].as_str()),
+        (Some("vic"), Some("viewer"))
+    );
+    let listed = fleet_cli(&[
+        "--config",
+        fleet.config.to_str().unwrap(),
+        "operator",
+        "list",
+    ]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("olga") && l.contains("operator")),
+        "{listed}"
+    );
+    let bad = Command::new(fleet_bin())
+        .args([
+            "--config",
+            fleet.config.to_str().unwrap(),
+            "operator",
+            "add",
+            "x",
+            "--role",
+            "root",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("viewer, operator, admin"));
 
     // A revoked token is refused at once.
     fleet_cli(&[

@@ -1,6 +1,7 @@
 //! Operator authentication: `Authorization: Bearer <token>` (CLI, scripts) or the session
 //! cookie set by the dashboard's login (HttpOnly, SameSite=Strict). Tokens are looked up
-//! by their SHA-256 on every request, so a revocation applies at once on every replica.
+//! by their SHA-256 on every request, so a revocation or a change of role applies at once
+//! on every replica. Each route needs a role ([`required_role`]).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 use super::error::{parse_body, ApiError};
 use super::AppState;
+use crate::db::Role;
 use crate::devices::token_hash;
 
 pub const COOKIE: &str = "r58_fleet_token";
@@ -18,6 +20,23 @@ pub const COOKIE: &str = "r58_fleet_token";
 /// The authenticated operator, for handlers that record who did what.
 #[derive(Debug, Clone)]
 pub struct Operator(pub String);
+
+/// The authenticated operator's role.
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorRole(pub Role);
+
+/// The role a request needs: reading needs `viewer`; publishing bundles and starting or
+/// steering rollouts `admin`; every other change (commands, desired configuration, tags)
+/// `operator`. `path` is the route's pattern.
+pub fn required_role(method: &Method, path: &str) -> Role {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Role::Viewer;
+    }
+    match path {
+        "/api/v1/bundles" | "/api/v1/rollouts" | "/api/v1/rollouts/:id/:action" => Role::Admin,
+        _ => Role::Operator,
+    }
+}
 
 /// Where a request's token came from: a browser sends the cookie by itself, so only then can
 /// a request have been forged by another site.
@@ -87,7 +106,7 @@ async fn operator(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<String, ApiError> {
+) -> Result<(String, Role), ApiError> {
     let (t, source) = token(headers).ok_or(ApiError::NoToken)?;
     if source == Source::Cookie {
         same_site(method, headers)?;
@@ -101,8 +120,23 @@ async fn operator(
 
 pub async fn require(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match operator(&state, req.method(), req.headers()).await {
-        Ok(name) => {
+        Ok((name, role)) => {
+            let path = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+            let needed = required_role(req.method(), &path);
+            if role < needed {
+                return ApiError::Forbidden(format!(
+                    "{name} is {}: {} {path} needs {}",
+                    role.as_str(),
+                    req.method(),
+                    needed.as_str()
+                ))
+                .into_response();
+            }
             req.extensions_mut().insert(Operator(name));
+            req.extensions_mut().insert(OperatorRole(role));
             next.run(req).await
         }
         Err(e) => e.into_response(),
@@ -122,7 +156,7 @@ pub async fn login(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let l: Login = parse_body(&body)?;
-    let name = state
+    let (name, role) = state
         .db
         .operator_by_token(&token_hash(l.token.trim()))
         .await?
@@ -135,7 +169,8 @@ pub async fn login(
         l.token.trim(),
         if https { "; Secure" } else { "" }
     );
-    let mut resp = Json(serde_json::json!({ "operator": name })).into_response();
+    let mut resp =
+        Json(serde_json::json!({ "operator": name, "role": role.as_str() })).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }

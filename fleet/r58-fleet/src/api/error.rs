@@ -16,6 +16,9 @@ pub enum ApiError {
     /// A cookie-authenticated change that did not come from the dashboard's own pages.
     #[error("{0}")]
     CrossSite(String),
+    /// The operator's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("no device {0:?}")]
@@ -45,6 +48,7 @@ impl ApiError {
         match self {
             Self::NoToken | Self::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::NoDevice(_) | Self::NoCommand(_) | Self::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "not_found")

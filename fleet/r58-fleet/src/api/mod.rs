@@ -75,8 +75,9 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route(
             "/api/v1/whoami",
             get(
-                |axum::Extension(op): axum::Extension<auth::Operator>| async move {
-                    Json(json!({ "operator": op.0 }))
+                |axum::Extension(op): axum::Extension<auth::Operator>,
+                 axum::Extension(role): axum::Extension<auth::OperatorRole>| async move {
+                    Json(json!({ "operator": op.0, "role": role.0.as_str() }))
                 },
             ),
         )

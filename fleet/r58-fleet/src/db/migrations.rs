@@ -130,6 +130,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         )",
           "CREATE INDEX IF NOT EXISTS rejected_messages_received ON rejected_messages (received_at)"],
     ),
+    (
+        4,
+        "operator roles",
+        // Operators made before roles could do everything: they stay admins.
+        &["ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

@@ -21,7 +21,7 @@ pub use commands::{CommandRow, NewCommand};
 pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
 pub use ingest::{Figures, IngestOutcome, Message};
 pub use migrations::MIGRATIONS;
-pub use operators::Operator;
+pub use operators::{Operator, Role};
 pub use ota::{phase_rank, BundleRow, JobRow, NewRollout, RolloutRow};
 pub use telemetry::TelemetryRow;
 

@@ -1,27 +1,64 @@
-//! Operator API tokens: only their SHA-256 is stored; a token is shown once when made.
+//! Operator API tokens and roles: only a token's SHA-256 is stored; a token is shown once
+//! when made.
 
 use serde::Serialize;
 use sqlx::Row;
 
 use super::{now_ms, q, Db, DbError};
 
+/// What an operator may do, each role all of the one before:
+/// `viewer` reads (inventory, telemetry, configuration, commands, rollouts, events);
+/// `operator` also sends commands, sets desired configuration and tags;
+/// `admin` also publishes bundles and starts, pauses, resumes and cancels rollouts.
+/// Certificates are issued with the CA (`r58-fleet pki`), not through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Operator {
     pub name: String,
+    pub role: Role,
     pub revoked: bool,
     pub created_at: i64,
 }
 
 impl Db {
-    /// Adds an operator or replaces its token (un-revoking it).
-    pub async fn put_operator(&self, name: &str, token_sha256: &str) -> Result<(), DbError> {
+    /// Adds an operator or replaces its token and role (un-revoking it).
+    pub async fn put_operator(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        role: Role,
+    ) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO operators (name, token_sha256, revoked, created_at) VALUES ($1, $2, 0, $3)
-             ON CONFLICT (name) DO UPDATE SET token_sha256 = excluded.token_sha256, revoked = 0, created_at = excluded.created_at",
+            "INSERT INTO operators (name, token_sha256, revoked, created_at, role) VALUES ($1, $2, 0, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET token_sha256 = excluded.token_sha256, revoked = 0, created_at = excluded.created_at, role = excluded.role",
         )
         .bind(name)
         .bind(token_sha256)
         .bind(now_ms())
+        .bind(role.as_str())
         .execute(self.pool())
         .await
         .map_err(q("store operator"))?;
@@ -37,24 +74,33 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
-    /// The operator a token belongs to, if it is known and not revoked.
-    pub async fn operator_by_token(&self, token_sha256: &str) -> Result<Option<String>, DbError> {
-        sqlx::query_scalar("SELECT name FROM operators WHERE token_sha256 = $1 AND revoked = 0")
-            .bind(token_sha256)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(q("authenticate operator"))
+    /// The operator a token belongs to and its role, if it is known and not revoked. A role
+    /// this version does not know (written by a newer one) grants the least: viewer.
+    pub async fn operator_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(String, Role)>, DbError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT name, role FROM operators WHERE token_sha256 = $1 AND revoked = 0",
+        )
+        .bind(token_sha256)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(q("authenticate operator"))?;
+        Ok(row.map(|(name, role)| (name, Role::parse(&role).unwrap_or(Role::Viewer))))
     }
 
     pub async fn operators(&self) -> Result<Vec<Operator>, DbError> {
-        let rows = sqlx::query("SELECT name, revoked, created_at FROM operators ORDER BY name")
-            .fetch_all(self.pool())
-            .await
-            .map_err(q("list operators"))?;
+        let rows =
+            sqlx::query("SELECT name, role, revoked, created_at FROM operators ORDER BY name")
+                .fetch_all(self.pool())
+                .await
+                .map_err(q("list operators"))?;
         rows.iter()
             .map(|r| {
                 Ok(Operator {
                     name: r.try_get("name")?,
+                    role: Role::parse(r.try_get::<&str, _>("role")?).unwrap_or(Role::Viewer),
                     revoked: r.try_get::<i64, _>("revoked")? != 0,
                     created_at: r.try_get("created_at")?,
                 })

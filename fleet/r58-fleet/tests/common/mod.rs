@@ -269,14 +269,21 @@ impl Fleet {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// `r58-fleet operator add NAME` against this fleet's database.
+    /// `r58-fleet operator add NAME --role admin` against this fleet's database.
     pub fn operator(&self, name: &str) -> String {
+        self.operator_as(name, "admin")
+    }
+
+    /// `r58-fleet operator add NAME --role ROLE`: the token.
+    pub fn operator_as(&self, name: &str, role: &str) -> String {
         fleet_cli(&[
             "--config",
             self.config.to_str().unwrap(),
             "operator",
             "add",
             name,
+            "--role",
+            role,
         ])
         .trim()
         .to_string()
