@@ -196,3 +196,49 @@ fn an_oversized_log_tail_is_cut_and_blocks_nothing() {
         v["id"] == "p1" && v["state"] == "succeeded"
     });
 }
+
+/// A flood of commands and desired configurations (valid and malformed) is worked through
+/// and never deadlocks the agent: its answers and the inbound messages share the MQTT
+/// client's queues.
+#[test]
+fn a_flood_of_commands_does_not_stall_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let broker = Broker::start(dir.path(), &pki);
+    let obs = Observer::connect(
+        &pki,
+        broker.port,
+        "fleet-observer",
+        "fleet",
+        &[STATUS_F, STATE_F],
+    );
+    let mut agent = AgentProc::start(&dir.path().join("f"), &pki, broker.port, "r58-f", "");
+    obs.wait_json(STATE_F, Duration::from_secs(15), "online", |v| {
+        v["status"] == "online"
+    });
+    // Pings, malformed commands and refused desired configurations (each answered with a
+    // reported document), back to back.
+    for i in 0..8000 {
+        match i % 4 {
+            0 => obs.publish(
+                "r58/v1/r58-f/cmd/ping",
+                cmd(&format!("f{i}"), json!({})),
+                false,
+            ),
+            1 => obs.publish("r58/v1/r58-f/cmd/ping", "{\"id\":", false),
+            _ => obs.publish(
+                "r58/v1/r58-f/twin/desired",
+                json!({"version": i + 1, "settings": {"no.such.key": 1}}).to_string(),
+                false,
+            ),
+        }
+    }
+    obs.publish("r58/v1/r58-f/cmd/ping", cmd("last", json!({})), false);
+    obs.wait_json(STATUS_F, Duration::from_secs(120), "the last ping", |v| {
+        v["id"] == "last" && v["state"] == "succeeded"
+    });
+    assert!(agent.alive());
+}
+
+const STATUS_F: &str = "r58/v1/r58-f/cmd/status";
+const STATE_F: &str = "r58/v1/r58-f/state";

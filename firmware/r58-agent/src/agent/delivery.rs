@@ -49,11 +49,15 @@ impl Agent {
                     let n = c.next_direct;
                     c.next_direct += 1;
                     let body = msg.payload.clone().into_bytes();
-                    match c
-                        .client
-                        .publish(msg.topic.clone(), QoS::AtLeastOnce, msg.retain, body)
-                        .await
-                    {
+                    // Never waits for room in the client's request queue: its event loop
+                    // may itself be waiting for this loop to take an event (a flood of
+                    // inbound messages); a full queue sends the message to disk instead.
+                    match c.client.try_publish(
+                        msg.topic.clone(),
+                        QoS::AtLeastOnce,
+                        msg.retain,
+                        body,
+                    ) {
                         Ok(()) => {
                             c.expect.push_back(Sent::Direct(n));
                             c.direct.push_back((n, msg));
@@ -86,10 +90,12 @@ impl Agent {
         retain: bool,
         seq: Option<u64>,
     ) -> bool {
+        // Not waiting for room (see flush): a queued message stays on disk and goes with the
+        // next drain; a state or reported document is retried on the next change or
+        // connection.
         match conn
             .client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
-            .await
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
         {
             Ok(()) => {
                 conn.expect.push_back(seq.map_or(Sent::Other, Sent::Queue));
