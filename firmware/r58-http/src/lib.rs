@@ -9,6 +9,9 @@
 //!   not deliver a request's headers in time — from its opening, or between two requests
 //!   on a kept-alive connection — is closed; a few clients trickling bytes cannot hold
 //!   every connection slot.
+//! - **Stalled transfers** ([`Limits::stall_timeout`]): a request body that stops arriving
+//!   fails (the handler answers its error), and a connection whose client stops reading the
+//!   response is closed, each after the timeout without progress.
 //! - **Shutdown** ([`Limits::shutdown_grace`]): on the shutdown signal no new connection
 //!   is accepted, requests in flight may finish, and connections still open after the
 //!   grace period (a live event stream never ends on its own) are dropped.
@@ -32,6 +35,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+mod stall;
+use stall::{StallBody, StallIo};
+
 /// The bounds a server holds its clients to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -40,6 +46,9 @@ pub struct Limits {
     /// Time a client has to send a request's headers, counted from the connection's opening
     /// or from the end of the previous response.
     pub header_read_timeout: Duration,
+    /// Time a request body may deliver nothing, and a client may take none of a response,
+    /// before the request fails or the connection is closed.
+    pub stall_timeout: Duration,
     /// How long shutdown waits for open connections to finish.
     pub shutdown_grace: Duration,
 }
@@ -50,6 +59,7 @@ impl Limits {
         Self {
             max_connections,
             header_read_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -121,15 +131,16 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let stall = limits.stall_timeout;
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut req = req.map(Body::new);
+        let mut req = req.map(|b| Body::new(StallBody::new(b, stall)));
         req.extensions_mut().insert(ConnectInfo(peer));
         router.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(StallIo::new(stream, stall)), service)
         .with_upgrades();
     let mut conn = pin!(conn);
     tokio::select! {

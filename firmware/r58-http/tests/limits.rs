@@ -1,12 +1,14 @@
 //! The server's bounds, seen from clients on a real socket: a silent or slow client is cut
-//! off, connections past the bound wait for a free slot, shutdown ends open streams.
+//! off, a stalled upload or download is ended, connections past the bound wait for a free
+//! slot, shutdown ends open streams.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::ConnectInfo;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use futures::StreamExt;
 use r58_http::{serve, Limits};
@@ -17,8 +19,12 @@ use tokio::sync::oneshot;
 const LIMITS: Limits = Limits {
     max_connections: 2,
     header_read_timeout: Duration::from_millis(700),
+    stall_timeout: Duration::from_millis(700),
     shutdown_grace: Duration::from_millis(500),
 };
+
+const CHUNK: usize = 64 * 1024;
+const BIG: usize = 64 * 1024 * 1024;
 
 fn app() -> Router {
     Router::new()
@@ -26,6 +32,20 @@ fn app() -> Router {
             "/",
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
                 format!("hello {}", peer.ip())
+            }),
+        )
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { format!("got {}", body.len()) }),
+        )
+        // BIG bytes, far more than the sockets' buffers hold.
+        .route(
+            "/big",
+            get(|| async {
+                let chunks = futures::stream::iter(
+                    (0..BIG / CHUNK).map(|_| Ok::<_, std::io::Error>(vec![b'x'; CHUNK])),
+                );
+                axum::body::Body::from_stream(chunks)
             }),
         )
         // A response that never ends (an event stream): a line a second.
@@ -172,4 +192,80 @@ async fn shutdown_ends_open_streams_after_the_grace_period() {
     assert!(closed_after(&mut s, Duration::from_secs(2)).await.is_some());
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_fails_and_frees_the_connection() {
+    let (addr, _stop, _server) = start().await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let took = closed_after(&mut c, Duration::from_secs(5)).await;
+    assert!(
+        matches!(took, Some(d) if d >= Duration::from_millis(600)),
+        "{took:?}"
+    );
+    // A whole body, sent in pieces with pauses shorter than the timeout, is taken.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c.write_all(b"0123456789").await.unwrap();
+    }
+    let mut buf = vec![0u8; 1024];
+    let n = c.read(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("got 30"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_cut_off() {
+    let (addr, _stop, _server) = start().await;
+    // Reading slowly, but reading: the transfer goes on past the timeout.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut n = 0;
+        while n < 4 * CHUNK {
+            let r = slow.read(&mut buf).await.unwrap();
+            assert!(r > 0, "a slow reader was cut off after {got} bytes");
+            n += r;
+        }
+        got += n;
+    }
+    drop(slow);
+    // Not reading at all: after the timeout the connection is closed, the rest unsent.
+    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    stuck
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut total = 0;
+    let read_all = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stuck.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+    assert!(read_all.is_ok(), "the connection stayed open");
+    assert!(
+        total < BIG,
+        "the whole response was kept for a client that did not read"
+    );
 }
