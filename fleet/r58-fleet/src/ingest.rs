@@ -16,7 +16,7 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::MqttConfig;
 use crate::db::{Db, Figures, Message, StateUpdate};
@@ -43,6 +43,11 @@ pub const INGEST_FILTERS: [&str; 5] = [
     "r58/v1/+/jobs/+/update",
 ];
 const RECEIVE_MAXIMUM: u16 = 4096;
+/// The bytes of received messages held in memory until their batch is committed, in KiB.
+/// The in-flight window bounds their number, this their size: 4 096 messages of up to the
+/// broker's 1 MiB each would be 4 GiB. Past it the event loop stops reading from the broker,
+/// which holds the rest.
+const HELD_KIB: u32 = 32 * 1024;
 const BATCH_MAX: usize = 2048;
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
 const RETAINED_FILTERS: [&str; 2] = ["r58/v1/+/state", "r58/v1/+/twin/reported"];
@@ -304,7 +309,7 @@ pub fn start(
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     // Larger than the broker's in-flight window: the event loop never waits on the writer
     // (it must keep answering pings), the window itself is the back-pressure.
-    let (tx, rx) = mpsc::channel::<Publish>(usize::from(RECEIVE_MAXIMUM) * 2);
+    let (tx, rx) = mpsc::channel::<Held>(usize::from(RECEIVE_MAXIMUM) * 2);
     let reread = (cfg.reread_retained_seconds > 0)
         .then(|| Duration::from_secs(u64::from(cfg.reread_retained_seconds)));
     tokio::spawn(run_eventloop(
@@ -366,14 +371,24 @@ async fn subscribe(
     }
 }
 
+/// A received message and its share of [`HELD_KIB`], given back when its batch is committed.
+type Held = (Publish, OwnedSemaphorePermit);
+
+/// What a message costs of [`HELD_KIB`]: its topic and payload, in KiB rounded up.
+fn held_kib(p: &Publish) -> u32 {
+    let bytes = p.topic.len() + p.payload.len();
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(HELD_KIB).clamp(1, HELD_KIB)
+}
+
 async fn run_eventloop(
     mut ev: EventLoop,
     client: AsyncClient,
     group: String,
     reread: Option<Duration>,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::Sender<Held>,
     stats: Arc<IngestStats>,
 ) {
+    let held = Arc::new(Semaphore::new(HELD_KIB as usize));
     let connection = Arc::new(AtomicU64::new(0));
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -395,9 +410,14 @@ async fn run_eventloop(
                 ));
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                // Bounded: when the database falls behind, stop reading from the broker
-                // (it holds the messages) instead of growing without limit.
-                if tx.send(p).await.is_err() {
+                // Bounded in number and bytes: when the database falls behind, stop
+                // reading from the broker (it holds the messages) instead of growing
+                // without limit. The writer gives the bytes back after each commit, without
+                // waiting on this loop.
+                let Ok(permit) = held.clone().acquire_many_owned(held_kib(&p)).await else {
+                    return;
+                };
+                if tx.send((p, permit)).await.is_err() {
                     return;
                 }
             }
@@ -413,7 +433,7 @@ async fn run_eventloop(
 }
 
 async fn run_writer(
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::Receiver<Held>,
     client: AsyncClient,
     db: Db,
     stats: Arc<IngestStats>,
@@ -423,15 +443,20 @@ async fn run_writer(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     tokio::spawn(run_acker(ack_rx, client));
     let mut pubs: Vec<Publish> = Vec::with_capacity(BATCH_MAX);
-    while let Some(first) = rx.recv().await {
+    let mut permits: Vec<OwnedSemaphorePermit> = Vec::with_capacity(BATCH_MAX);
+    while let Some((first, permit)) = rx.recv().await {
         pubs.clear();
         pubs.push(first);
+        permits.push(permit);
         // Gather for a moment: one transaction per message would spend the time waking
         // threads and committing, not storing (measured by bench/fleet-scale).
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         while pubs.len() < BATCH_MAX {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(p)) => pubs.push(p),
+                Ok(Some((p, permit))) => {
+                    pubs.push(p);
+                    permits.push(permit);
+                }
                 _ => break,
             }
         }
@@ -467,10 +492,17 @@ async fn run_writer(
         // Acks go to the event loop through its bounded request channel. Handed to another
         // task so this one never waits on it: the event loop may itself be waiting for this
         // task to take the next message (found at 10 000 devices: both stalled).
+        // Only the packet ids are needed for that: the payloads are given back now.
         let acks: Vec<Publish> = pubs
             .drain(..)
             .filter(|p| p.qos != QoS::AtMostOnce)
+            .map(|mut p| {
+                p.payload = Default::default();
+                p.topic = Default::default();
+                p
+            })
             .collect();
+        permits.clear();
         if !acks.is_empty() && ack_tx.send(acks).is_err() {
             return;
         }

@@ -178,3 +178,75 @@ fn a_message_the_database_refuses_is_set_aside_and_blocks_nothing() {
         || (pg.psql("SELECT COUNT(*) FROM devices WHERE id = 'sim-bad'") == "1").then_some(()),
     );
 }
+
+fn rss_mib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map_or(0, |k| k.parse::<u64>().unwrap() / 1024)
+}
+
+/// While the database does not take writes, what the ingest holds in memory is bounded in
+/// bytes, not only in messages: 150 messages of 900 KiB (within the broker's 1 MiB limit,
+/// and the in-flight window of 4 096) wait in the broker, not in the service; when the
+/// database answers again every one of them is accounted for.
+#[test]
+fn a_stalled_database_holds_the_ingest_to_a_bounded_number_of_bytes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let pki = fleet_pki(dir.path());
+    let broker = Broker::start_with_certs(dir.path(), &pki);
+    let fleet = Fleet::start(dir.path(), &pki, broker.port, &pg.url, "fleet-bytes");
+    let token = fleet.operator("ops");
+    // Another session holds the table the oversized samples are set aside in.
+    let mut lock = std::process::Command::new("psql")
+        .args([pg.url.as_str(), "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sql = lock.stdin.take().unwrap();
+    sql.write_all(b"BEGIN; LOCK TABLE rejected_messages IN ACCESS EXCLUSIVE MODE;\n")
+        .unwrap();
+    sql.flush().unwrap();
+    wait_until(Duration::from_secs(10), "the table locked", || {
+        (pg.psql(
+            "SELECT COUNT(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' \
+             AND relation = 'rejected_messages'::regclass",
+        ) == "1")
+            .then_some(())
+    });
+    let before = rss_mib(fleet.pid());
+    let p = publisher(&pki, broker.port, "test-publisher");
+    let big = format!(
+        r#"{{"seq":1,"ts":"{}","data":"{}"}}"#,
+        chrono::Utc::now().to_rfc3339(),
+        "x".repeat(900 * 1024)
+    );
+    for _ in 0..150 {
+        p.publish(
+            "r58/v1/sim-big/telemetry/system",
+            QoS::AtLeastOnce,
+            false,
+            big.clone(),
+        )
+        .unwrap();
+    }
+    let mut peak = before;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(250));
+        peak = peak.max(rss_mib(fleet.pid()));
+    }
+    assert!(
+        peak < before + 80,
+        "the service grew from {before} to {peak} MiB holding messages it cannot store"
+    );
+    sql.write_all(b"COMMIT;\n").unwrap();
+    drop(sql);
+    lock.wait().unwrap();
+    wait_until(Duration::from_secs(60), "all 150 set aside", || {
+        (metric(&fleet, &token, "r58_fleet_ingest_rejected_total") >= 150).then_some(())
+    });
+}

@@ -265,6 +265,11 @@ impl Fleet {
         });
     }
 
+    /// The running service's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("fleet running").id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -396,6 +401,8 @@ pub fn publisher(pki: &std::path::Path, port: u16, client_id: &str) -> rumqttc::
         &pki.join("fleet.key"),
     ));
     opts.set_keep_alive(Duration::from_secs(5));
+    // Up to the broker's message size limit.
+    opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut conn) = rumqttc::Client::new(opts, 10_000);
     std::thread::spawn(move || for _ in conn.iter() {});
     client
