@@ -275,6 +275,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_get_sends_no_secret() {
+        let mut cfg = R58Config::default();
+        cfg.api.token = "api-secret-token".into();
+        cfg.inputs.insert(
+            "cam".into(),
+            r58_config::InputConfig {
+                kind: r58_config::InputKind::Rtsp,
+                url: Some("rtsp://admin:cam-secret@10.0.0.5/ch1".into()),
+                ..Default::default()
+            },
+        );
+        let text = redacted(&cfg).to_string();
+        assert!(!text.contains("api-secret-token"), "{text}");
+        assert!(!text.contains("cam-secret"), "{text}");
+        let v = redacted(&cfg);
+        assert_eq!(v["api"]["token"], "<redacted>");
+        assert_eq!(
+            v["inputs"]["cam"]["url"],
+            "rtsp://admin:redacted@10.0.0.5/ch1"
+        );
+    }
+
+    #[test]
     fn a_long_tail_keeps_the_newest_lines_that_fit() {
         let lines: Vec<String> = (0..1000)
             .map(|i| format!("{i:04} {}", "x".repeat(3000)))

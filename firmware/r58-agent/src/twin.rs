@@ -258,6 +258,7 @@ mod tests {
                     ("encoder.bitrate_kbps", 5.into()),
                     ("encoder.gop_seconds", 2.into()),
                     ("api.token", "x".into()),
+                    ("turn.fleet.url", "http://elsewhere.example".into()),
                 ],
             ),
             &BTreeMap::new(),
@@ -265,6 +266,11 @@ mod tests {
         assert!(out.config.is_none());
         assert!(out.reported.errors["encoder.bitrate_kbps"].contains("out of range"));
         assert_eq!(out.reported.errors["api.token"], "not settable remotely");
+        // Where the fleet token goes is not the fleet's to say.
+        assert_eq!(
+            out.reported.errors["turn.fleet.url"],
+            "not settable remotely"
+        );
         assert!(!out.reported.errors.contains_key("encoder.gop_seconds"));
         assert!(
             !dir.path().join("conf.d/50-remote.toml").exists(),
