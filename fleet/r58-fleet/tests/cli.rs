@@ -238,6 +238,7 @@ fn pki_deploy_keeps_the_ca_key_out_of_the_services_folders() {
     let compose = std::fs::read_to_string(repo().join("fleet/deploy/docker-compose.yml")).unwrap();
     let mut service = String::new();
     let mut mounting_pki = Vec::new();
+    let mut publishing = Vec::new();
     for line in compose.lines() {
         if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
             service = line.trim().trim_end_matches(':').to_string();
@@ -245,8 +246,13 @@ fn pki_deploy_keeps_the_ca_key_out_of_the_services_folders() {
         if line.trim_start().starts_with("- pki:") {
             mounting_pki.push(service.clone());
         }
+        if line.trim() == "ports:" {
+            publishing.push(service.clone());
+        }
     }
     assert_eq!(mounting_pki, ["fleet-pki"], "{compose}");
+    // Only the broker is published; the fleet's HTTP is reached through Coolify's proxy.
+    assert_eq!(publishing, ["mosquitto"], "{compose}");
 }
 
 #[test]
