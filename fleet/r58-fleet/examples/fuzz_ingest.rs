@@ -283,6 +283,8 @@ fn main() {
                 "did not account for every message"
             },
         );
+        // Exiting skips destructors: the broker is stopped here.
+        drop(broker);
         eprintln!("its log, the broker's: {}", dir.keep().display());
         std::process::exit(1);
     }
