@@ -9,36 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use r58_testkit::{AgentProc, Broker, Observer, Pki};
+use r58_testkit::{rss_kib, AgentProc, Broker, Observer, Pki, Rng};
 
 const DEVICE: &str = "r58-fuzz";
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// xorshift64*: the same payloads for the same seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// One generated message: (topic suffix under the device, payload).
 fn payload(rng: &mut Rng, i: u64) -> (String, Vec<u8>) {
