@@ -180,11 +180,7 @@ fn a_message_the_database_refuses_is_set_aside_and_blocks_nothing() {
 }
 
 fn rss_mib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map_or(0, |k| k.parse::<u64>().unwrap() / 1024)
+    rss_kib(pid) / 1024
 }
 
 /// While the database does not take writes, what the ingest holds in memory is bounded in
