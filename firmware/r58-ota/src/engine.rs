@@ -167,7 +167,7 @@ impl Worker {
         details: Option<String>,
         edit: impl FnOnce(&mut Record),
     ) -> Result<Record, Fail> {
-        let rec = {
+        let (rec, staged) = {
             let mut sh = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             if sh.cancelled && phase >= Phase::Installing && phase < Phase::Succeeded {
                 return Err(Fail(Reason::Cancelled, "cancelled".into()));
@@ -181,9 +181,14 @@ impl Worker {
             rec.progress = progress;
             rec.details = details;
             edit(&mut rec);
-            sh.store.put(rec.clone()).map_err(storage)?;
-            rec
+            let staged = sh.store.stage(rec.clone()).map_err(storage)?;
+            (rec, staged)
         };
+        // The fsync waits for the disk; the event loop (one thread) must not.
+        tokio::task::spawn_blocking(move || staged.write())
+            .await
+            .map_err(|e| Fail(Reason::StorageError, format!("writing the job record: {e}")))?
+            .map_err(storage)?;
         tracing::info!(job = %rec.job.job_id, phase = phase.as_str(), progress, "ota");
         let _ = self.out.send(Out::Update(Self::update_of(&rec))).await;
         Ok(rec)
@@ -262,7 +267,8 @@ impl Worker {
         let rec = self.current();
         let Some(rec) = rec else { return Ok(()) };
         let job = rec.job.clone();
-        if rec.phase <= Phase::Installing {
+        let installed = rec.phase == Phase::Installing && self.finish_running_install().await?;
+        if rec.phase <= Phase::Installing && !installed {
             self.set_status(Status::Updating).await;
             if rec.phase == Phase::Queued {
                 self.check_job(&job).await?;
@@ -288,6 +294,24 @@ impl Worker {
             self.reboot().await?;
         }
         Ok(())
+    }
+
+    /// After a restart during the install, RAUC may still be installing what this job handed
+    /// it: then its outcome is the install's (RAUC refuses other calls meanwhile). Ok(false):
+    /// nothing was running or it failed, and the job installs again.
+    async fn finish_running_install(&self) -> Result<bool, Fail> {
+        match self.rauc.finish_running_install().await {
+            Ok(true) => {
+                let _ = std::fs::remove_file(self.bundle_path());
+                self.set(Phase::WaitingForReboot, 100, None, |_| {}).await?;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "the install running before the restart failed: installing again");
+                Ok(false)
+            }
+        }
     }
 
     /// Streams the bundle: RAUC reads it at the job's URL for the checks and the install.

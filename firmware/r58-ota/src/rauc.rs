@@ -125,6 +125,9 @@ pub trait Rauc: Send + Sync {
         progress: &'a (dyn Fn(u8) + Send + Sync),
     ) -> RaucFuture<'a, ()>;
     fn system(&self) -> RaucFuture<'_, System>;
+    /// Waits for an install RAUC is running (one started before this process restarted):
+    /// Ok(true) when it completed, Ok(false) when RAUC was not installing, Err when it failed.
+    fn finish_running_install(&self) -> RaucFuture<'_, bool>;
     /// `state` is `good` or `bad`, for the booted slot.
     fn mark_booted<'a>(&'a self, state: &'a str) -> RaucFuture<'a, ()>;
 }
@@ -263,6 +266,39 @@ impl Rauc for DbusRauc {
                 primary,
                 slots,
             })
+        })
+    }
+
+    fn finish_running_install(&self) -> RaucFuture<'_, bool> {
+        Box::pin(async move {
+            let fail = |message: String| RaucError::Install {
+                bundle: "(the install already running)".into(),
+                message,
+            };
+            let p = proxy().await?;
+            let mut done = p
+                .receive_completed()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let operation = p.operation().await.map_err(|e| fail(dbus_message(e)))?;
+            if operation != "installing" {
+                return Ok(false);
+            }
+            tracing::info!("RAUC is still installing: waiting for it to complete");
+            let code = done
+                .next()
+                .await
+                .and_then(|s| s.args().ok().map(|a| a.result))
+                .ok_or_else(|| fail("RAUC left the bus".into()))?;
+            if code == 0 {
+                return Ok(true);
+            }
+            let why = p.last_error().await.unwrap_or_else(|e| e.to_string());
+            Err(fail(if why.is_empty() {
+                format!("result {code}")
+            } else {
+                why
+            }))
         })
     }
 

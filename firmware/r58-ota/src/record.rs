@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use r58_proto::{Job, Phase, Reason};
@@ -61,6 +62,32 @@ struct OnDisk {
 pub struct Store {
     path: PathBuf,
     disk: OnDisk,
+    /// Numbers the staged contents; the writer keeps the number it last wrote.
+    staged: u64,
+    written: Arc<Mutex<u64>>,
+}
+
+/// The store's contents at one change, to be written off the event loop: an fsync can take
+/// seconds while RAUC writes a slot on the same disk. Writes happen one at a time, and one
+/// older than what is on disk is skipped, so the file never goes back.
+#[derive(Debug)]
+pub struct Staged {
+    path: PathBuf,
+    seq: u64,
+    data: Vec<u8>,
+    written: Arc<Mutex<u64>>,
+}
+
+impl Staged {
+    pub fn write(self) -> Result<(), r58_fs::FsError> {
+        let mut last = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if self.seq <= *last {
+            return Ok(());
+        }
+        r58_fs::write_atomic(&self.path, &self.data)?;
+        *last = self.seq;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -73,7 +100,12 @@ impl Store {
         })?;
         let path = dir.join("job.json");
         let disk = r58_fs::read_json(&path)?.unwrap_or_default();
-        Ok(Self { path, disk })
+        Ok(Self {
+            path,
+            disk,
+            staged: 0,
+            written: Arc::new(Mutex::new(0)),
+        })
     }
 
     pub fn current(&self) -> Option<&Record> {
@@ -85,7 +117,12 @@ impl Store {
     }
 
     /// Replaces the current record (a final one also joins the done list) and writes it.
-    pub fn put(&mut self, mut rec: Record) -> Result<(), r58_fs::FsError> {
+    pub fn put(&mut self, rec: Record) -> Result<(), r58_fs::FsError> {
+        self.stage(rec)?.write()
+    }
+
+    /// Replaces the current record in memory; the caller writes what it returns.
+    pub fn stage(&mut self, mut rec: Record) -> Result<Staged, r58_fs::FsError> {
         rec.updated = Utc::now();
         if rec.phase.is_final() && !self.is_done(&rec.job.job_id) {
             self.disk.done.push_back(rec.job.job_id.clone());
@@ -94,6 +131,57 @@ impl Store {
             }
         }
         self.disk.current = Some(rec);
-        r58_fs::write_json_atomic(&self.path, &self.disk)
+        let mut data =
+            serde_json::to_vec_pretty(&self.disk).map_err(|source| r58_fs::FsError::Encode {
+                path: self.path.clone(),
+                source,
+            })?;
+        data.push(b'\n');
+        self.staged += 1;
+        Ok(Staged {
+            path: self.path.clone(),
+            seq: self.staged,
+            data,
+            written: self.written.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> Job {
+        serde_json::from_value(serde_json::json!({
+            "job_id": id, "version": "2.0.0", "url": "http://fleet/b.raucb",
+            "size": 1, "sha256": "0".repeat(64)
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn staged_writes_land_in_order_and_an_older_one_never_replaces_a_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut rec = Record::new(job("j1"));
+        let older = store.stage(rec.clone()).unwrap();
+        rec.phase = Phase::Installing;
+        let newer = store.stage(rec).unwrap();
+        newer.write().unwrap();
+        // The older contents, written late (a slow writer thread), must not win.
+        older.write().unwrap();
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.current().unwrap().phase, Phase::Installing);
+        // Memory holds the staged record before any write.
+        let mut rec = again.current().unwrap().clone();
+        rec.phase = Phase::Failed;
+        let mut store = again;
+        let _unwritten = store.stage(rec).unwrap();
+        assert_eq!(store.current().unwrap().phase, Phase::Failed);
+        assert!(store.is_done("j1"));
+        assert_eq!(
+            Store::open(dir.path()).unwrap().current().unwrap().phase,
+            Phase::Installing
+        );
     }
 }

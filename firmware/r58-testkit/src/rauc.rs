@@ -143,6 +143,36 @@ impl RaucSim {
         compatible: &str,
         system_extra: &str,
     ) -> Self {
+        Self::start_with_handlers(dir, keys, slot_mib, compatible, system_extra, "")
+    }
+
+    /// As `start_configured`, with a `pre-install` handler that sleeps `seconds`: an install
+    /// that stays in progress long enough to restart the agent in the middle of it. Each
+    /// install adds a line to `pre-install.log`.
+    pub fn start_slow_install(dir: &Path, keys: &Path, slot_mib: u32, seconds: u32) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let hook = dir.join("pre-install.sh");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\necho install >> '{}'\nsleep {seconds}\n",
+                dir.join("pre-install.log").display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("chmod").arg("+x").arg(&hook));
+        let line = format!("pre-install={}\n", hook.display());
+        Self::start_with_handlers(dir, keys, slot_mib, "r58-test", "", &line)
+    }
+
+    fn start_with_handlers(
+        dir: &Path,
+        keys: &Path,
+        slot_mib: u32,
+        compatible: &str,
+        system_extra: &str,
+        handlers_extra: &str,
+    ) -> Self {
         std::fs::create_dir_all(dir.join("slots")).unwrap();
         std::fs::create_dir_all(dir.join("mnt")).unwrap();
         let keys = keys.to_path_buf();
@@ -168,7 +198,7 @@ impl RaucSim {
             dir.join("system.conf"),
             format!(
                 "[system]\ncompatible={compatible}\nbootloader=custom\nbundle-formats=plain verity\ndata-directory={d}/data\n{system_extra}\
-                 [handlers]\nbootloader-custom-backend={b}\n[keyring]\npath={k}/ca.cert.pem\ncheck-purpose=codesign\n\
+                 [handlers]\nbootloader-custom-backend={b}\n{handlers_extra}[keyring]\npath={k}/ca.cert.pem\ncheck-purpose=codesign\n\
                  [slot.rootfs.0]\ndevice={d}/slots/a.img\ntype=ext4\nbootname=A\n\
                  [slot.rootfs.1]\ndevice={d}/slots/b.img\ntype=ext4\nbootname=B\n",
                 d = dir.display(),

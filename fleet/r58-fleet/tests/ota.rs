@@ -619,3 +619,38 @@ fn a_streamed_install_hands_rauc_the_url_and_falls_back_to_the_download() {
         );
     }
 }
+
+/// The agent dies while RAUC installs (the systemd watchdog, a crash): RAUC goes on, and the
+/// restarted agent waits for that install instead of asking RAUC for anything else (RAUC
+/// refuses every call while it installs) — the job goes on to the reboot and succeeds with one
+/// install.
+#[test]
+fn an_agent_restarted_during_the_install_waits_for_it_and_the_job_goes_on() {
+    let env = setup(true);
+    let b = env.publish(&env.bundle("r1.raucb", "1.0.0", "r58-test", 4));
+    let id = "r58-restart";
+    let rauc_dir = env.dir.path().join(format!("{id}-rauc"));
+    let sim = rauc::RaucSim::start_slow_install(&rauc_dir, &env.keys, 16, 8);
+    let mut dev = env.device_on(sim, id, true);
+    let job_id = "restart-job";
+    env.job(id, env.job_doc(job_id, &b));
+    env.obs.wait_json(
+        &format!("r58/v1/{id}/jobs/{job_id}/update"),
+        Duration::from_secs(60),
+        "installing",
+        |u| u["phase"] == "installing",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    dev.agent.kill9();
+    dev.agent.spawn();
+    let end = env.finish(&mut [&mut dev], id, job_id, Duration::from_secs(120));
+    assert_eq!(end["phase"], "succeeded", "{end}");
+    assert_eq!(dev.sim.booted, "B");
+    let installs = std::fs::read_to_string(rauc_dir.join("pre-install.log")).unwrap();
+    assert_eq!(installs.lines().count(), 1, "RAUC installed more than once");
+    let log = dev.agent.log_text();
+    assert!(
+        log.contains("RAUC is still installing: waiting for it to complete"),
+        "{log}"
+    );
+}
