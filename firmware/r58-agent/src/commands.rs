@@ -224,6 +224,7 @@ where
                 .restart_unit(unit)
                 .await
                 .map(|_| json!({ "restarted": unit }))
+                .map_err(|e| e.to_string())
         }
         "reboot" => {
             before_reboot().await;
@@ -231,6 +232,7 @@ where
                 .reboot()
                 .await
                 .map(|_| json!({ "rebooting": true }))
+                .map_err(|e| e.to_string())
         }
         "logs.tail" => {
             let unit = cmd
@@ -250,10 +252,14 @@ where
             {
                 return Err(format!("bad unit name {unit:?}"));
             }
-            ctx.system.journal_tail(unit, lines).await.map(|l| {
-                let (lines, omitted) = tail_within(l, LOGS_TAIL_BYTES);
-                json!({ "unit": unit, "lines": lines, "omitted": omitted })
-            })
+            ctx.system
+                .journal_tail(unit, lines)
+                .await
+                .map(|l| {
+                    let (lines, omitted) = tail_within(l, LOGS_TAIL_BYTES);
+                    json!({ "unit": unit, "lines": lines, "omitted": omitted })
+                })
+                .map_err(|e| e.to_string())
         }
         "config.get" => Ok(redacted(&ctx.cfg)),
         "ota.cancel" => ota(ctx, r58_ota::In::Cancel).await,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use r58_config::R58Config;
-use r58_ota::{BoxFuture, Host, Settings};
+use r58_ota::{BoxFuture, Host, HostError, Settings};
 
 use crate::system::System;
 
@@ -17,26 +17,26 @@ pub struct AgentHost {
 }
 
 impl Host for AgentHost {
-    fn recording(&self) -> BoxFuture<'_, Result<bool, String>> {
+    fn recording(&self) -> BoxFuture<'_, Result<bool, HostError>> {
         Box::pin(async move {
-            let v = crate::recorder_api::status(
+            crate::recorder_api::recording(
                 &self.http,
                 &self.recorder_api,
                 &self.api_token,
                 std::time::Duration::from_secs(3),
             )
-            .await?;
-            let inputs = v["inputs"]
-                .as_object()
-                .ok_or("recorder status has no inputs")?;
-            Ok(inputs
-                .values()
-                .any(|i| i["recording"]["recording"].as_bool() == Some(true)))
+            .await
+            .map_err(|e| HostError::Recording(Box::new(e)))
         })
     }
 
-    fn reboot(&self) -> BoxFuture<'_, Result<(), String>> {
-        self.system.reboot()
+    fn reboot(&self) -> BoxFuture<'_, Result<(), HostError>> {
+        Box::pin(async move {
+            self.system
+                .reboot()
+                .await
+                .map_err(|e| HostError::Reboot(Box::new(e)))
+        })
     }
 }
 

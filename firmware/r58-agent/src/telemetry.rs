@@ -144,7 +144,7 @@ pub async fn recorder(client: &reqwest::Client, api: &str, token: &str) -> Value
             .await
         {
             Ok(v) => v,
-            Err(e) => return json!({ "error": e }),
+            Err(e) => return json!({ "error": e.to_string() }),
         };
     let mut inputs = Map::new();
     if let Some(map) = status["inputs"].as_object() {

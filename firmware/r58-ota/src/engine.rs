@@ -30,8 +30,17 @@ pub use boot::{read_boot_id, HealthVerdict, HEALTH_FILE};
 /// What the engine needs from the rest of the device.
 pub trait Host: Send + Sync {
     /// Whether any input is recording now.
-    fn recording(&self) -> crate::BoxFuture<'_, Result<bool, String>>;
-    fn reboot(&self) -> crate::BoxFuture<'_, Result<(), String>>;
+    fn recording(&self) -> crate::BoxFuture<'_, Result<bool, HostError>>;
+    fn reboot(&self) -> crate::BoxFuture<'_, Result<(), HostError>>;
+}
+
+/// A [`Host`] call that failed, with the cause from the device's side.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("asking whether anything records: {0}")]
+    Recording(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("asking for the reboot: {0}")]
+    Reboot(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ pub mod engine;
 pub mod rauc;
 pub mod record;
 
-pub use engine::{Engine, HealthVerdict, Host, In, Out, Settings, HEALTH_FILE};
+pub use engine::{Engine, HealthVerdict, Host, HostError, In, Out, Settings, HEALTH_FILE};
 
 /// A boxed future, for the seams' trait methods.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::publisher::Publisher;
+use crate::publisher::{PublishError, Publisher};
 use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -111,7 +111,7 @@ fn is_final(phase: &str) -> bool {
 }
 
 /// Withdraws a device's retained job (an empty retained message deletes it).
-pub async fn withdraw(mqtt: &Publisher, device: &str) -> Result<(), String> {
+pub async fn withdraw(mqtt: &Publisher, device: &str) -> Result<(), PublishError> {
     mqtt.publish(
         r58_proto::jobs_next(device),
         QoS::AtLeastOnce,
@@ -119,7 +119,6 @@ pub async fn withdraw(mqtt: &Publisher, device: &str) -> Result<(), String> {
         Vec::new(),
     )
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// Aborts a rollout: unstarted jobs are skipped, started ones withdrawn. False when its
@@ -176,7 +175,7 @@ impl Driver {
         }
     }
 
-    async fn retain(&self, device: &str, payload: Vec<u8>) -> Result<(), String> {
+    async fn retain(&self, device: &str, payload: Vec<u8>) -> Result<(), PublishError> {
         self.mqtt
             .publish(
                 r58_proto::jobs_next(device),
@@ -185,10 +184,9 @@ impl Driver {
                 payload,
             )
             .await
-            .map_err(|e| e.to_string())
     }
 
-    async fn withdraw(&self, device: &str) -> Result<(), String> {
+    async fn withdraw(&self, device: &str) -> Result<(), PublishError> {
         withdraw(&self.mqtt, device).await
     }
 
