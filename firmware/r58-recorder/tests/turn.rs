@@ -202,7 +202,7 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
     // Forged and expired ones are refused.
     assert!(!allocate(turn_port, user, "Zm9yZ2VkLWNyZWRlbnRpYWw="));
     let expired = chrono::Utc::now() - chrono::Duration::seconds(60);
-    let old = r58_fleet::coturn::mint(SECRET.as_bytes(), "r58-test", &[], expired);
+    let old = r58_turn::coturn::mint(SECRET.as_bytes(), "r58-test", &[], expired);
     let (u, c) = (
         old.ice_servers[0].username.clone().unwrap(),
         old.ice_servers[0].credential.clone().unwrap(),

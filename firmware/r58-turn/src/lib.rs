@@ -8,6 +8,7 @@
 //! concurrent requests, and served stale-but-valid when every provider fails.
 
 mod cache;
+pub mod coturn;
 mod cloudflare;
 mod fleet;
 mod ice;

@@ -6,7 +6,6 @@ pub mod api;
 pub mod cli;
 pub mod cli_ota;
 pub mod config;
-pub mod coturn;
 mod dashboard;
 pub mod db;
 pub mod devices;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::{FleetConfig, TurnBackend};
-use crate::coturn;
+use r58_turn::coturn;
 use crate::devices::Devices;
 use crate::error::{read_secret, FleetError};
 

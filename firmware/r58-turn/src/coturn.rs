@@ -5,7 +5,7 @@
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use r58_turn::{Credentials, IceServer};
+use crate::{Credentials, IceServer};
 
 pub fn credential(secret: &[u8], username: &str) -> String {
     let mut mac =
