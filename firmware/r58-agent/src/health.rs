@@ -141,9 +141,39 @@ fn this_boot(cfg: &R58Config, boot_id: &str) -> Result<BootKind, String> {
 }
 
 /// Judges this boot and marks the booted slot (the commit comes first, the verdict after it:
-/// an OTA job never reports success uncommitted). Err only when a trial boot failed.
+/// an OTA job never reports success uncommitted). Err only when a trial boot failed. Then
+/// records that this boot is judged: an OTA job waits for that before it uses RAUC.
 pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
     let boot_id = r58_ota::engine::read_boot_id(&cfg.ota.boot_id_file);
+    let result = judge(cfg, &boot_id, deadline);
+    let judged = r58_ota::engine::BootJudged {
+        boot_id: boot_id.clone(),
+        ts: chrono::Utc::now(),
+    };
+    let path = cfg.ota.dir.join(r58_ota::engine::JUDGED_FILE);
+    if let Err(e) = r58_fs::write_json_atomic(&path, &judged) {
+        tracing::error!(error = %e, "cannot record that this boot is judged");
+    }
+    result
+}
+
+/// `rauc status mark-<state> booted`, asked again every 2 s until `until` while RAUC refuses
+/// (it runs one operation at a time: an install or a bundle check of the agent's).
+fn mark(state: &str, until: Instant) -> Result<(), String> {
+    loop {
+        match rauc(&["status", &format!("mark-{state}"), "booted"]) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= until => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "RAUC refused the mark: asking again");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn judge(cfg: &R58Config, boot_id: &str, deadline: Duration) -> Result<(), String> {
+    let boot_id = boot_id.to_string();
     let until = Instant::now() + deadline;
     // RAUC may still be starting: ask again until the deadline.
     let kind = loop {
@@ -168,7 +198,7 @@ pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
                 } else {
                     format!("committed slot, not healthy yet: {}", joined(&degraded))
                 };
-                match rauc(&["status", "mark-good", "booted"]) {
+                match mark("good", until.max(Instant::now() + Duration::from_secs(30))) {
                     Ok(_) => {}
                     // A committed slot stays: U-Boot's counter decides after failed tries.
                     Err(e) if kind == BootKind::Committed => {
@@ -187,7 +217,7 @@ pub fn run(cfg: &R58Config, deadline: Duration) -> Result<(), String> {
                 let reason = joined(&reasons);
                 tracing::error!(%reason, "trial boot unhealthy: marking the booted slot bad");
                 write_verdict(cfg, &boot_id, false, &reason);
-                rauc(&["status", "mark-bad", "booted"])?;
+                mark("bad", Instant::now() + Duration::from_secs(30))?;
                 return Err(reason);
             }
         }

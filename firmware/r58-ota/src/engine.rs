@@ -25,7 +25,7 @@ use crate::rauc::{Rauc, RaucError};
 use crate::record::{Record, Store};
 
 mod boot;
-pub use boot::{read_boot_id, HealthVerdict, HEALTH_FILE};
+pub use boot::{read_boot_id, BootJudged, HealthVerdict, HEALTH_FILE, JUDGED_FILE};
 
 /// What the engine needs from the rest of the device.
 pub trait Host: Send + Sync {
@@ -60,6 +60,9 @@ pub struct Settings {
     /// The box's version floor (`ota.min_version`): nothing older installs, whatever the job
     /// allows. Empty: none.
     pub min_version: String,
+    /// How long a job waits, at most, for the boot health check to judge this boot before it
+    /// uses RAUC (see [`BootJudged`]).
+    pub boot_check_wait: Duration,
 }
 
 /// Refuses a version below the box's floor (see [`Settings::min_version`]).
@@ -278,6 +281,7 @@ impl Worker {
         let job = rec.job.clone();
         let installed = rec.phase == Phase::Installing && self.finish_running_install().await?;
         if rec.phase <= Phase::Installing && !installed {
+            self.wait_boot_judged().await;
             self.set_status(Status::Updating).await;
             if rec.phase == Phase::Queued {
                 self.check_job(&job).await?;

@@ -654,3 +654,47 @@ fn an_agent_restarted_during_the_install_waits_for_it_and_the_job_goes_on() {
         "{log}"
     );
 }
+
+/// RAUC runs one operation at a time, and an install can take minutes: a job leaves RAUC to
+/// the boot health check until this boot is judged, so a committed slot is marked good (its
+/// tries restored) before the install, and power cuts during the install cannot use them up.
+#[test]
+fn a_job_waits_for_the_boot_health_check_before_using_rauc() {
+    let env = setup(true);
+    let b = env.publish(&env.bundle("w1.raucb", "1.0.0", "r58-test", 4));
+    let mut dev = env.device("r58-judge");
+    let log_path = dev.sim.dir.join("bootloader.log");
+    assert_eq!(dev.power_cycle_without_health(), "A");
+    let this_boot = std::fs::read_to_string(&log_path).unwrap().len();
+    // U-Boot took one of A's tries; only the health check gives it back.
+    assert!(
+        !dev.sim.boot_state().contains("BOOT_A_LEFT=3"),
+        "{}",
+        dev.sim.boot_state()
+    );
+    env.job("r58-judge", env.job_doc("judge-job", &b));
+    std::thread::sleep(Duration::from_secs(4));
+    let phases = env.phases("r58-judge", "judge-job");
+    assert!(
+        phases.iter().all(|p| p == "queued"),
+        "the job went on before the boot was judged: {phases:?}"
+    );
+    let log = dev.agent.log_text();
+    assert!(
+        log.contains("waiting for the boot health check before using RAUC"),
+        "{log}"
+    );
+    dev.start_health();
+    let end = env.finish(
+        &mut [&mut dev],
+        "r58-judge",
+        "judge-job",
+        Duration::from_secs(120),
+    );
+    assert_eq!(end["phase"], "succeeded", "{end}");
+    // The backend's calls in order: A marked good before B was made primary by the install.
+    let calls = std::fs::read_to_string(&log_path).unwrap()[this_boot..].to_string();
+    let good_a = calls.find("set-state A good").expect("A marked good");
+    let primary_b = calls.find("set-primary B").expect("B made primary");
+    assert!(good_a < primary_b, "{calls}");
+}

@@ -18,6 +18,18 @@ pub struct HealthVerdict {
 
 pub const HEALTH_FILE: &str = "health.json";
 
+/// The boot the health check last finished judging (`<ota.dir>/boot-judged.json`), whatever
+/// its verdict: until this boot is judged, the engine leaves RAUC to the health check (RAUC
+/// runs one operation at a time, and a committed slot's `mark-good` must come before an
+/// install that can take minutes, or power cuts during it use up the slot's tries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootJudged {
+    pub boot_id: String,
+    pub ts: chrono::DateTime<Utc>,
+}
+
+pub const JUDGED_FILE: &str = "boot-judged.json";
+
 pub fn read_boot_id(path: &std::path::Path) -> String {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
@@ -25,6 +37,34 @@ pub fn read_boot_id(path: &std::path::Path) -> String {
 }
 
 impl Worker {
+    /// Waits (bounded by `boot_check_wait`) until the health check has judged this boot.
+    pub(super) async fn wait_boot_judged(&self) {
+        let boot = read_boot_id(&self.settings.boot_id_file);
+        if boot.is_empty() {
+            return;
+        }
+        let path = self.settings.dir.join(JUDGED_FILE);
+        let until = tokio::time::Instant::now() + self.settings.boot_check_wait;
+        let mut logged = false;
+        loop {
+            let judged: Option<BootJudged> = r58_fs::read_json(&path).ok().flatten();
+            if judged.is_some_and(|j| j.boot_id == boot) {
+                return;
+            }
+            if tokio::time::Instant::now() >= until {
+                tracing::warn!(
+                    "the boot health check has not judged this boot: using RAUC anyway"
+                );
+                return;
+            }
+            if !logged {
+                tracing::info!("waiting for the boot health check before using RAUC");
+                logged = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
     pub(super) async fn reboot(&self) -> Result<(), Fail> {
         let boot = read_boot_id(&self.settings.boot_id_file);
         // A verdict from an earlier boot (an earlier update's failed check, whose boot id is

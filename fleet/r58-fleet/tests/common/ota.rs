@@ -96,8 +96,7 @@ impl OtaDevice {
         agent
             .env
             .push(("DBUS_SYSTEM_BUS_ADDRESS".into(), sim.bus.clone()));
-        agent.spawn();
-        Self {
+        let mut dev = Self {
             id: id.into(),
             sim,
             agent,
@@ -106,7 +105,9 @@ impl OtaDevice {
             health: None,
             reboots_done: 0,
             health_deadline_s: 30,
-        }
+        };
+        dev.start_services();
+        dev
     }
 
     fn reboot_requests(&self) -> usize {
@@ -130,7 +131,30 @@ impl OtaDevice {
         self.agent
             .env
             .push(("R58_BOOTED_SLOT".into(), slot.clone()));
+        self.start_services();
+        slot
+    }
+
+    /// The services of one boot: the agent and the boot health check.
+    fn start_services(&mut self) {
         self.agent.spawn();
+        self.start_health();
+    }
+
+    /// A power cycle whose boot health check has not started yet (`start_health` starts it).
+    pub fn power_cycle_without_health(&mut self) -> String {
+        self.agent.kill9();
+        if let Some(mut h) = self.health.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        let slot = self.sim.boot();
+        self.agent.spawn();
+        slot
+    }
+
+    /// Starts the boot health check (`r58-health.service`) of this boot.
+    pub fn start_health(&mut self) {
         let path = format!(
             "{}:{}",
             self.agent.dir.join("bin").display(),
@@ -157,7 +181,6 @@ impl OtaDevice {
                 .spawn()
                 .unwrap(),
         );
-        slot
     }
 
     /// A boot that never gets far enough to start the services: the bootloader counts the
