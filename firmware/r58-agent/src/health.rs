@@ -101,7 +101,9 @@ fn booted_slot() -> Result<String, String> {
 /// boot after the rollback must not hide it.
 fn committed_may_record(cfg: &R58Config, boot_id: &str) -> bool {
     let existing: Option<r58_ota::HealthVerdict> =
-        r58_fs::read_json(&cfg.ota.dir.join(r58_ota::HEALTH_FILE)).ok().flatten();
+        r58_fs::read_json(&cfg.ota.dir.join(r58_ota::HEALTH_FILE))
+            .ok()
+            .flatten();
     !matches!(existing, Some(v) if !v.good && v.boot_id != boot_id)
 }
 

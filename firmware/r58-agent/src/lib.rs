@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod commands;
 pub mod commit;
+pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod ids;

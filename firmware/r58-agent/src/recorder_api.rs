@@ -36,7 +36,13 @@ pub async fn status(
     timeout: Duration,
 ) -> Result<Value, RecorderApiError> {
     let url = format!("{}/api/status", api.trim_end_matches('/'));
-    let resp = match client.get(&url).bearer_auth(token).timeout(timeout).send().await {
+    let resp = match client
+        .get(&url)
+        .bearer_auth(token)
+        .timeout(timeout)
+        .send()
+        .await
+    {
         Ok(r) => r,
         Err(source) => return Err(RecorderApiError::Unreachable { url, source }),
     };

@@ -1,24 +1,13 @@
-//! One connection to the broker: its client, its event loop (polled by a task of its own)
-//! and what was sent on it and not yet acknowledged.
-
-use std::collections::{HashMap, VecDeque};
+//! One connection to the broker: its client and its event loop (polled by a task of its
+//! own). What was sent on it and not yet acknowledged is the delivery's (`crate::delivery`).
 
 use r58_proto::Status;
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, QoS};
 use tokio::sync::mpsc;
 
 use super::Agent;
+use crate::delivery::{Full, Publish};
 use crate::error::AgentError;
-use crate::queue::Queued;
-
-/// What a publish request carried, in the order the requests were made.
-pub(super) enum Sent {
-    /// A message from the disk queue (its seq).
-    Queue(u64),
-    /// A message sent straight away while online (its number in `direct`).
-    Direct(u64),
-    Other,
-}
 
 /// A connection's event loop, polled by a task of its own. rumqttc's `poll` is not
 /// cancel-safe while it connects: raced against the agent's timers in a `select!`, a slow
@@ -63,14 +52,16 @@ impl Drop for Events {
 pub(super) struct Conn {
     pub(super) client: AsyncClient,
     pub(super) events: Events,
-    pub(super) expect: VecDeque<Sent>,
-    pub(super) pkids: HashMap<u16, u64>,
-    pub(super) in_flight: VecDeque<u64>,
-    /// Messages sent directly and not yet acknowledged, in send order: written to the
-    /// disk queue if the connection drops before the broker acknowledges them.
-    pub(super) direct: VecDeque<(u64, Queued)>,
-    pub(super) direct_pkids: HashMap<u16, u64>,
-    pub(super) next_direct: u64,
+}
+
+impl Publish for Conn {
+    /// Never waits for room in the client's request queue: its event loop may itself be
+    /// waiting for the agent's loop to take an event (a flood of inbound messages).
+    fn try_publish(&mut self, topic: &str, payload: Vec<u8>, retain: bool) -> Result<(), Full> {
+        self.client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .map_err(|_| Full)
+    }
 }
 
 /// The next connection's session number: above the last one, and at least the Unix time in
@@ -100,12 +91,6 @@ impl Agent {
         Ok(Conn {
             client,
             events: Events::spawn(events),
-            expect: VecDeque::new(),
-            pkids: HashMap::new(),
-            in_flight: VecDeque::new(),
-            direct: VecDeque::new(),
-            direct_pkids: HashMap::new(),
-            next_direct: 0,
         })
     }
 }

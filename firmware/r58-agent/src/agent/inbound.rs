@@ -52,7 +52,7 @@ impl Agent {
         } else {
             r58_systemd::notify_or_log(&[r58_systemd::Notify::Status("online".into())]);
         }
-        self.drain(conn).await;
+        self.delivery.drain(conn);
     }
 
     pub(super) async fn on_publish(
@@ -227,6 +227,6 @@ impl Agent {
         };
         let body = serde_json::to_vec(&reported).unwrap_or_default();
         let topic = proto::twin_reported(self.id());
-        self.publish(conn, topic, body, true, None).await;
+        self.delivery.send_document(conn, &topic, body, true);
     }
 }

@@ -1,9 +1,10 @@
 //! The agent's event loop: one task owns the MQTT connection, the offline queue and the
 //! timers; commands run in tasks of their own and report back through a bounded channel.
-//! The connection is in `conn`, delivery (direct or through the disk queue) in `delivery`,
-//! what arrives from the broker in `inbound`, what runs (slot, version) in `running`.
+//! The connection is in `conn`, delivery (direct or through the disk queue) in
+//! `crate::delivery`, what arrives from the broker in `inbound`, what runs (slot, version) in
+//! `running`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,21 +18,19 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::commands;
+use crate::delivery::{Delivery, Publish};
 use crate::error::AgentError;
 use crate::ids::SeenIds;
 use crate::link::{backoff, Link};
-use crate::queue::{DiskQueue, Queued};
+use crate::queue::DiskQueue;
 use crate::system::System;
 use crate::telemetry::{self, CpuSampler};
 
 mod conn;
-mod delivery;
 mod inbound;
 mod running;
 
 use conn::Conn;
-
-const WINDOW: usize = 32;
 
 /// Messages from command tasks to the loop.
 enum ToLoop {
@@ -59,7 +58,7 @@ pub struct Agent {
     paths: ConfigPaths,
     system: Arc<dyn System>,
     http: reqwest::Client,
-    queue: DiskQueue,
+    delivery: Delivery,
     seen: SeenIds,
     state_file: PathBuf,
     persisted: Persisted,
@@ -70,8 +69,6 @@ pub struct Agent {
     /// Monotonic ms of the last loop turn, for the watchdog.
     pub heartbeat: Arc<AtomicU64>,
     ready_sent: bool,
-    /// Messages produced since the last flush (see `flush`).
-    outbox: VecDeque<Queued>,
     /// The OTA engine's inbox (None with `ota.enabled = false`).
     ota: Option<mpsc::Sender<r58_ota::In>>,
     /// What runs: RAUC's version of the booted slot's bundle, else this build's.
@@ -119,7 +116,7 @@ impl Agent {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
-            queue,
+            delivery: Delivery::new(queue),
             seen,
             state_file,
             persisted,
@@ -129,7 +126,6 @@ impl Agent {
             tls,
             heartbeat: Arc::new(AtomicU64::new(1)),
             ready_sent: false,
-            outbox: VecDeque::new(),
             ota: None,
             firmware_version: env!("CARGO_PKG_VERSION").into(),
             booted_slot: running::slot_at_start(),
@@ -156,8 +152,23 @@ impl Agent {
     /// Publishes the retained `state` with the current status.
     async fn publish_state(&mut self, conn: &mut Conn) {
         let doc = self.state_doc(self.status);
-        self.publish(conn, proto::state(self.id()), doc, true, None)
-            .await;
+        let topic = proto::state(self.id());
+        self.delivery.send_document(conn, &topic, doc, true);
+    }
+
+    /// Hands a message to the delivery (sent at the next flush); an oversized one is
+    /// dropped here, logged and counted.
+    fn enqueue(&mut self, topic: String, payload: &impl Serialize) {
+        let payload = serde_json::to_string(payload).unwrap_or_default();
+        if let Err(e) = self.delivery.enqueue(topic, payload) {
+            tracing::error!(error = %e, "message over the size limit dropped");
+        }
+    }
+
+    /// Sends what was produced: directly while online, else to disk; then drains the disk.
+    fn flush(&mut self, conn: Option<&mut Conn>) {
+        let online = conn.filter(|_| self.link == Link::Online);
+        self.delivery.flush(online.map(|c| c as &mut dyn Publish));
     }
 
     fn state_doc(&self, status: Status) -> Vec<u8> {
@@ -175,7 +186,8 @@ impl Agent {
 
     fn sample_telemetry(&mut self, cpu: &mut CpuSampler, recorder: Value) {
         let data_dir = self.cfg.recorder.data_dir.clone();
-        let system = telemetry::system(cpu, &data_dir, self.queue.len(), self.queue.dropped());
+        let queue = self.delivery.queue();
+        let system = telemetry::system(cpu, &data_dir, queue.len(), queue.dropped());
         for (stream, data) in [
             ("system", system),
             ("network", telemetry::network()),
@@ -278,19 +290,13 @@ impl Agent {
                         }
                     }
                     Ok(Event::Incoming(Incoming::PubAck(a))) => {
-                        if let Some(mut c) = conn.take() {
-                            self.on_puback(&mut c, a.pkid);
-                            for done in pending_status.drain(..) {
-                                let _ = done.send(());
-                            }
-                            conn = Some(c);
+                        self.delivery.on_puback(a.pkid);
+                        for done in pending_status.drain(..) {
+                            let _ = done.send(());
                         }
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some(mut c) = conn.take() {
-                            self.on_outgoing_publish(&mut c, pkid);
-                            conn = Some(c);
-                        }
+                        self.delivery.on_outgoing_publish(pkid);
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -299,9 +305,8 @@ impl Agent {
                         self.set_link(Link::Backoff { attempt, wait });
                         r58_systemd::notify_or_log(&[r58_systemd::Notify::Status(format!("offline: {e}"))]);
                         attempt += 1;
-                        if let Some(mut c) = conn.take() {
-                            self.requeue_direct(&mut c);
-                        }
+                        conn = None;
+                        self.delivery.connection_lost();
                         backoff_until = Some(Instant::now() + wait);
                     }
                 },
@@ -364,7 +369,7 @@ impl Agent {
                     }
                 }
             }
-            self.flush(conn.as_mut()).await;
+            self.flush(conn.as_mut());
         }
         self.ota = None;
         if let Some(t) = engine_task {
@@ -382,12 +387,12 @@ impl Agent {
         self.set_link(Link::Stopping);
         r58_systemd::notify_or_log(&[r58_systemd::Notify::Stopping]);
         // Nothing produced is lost: pending and unacknowledged messages go to disk.
-        self.flush(None).await;
+        self.flush(None);
+        self.delivery.connection_lost();
         let Some(mut c) = conn else { return };
-        self.requeue_direct(&mut c);
         let doc = self.state_doc(Status::Offline);
         let topic = proto::state(self.id());
-        self.publish(&mut c, topic, doc, true, None).await;
+        self.delivery.send_document(&mut c, &topic, doc, true);
         // Wait for the broker to take it (bounded), then say goodbye without the will.
         let deadline = tokio::time::sleep(Duration::from_secs(3));
         tokio::pin!(deadline);
