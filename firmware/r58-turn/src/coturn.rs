@@ -2,10 +2,10 @@
 //! credential base64(HMAC-SHA1(secret, username)). coturn checks the HMAC and refuses the
 //! username once its time has passed.
 
+use crate::{Credentials, IceServer};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use crate::{Credentials, IceServer};
 
 pub fn credential(secret: &[u8], username: &str) -> String {
     let mut mac =

@@ -8,8 +8,8 @@
 //! concurrent requests, and served stale-but-valid when every provider fails.
 
 mod cache;
-pub mod coturn;
 mod cloudflare;
+pub mod coturn;
 mod fleet;
 mod ice;
 mod provider;

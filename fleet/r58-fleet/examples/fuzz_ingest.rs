@@ -232,7 +232,10 @@ fn main() {
         "last state in inventory:   {:.1} s from the first message ({arrived})",
         done.as_secs_f64()
     );
-    println!("accounted for:             {accounted} of {} messages", n + 1);
+    println!(
+        "accounted for:             {accounted} of {} messages",
+        n + 1
+    );
     println!(
         "ingest: stored {}, set aside {}, database errors {}",
         metric(&m, "r58_fleet_ingest_messages_total"),

@@ -377,7 +377,9 @@ type Held = (Publish, OwnedSemaphorePermit);
 /// What a message costs of [`HELD_KIB`]: its topic and payload, in KiB rounded up.
 fn held_kib(p: &Publish) -> u32 {
     let bytes = p.topic.len() + p.payload.len();
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(HELD_KIB).clamp(1, HELD_KIB)
+    u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(HELD_KIB)
+        .clamp(1, HELD_KIB)
 }
 
 async fn run_eventloop(

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::{FleetConfig, TurnBackend};
-use r58_turn::coturn;
 use crate::devices::Devices;
 use crate::error::{read_secret, FleetError};
+use r58_turn::coturn;
 
 pub enum Backend {
     None,

@@ -52,9 +52,7 @@ impl Worker {
                 return;
             }
             if tokio::time::Instant::now() >= until {
-                tracing::warn!(
-                    "the boot health check has not judged this boot: using RAUC anyway"
-                );
+                tracing::warn!("the boot health check has not judged this boot: using RAUC anyway");
                 return;
             }
             if !logged {
