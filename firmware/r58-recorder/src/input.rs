@@ -21,6 +21,7 @@ use r58_config::{EncoderConfig, InputConfig, WatchdogConfig};
 use crate::encoder;
 use crate::error::RecorderError;
 use crate::fanout::{Fanout, Stream};
+use crate::source::{self, FrameSink};
 use crate::stats::{lock, mono_ms, SourceFormat, Stats};
 
 /// Extra latency of the audio mixer, so that jittery source audio still makes the deadline.
@@ -190,7 +191,7 @@ impl Input {
         let stall = Duration::from_millis((u64::from(wd.signal_timeout_ms) * 5).max(5000));
         let handle = std::thread::Builder::new()
             .name(format!("src-{id}"))
-            .spawn(move || crate::source::supervise(weak, scfg, stop, stall))
+            .spawn(move || source::supervise(weak, scfg, stop, stall))
             .map_err(|e| wire_err(id, &format!("spawning source thread: {e}")))?;
         *lock(&input.supervisor) = Some(handle);
         let weak = Arc::downgrade(&input);
@@ -468,5 +469,23 @@ fn slate_pump(input: std::sync::Weak<Input>, stop: Arc<AtomicBool>, period: Dura
         } else {
             next = now;
         }
+    }
+}
+
+impl FrameSink for Input {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    fn push_raw(&self, stream: Stream, sample: &gst::Sample) {
+        Input::push_raw(self, stream, sample);
+    }
+
+    fn source_restarted(&self) {
+        Input::source_restarted(self);
     }
 }

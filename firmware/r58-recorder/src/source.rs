@@ -13,8 +13,35 @@ use gstreamer_app as gst_app;
 use r58_config::{InputConfig, InputKind};
 
 use crate::fanout::Stream;
-use crate::input::Input;
-use crate::stats::{lock, SourceState};
+use crate::stats::{lock, SourceState, Stats};
+
+/// Where a source pipeline's frames go: the input's encode side.
+pub trait FrameSink: Send + Sync + 'static {
+    fn id(&self) -> &str;
+    fn stats(&self) -> Arc<Stats>;
+    fn push_raw(&self, stream: Stream, sample: &gst::Sample);
+    /// A new source pipeline plays (its caps may differ from the last one's).
+    fn source_restarted(&self);
+}
+
+/// Why a source pipeline ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceEnd {
+    #[error("building source pipeline: {0}")]
+    Build(String),
+    #[error("starting source pipeline: {0}")]
+    Start(String),
+    #[error("pipeline has no bus")]
+    NoBus,
+    #[error("{error} ({debug})")]
+    Failed { error: String, debug: String },
+    #[error("end of stream")]
+    EndOfStream,
+    #[error("no frames for {ms} ms")]
+    NoFrames { ms: u128 },
+    #[error("stopping")]
+    Stopping,
+}
 
 const AUDIO_CAPS: &str = "audio/x-raw,rate=48000,channels=2";
 
@@ -60,7 +87,7 @@ pub fn describe(cfg: &InputConfig) -> String {
     }
 }
 
-fn build(cfg: &InputConfig, input: &Weak<Input>) -> Result<gst::Pipeline, String> {
+fn build<S: FrameSink>(cfg: &InputConfig, input: &Weak<S>) -> Result<gst::Pipeline, String> {
     let pipeline = gst::parse::launch(&describe(cfg))
         .map_err(|e| e.to_string())?
         .downcast::<gst::Pipeline>()
@@ -157,15 +184,20 @@ fn wire_uridecodebin(pipeline: &gst::Pipeline, cfg: &InputConfig) -> Result<(), 
 }
 
 /// Runs the source pipeline of `input` until `stop` is set, restarting it on failure.
-pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, stall: Duration) {
+pub fn supervise<S: FrameSink>(
+    input: Weak<S>,
+    cfg: InputConfig,
+    stop: Arc<AtomicBool>,
+    stall: Duration,
+) {
     let max_backoff = Duration::from_secs(u64::from(cfg.reconnect_max_seconds));
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::Relaxed) {
         let Some(strong) = input.upgrade() else {
             return;
         };
-        let id = strong.id.clone();
-        let stats = strong.stats.clone();
+        let id = strong.id().to_string();
+        let stats = strong.stats();
         drop(strong);
         *lock(&stats.source_state) = SourceState::Starting;
         let started = Instant::now();
@@ -178,7 +210,7 @@ pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, st
                 let _ = pipeline.set_state(gst::State::Null);
                 reason
             }
-            Err(e) => format!("building source pipeline: {e}"),
+            Err(e) => SourceEnd::Build(e),
         };
         if stop.load(Ordering::Relaxed) {
             break;
@@ -190,7 +222,7 @@ pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, st
         let wait = (backoff + jitter).min(max_backoff);
         tracing::warn!(input = %id, %reason, retry_in_ms = wait.as_millis() as u64, "source down");
         *lock(&stats.source_state) = SourceState::Retrying {
-            reason,
+            reason: reason.to_string(),
             retry_in_ms: wait.as_millis() as u64,
         };
         stats.source_restarts.fetch_add(1, Ordering::Relaxed);
@@ -203,35 +235,29 @@ pub fn supervise(input: Weak<Input>, cfg: InputConfig, stop: Arc<AtomicBool>, st
 }
 
 /// Plays the pipeline and watches its bus; returns why it ended.
-fn run(
-    pipeline: &gst::Pipeline,
-    stats: &crate::stats::Stats,
-    stop: &AtomicBool,
-    stall: Duration,
-) -> String {
+fn run(pipeline: &gst::Pipeline, stats: &Stats, stop: &AtomicBool, stall: Duration) -> SourceEnd {
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return format!("starting source pipeline: {e}");
+        return SourceEnd::Start(e.to_string());
     }
     let Some(bus) = pipeline.bus() else {
-        return "pipeline has no bus".into();
+        return SourceEnd::NoBus;
     };
     let started = Instant::now();
     let mut playing = false;
     loop {
         if stop.load(Ordering::Relaxed) {
-            return "stopping".into();
+            return SourceEnd::Stopping;
         }
         if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
             use gst::MessageView;
             match msg.view() {
                 MessageView::Error(e) => {
-                    return format!(
-                        "{} ({})",
-                        e.error(),
-                        e.debug().map(|d| d.to_string()).unwrap_or_default()
-                    )
+                    return SourceEnd::Failed {
+                        error: e.error().to_string(),
+                        debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
+                    }
                 }
-                MessageView::Eos(_) => return "end of stream".into(),
+                MessageView::Eos(_) => return SourceEnd::EndOfStream,
                 MessageView::Warning(w) => tracing::debug!(warning = %w.error(), "source warning"),
                 _ => {}
             }
@@ -249,7 +275,9 @@ fn run(
             started.elapsed()
         };
         if silent_for > stall {
-            return format!("no frames for {} ms", silent_for.as_millis());
+            return SourceEnd::NoFrames {
+                ms: silent_for.as_millis(),
+            };
         }
     }
 }

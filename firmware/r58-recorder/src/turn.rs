@@ -1,20 +1,13 @@
-//! The device's TURN endpoint: builds the providers from `[turn]` and serves
-//! `GET /api/turn-credentials` (cached, rate limited per client, `Cache-Control: no-store`).
+//! The device's TURN credentials: the providers from `[turn]`, the cache that refreshes
+//! them, and the per-client rate limit (served by `api::turn`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use r58_config::{TurnConfig, TurnSource};
 use r58_turn::{
-    CloudflareProvider, FleetProvider, RateLimiter, TurnError, TurnProvider, TurnService,
-    TurnSettings,
+    CloudflareProvider, FleetProvider, RateLimiter, TurnProvider, TurnService, TurnSettings,
 };
-
-use crate::api::{ApiError, AppState};
 
 pub struct TurnEndpoint {
     pub service: Arc<TurnService>,
@@ -94,50 +87,5 @@ pub fn start(cfg: &TurnConfig) -> TurnEndpoint {
     TurnEndpoint {
         service,
         limiter: RateLimiter::new(cfg.rate_limit_per_minute, cfg.rate_limit_burst),
-    }
-}
-
-pub async fn credentials(
-    State(rec): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    let Some(turn) = rec.turn.get() else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "turn_unavailable",
-            "TURN is starting",
-        )
-        .into_response();
-    };
-    if !turn.limiter.allow(peer.ip()) {
-        return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests; retry in a few seconds",
-        )
-        .into_response();
-    }
-    match turn.service.get_json().await {
-        Ok(json) => (
-            [
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_TYPE, "application/json"),
-            ],
-            json,
-        )
-            .into_response(),
-        Err(e @ (TurnError::NoProviders | TurnError::Unavailable { .. })) => {
-            let mut resp = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "turn_unavailable",
-                e.to_string(),
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                header::CACHE_CONTROL,
-                header::HeaderValue::from_static("no-store"),
-            );
-            resp
-        }
     }
 }

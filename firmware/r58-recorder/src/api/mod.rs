@@ -7,6 +7,7 @@ mod host;
 mod metrics;
 mod recordings;
 mod status;
+mod turn;
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/status", get(status::status))
         .route("/api/inputs", get(status::inputs))
-        .route("/api/turn-credentials", get(crate::turn::credentials))
+        .route("/api/turn-credentials", get(turn::credentials))
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/:session", get(recordings::get))
         .route(
