@@ -131,7 +131,7 @@ fn main() {
     let state = format!("r58/v1/{DEVICE}/state");
     let obs = Observer::connect(&pki, broker.port, "fuzz-fleet", "fleet", &[&status, &state]);
     let mut agent = AgentProc::start(&dir.path().join("agent"), &pki, broker.port, DEVICE, "");
-    let pid = agent.child.as_ref().unwrap().id();
+    let pid = agent.pid().unwrap();
     obs.wait_json(&state, Duration::from_secs(30), "online", |v| {
         v["status"] == "online"
     });

@@ -40,9 +40,6 @@ impl Host for AgentHost {
     }
 }
 
-/// Longer than `r58-health.service` takes at most (`--health-check 180`, after `/data`).
-const BOOT_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
-
 pub fn settings(cfg: &R58Config) -> Settings {
     Settings {
         dir: cfg.ota.dir.clone(),
@@ -54,7 +51,7 @@ pub fn settings(cfg: &R58Config) -> Settings {
         build_version: env!("CARGO_PKG_VERSION").into(),
         streaming: cfg.ota.streaming,
         min_version: cfg.ota.min_version.clone(),
-        boot_check_wait: BOOT_CHECK_WAIT,
+        boot_check_wait: std::time::Duration::from_secs(u64::from(cfg.ota.boot_check_wait_seconds)),
     }
 }
 

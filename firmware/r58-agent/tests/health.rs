@@ -95,9 +95,7 @@ fn committed_slot_is_kept_without_network_and_a_failed_trial_boot_is_marked_bad(
     );
     // The real rauc CLI on the simulated system bus.
     std::fs::remove_file(agent.dir.join("bin/rauc")).unwrap();
-    agent
-        .env
-        .push(("DBUS_SYSTEM_BUS_ADDRESS".into(), sim.bus.clone()));
+    agent.daemon.set_env("DBUS_SYSTEM_BUS_ADDRESS", &sim.bus);
     agent.spawn();
     obs.wait_json(
         "r58/v1/r58-h/state",

@@ -3,11 +3,16 @@
 //! rewritten), and an MQTT client with any identity that records what it receives.
 #![allow(clippy::unwrap_used)]
 
+pub mod browser;
+pub mod daemon;
 pub mod rauc;
 
+pub use daemon::Daemon;
+
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,9 +96,8 @@ impl Pki {
 }
 
 pub struct Broker {
-    child: Option<Child>,
+    daemon: Daemon,
     pub port: u16,
-    conf: PathBuf,
     pub log: PathBuf,
 }
 
@@ -136,30 +140,19 @@ impl Broker {
         );
         let conf = dir.join("mosquitto.conf");
         std::fs::write(&conf, conf_text).unwrap();
+        let log = dir.join("mosquitto.log");
         let mut b = Self {
-            child: None,
+            daemon: Daemon::new("mosquitto", "mosquitto", &log)
+                .args([OsStr::new("-c"), conf.as_os_str()]),
             port,
-            conf,
-            log: dir.join("mosquitto.log"),
+            log,
         };
         b.spawn();
         b
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("mosquitto");
-        self.child = Some(child);
+        self.daemon.spawn();
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
@@ -172,22 +165,7 @@ impl Broker {
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.daemon.terminate(Duration::from_secs(10));
     }
 }
 
@@ -361,12 +339,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 }
 
 pub struct AgentProc {
-    pub child: Option<Child>,
+    pub daemon: Daemon,
     pub dir: PathBuf,
     pub config: PathBuf,
-    pub log: PathBuf,
-    /// Extra environment of the agent (e.g. `DBUS_SYSTEM_BUS_ADDRESS` of a `RaucSim`).
-    pub env: Vec<(String, String)>,
 }
 
 /// Writes fake `systemctl`, `journalctl` and `rauc` into `<dir>/bin` that log their arguments.
@@ -432,7 +407,9 @@ impl AgentProc {
                 "[recorder]\ndata_dir = \"{data}\"\n[agent]\ndevice_id = \"{device}\"\nbroker = \"mqtts://127.0.0.1:{port}\"\n\
                  ca_file = \"{ca}\"\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nstate_dir = \"{state}\"\n\
                  keepalive_seconds = 5\nreconnect_max_seconds = 2\ntelemetry_interval_seconds = 1\n\
-                 recorder_api = \"http://127.0.0.1:{dead}\"\n[ota]\ndir = \"{ota}\"\n",
+                 recorder_api = \"http://127.0.0.1:{dead}\"\n[ota]\ndir = \"{ota}\"\n\
+                 # No boot health check runs beside a test agent unless the test starts one.\n\
+                 boot_check_wait_seconds = 0\n",
                 data = dir.display(),
                 ca = ca.display(),
                 cert = cert.display(),
@@ -446,71 +423,47 @@ impl AgentProc {
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
         fake_system_tools(dir);
+        let mut daemon = Daemon::new(
+            "r58-agent",
+            workspace_bin("r58-agent"),
+            dir.join("agent.log"),
+        )
+        .args([OsStr::new("--config"), config.as_os_str()]);
+        let path = format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        daemon.set_env("PATH", &path);
         Self {
-            child: None,
+            daemon,
             dir: dir.to_path_buf(),
             config,
-            log: dir.join("agent.log"),
-            env: Vec::new(),
         }
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let path = format!(
-            "{}:{}",
-            self.dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let child = Command::new(workspace_bin("r58-agent"))
-            .args(["--config", self.config.to_str().unwrap()])
-            .env("PATH", path)
-            .env("RUST_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.daemon.spawn();
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
+        self.daemon.kill9();
     }
 
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(Instant::now() < deadline, "agent ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.terminate(Duration::from_secs(10))
     }
 
     pub fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().unwrap().is_none())
+        self.daemon.alive()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.pid()
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log_text()
     }
 
     pub fn system_calls(&self) -> String {
@@ -518,25 +471,9 @@ impl AgentProc {
     }
 }
 
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Kills the child when dropped.
-pub struct Kill(pub Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the real recorder (built by the workspace) with one small test input, `extra` as a
 /// conf.d drop-in; returns it and its API port.
-pub fn start_recorder(dir: &Path, extra: &str) -> (Kill, u16) {
+pub fn start_recorder(dir: &Path, extra: &str) -> (Daemon, u16) {
     let bin = workspace_bin("r58-recorder");
     let api = free_port();
     std::fs::create_dir_all(dir).unwrap();
@@ -553,12 +490,11 @@ pub fn start_recorder(dir: &Path, extra: &str) -> (Kill, u16) {
     .unwrap();
     std::fs::create_dir_all(dir.join("conf.d")).unwrap();
     std::fs::write(dir.join("conf.d/10-test.toml"), extra).unwrap();
-    let child = Command::new(&bin)
-        .args(["--config", dir.join("r58.toml").to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Kill(child), api)
+    let config = dir.join("r58.toml");
+    let mut d = Daemon::new("r58-recorder", bin, dir.join("recorder.log"))
+        .args([OsStr::new("--config"), config.as_os_str()]);
+    d.spawn();
+    (d, api)
 }
 
 /// The resident memory of process `pid`, in KiB (0 when it is gone).

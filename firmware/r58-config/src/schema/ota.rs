@@ -33,6 +33,10 @@ pub struct OtaConfig {
     /// a floor set on the box (or in the image) that the fleet cannot lower, e.g. past a
     /// security fix. Empty: no floor.
     pub min_version: String,
+    /// How long a job waits, at most, for the boot health check (`r58-health.service`) to
+    /// judge this boot before it uses RAUC: longer than the check's deadline. 0: no wait
+    /// (a machine without the check).
+    pub boot_check_wait_seconds: u32,
 }
 
 impl Default for OtaConfig {
@@ -48,6 +52,7 @@ impl Default for OtaConfig {
             rauc_conf: PathBuf::from("/etc/rauc/system.conf"),
             streaming: true,
             min_version: String::new(),
+            boot_check_wait_seconds: 240,
         }
     }
 }
@@ -71,6 +76,13 @@ impl Validate for OtaConfig {
         );
         range_check(&mut out, "reserve_mib", self.reserve_mib, 0, 65536);
         range_check(&mut out, "poll_seconds", self.poll_seconds, 1, 600);
+        range_check(
+            &mut out,
+            "boot_check_wait_seconds",
+            self.boot_check_wait_seconds,
+            0,
+            3600,
+        );
         if !self.dir.is_absolute() {
             out.push((
                 "dir".into(),

@@ -195,7 +195,7 @@ impl Drop for Postgres {
 
 /// `r58-fleet serve` with its config in `dir`.
 pub struct Fleet {
-    child: Option<Child>,
+    daemon: Daemon,
     pub port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
@@ -230,32 +230,25 @@ impl Fleet {
             ),
         )
         .unwrap();
+        let log = dir.join("fleet.log");
+        let daemon = Daemon::new("r58-fleet", fleet_bin(), &log).args([
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+            std::ffi::OsStr::new("serve"),
+        ]);
         let mut f = Self {
-            child: None,
+            daemon,
             port,
             dir: dir.to_path_buf(),
             config,
-            log: dir.join("fleet.log"),
+            log,
         };
         f.spawn();
         f
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(fleet_bin())
-            .args(["--config", self.config.to_str().unwrap(), "serve"])
-            .env("RUST_LOG", "info")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.daemon.spawn();
         let url = self.url("/healthz");
         wait_until(Duration::from_secs(20), "fleet /healthz", || {
             reqwest::blocking::get(&url)
@@ -267,7 +260,7 @@ impl Fleet {
 
     /// The running service's process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("fleet running").id()
+        self.daemon.pid().expect("fleet running")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -295,30 +288,16 @@ impl Fleet {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log_text()
     }
 
     /// Sends a signal to the running service (`STOP` freezes it, `CONT` resumes it).
     pub fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("fleet running").id();
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "kill -{sig} {pid}");
+        self.daemon.signal(sig);
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        self.kill9();
+        self.daemon.kill9();
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use r58_testkit::rauc::RaucSim;
-use r58_testkit::{start_recorder, AgentProc, Kill};
+use r58_testkit::{start_recorder, AgentProc, Daemon};
 
 /// The recorder's API token on the test devices (its control endpoints need one).
 pub const RECORDER_TOKEN: &str = "ota-test-recorder-token-0123";
@@ -18,7 +18,7 @@ pub struct OtaDevice {
     pub id: String,
     pub sim: RaucSim,
     pub agent: AgentProc,
-    pub recorder: Kill,
+    pub recorder: Daemon,
     pub recorder_api: u16,
     health: Option<Child>,
     reboots_done: usize,
@@ -84,7 +84,7 @@ impl OtaDevice {
         let (ca, cert, key) = device_files(dir, pki, broker_port, id);
         let extra = format!(
             "{token}[agent]\nrecorder_api = \"http://127.0.0.1:{api}\"\n\
-             [ota]\ndir = \"{ota}\"\nboot_id_file = \"{boot}\"\npoll_seconds = 1\nbackoff_max_seconds = 1\ndownload_attempts = 4\nreserve_mib = 1\nrauc_conf = \"{conf}\"\nstreaming = {streaming}\n",
+             [ota]\ndir = \"{ota}\"\nboot_id_file = \"{boot}\"\npoll_seconds = 1\nbackoff_max_seconds = 1\ndownload_attempts = 4\nreserve_mib = 1\nrauc_conf = \"{conf}\"\nstreaming = {streaming}\nboot_check_wait_seconds = 60\n",
             ota = dir.join(format!("{id}-ota")).display(),
             boot = sim.boot_id_file.display(),
             conf = sim.dir.join("system.conf").display(),
@@ -93,9 +93,7 @@ impl OtaDevice {
             AgentProc::configure(&dir.join(id), &ca, &cert, &key, broker_port, id, &extra);
         // The real rauc CLI (the health check's mark-good/bad) on the simulated system bus.
         std::fs::remove_file(agent.dir.join("bin/rauc")).unwrap();
-        agent
-            .env
-            .push(("DBUS_SYSTEM_BUS_ADDRESS".into(), sim.bus.clone()));
+        agent.daemon.set_env("DBUS_SYSTEM_BUS_ADDRESS", &sim.bus);
         let mut dev = Self {
             id: id.into(),
             sim,
@@ -127,10 +125,7 @@ impl OtaDevice {
             let _ = h.wait();
         }
         let slot = self.sim.boot();
-        self.agent.env.retain(|(k, _)| k != "R58_BOOTED_SLOT");
-        self.agent
-            .env
-            .push(("R58_BOOTED_SLOT".into(), slot.clone()));
+        self.agent.daemon.set_env("R58_BOOTED_SLOT", &slot);
         self.start_services();
         slot
     }

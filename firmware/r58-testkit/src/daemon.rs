@@ -1,0 +1,184 @@
+//! A long-running process under test: started with its output appended to a log file,
+//! stopped with SIGTERM (bounded) or SIGKILL, killed when dropped. The broker, agent,
+//! recorder, fleet and coturn handles are built on it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    name: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// `program` with its stdout and stderr appended to `log`. Nothing runs until `spawn`.
+    pub fn new(name: &str, program: impl Into<PathBuf>, log: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.to_string(),
+            program: program.into(),
+            args: Vec::new(),
+            env: vec![("RUST_LOG".into(), "info".into())],
+            log: log.into(),
+            child: None,
+        }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets a variable for the next `spawn` (replacing an earlier value).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Starts the process (the log is appended to). Not under systemd: no notify socket, no
+    /// journal stream.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{}: log {}: {e}", self.name, self.log.display()));
+        let err = log.try_clone().unwrap();
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: starting {}: {e}", self.name, self.program.display()));
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// How it ended, once it has (None while it runs or when it was never started).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.is_some() && self.exited().is_none()
+    }
+
+    /// Sends `sig` (a name such as `STOP`, `CONT`, `HUP`) to the running process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("{} is not running", self.name));
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig} {pid} ({})", self.name);
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit; its code (None after a signal).
+    /// Past the timeout it is killed and the test fails with its log.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "{} did not stop within {timeout:?} of SIGTERM: {}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL and reap (a power cut, as far as the process can tell).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_logs_stops_on_sigterm_and_is_killed_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("d.log");
+        let mut d = Daemon::new("sleeper", "/bin/sh", &log).args([
+            "-c",
+            "echo started $GREETING; trap 'exit 7' TERM; while :; do sleep 0.05; done",
+        ]);
+        d.set_env("GREETING", "hello");
+        d.spawn();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !d.log_text().contains("started hello") {
+            assert!(Instant::now() < deadline, "no output: {}", d.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(d.alive());
+        assert_eq!(d.terminate(Duration::from_secs(5)), Some(7));
+        assert!(!d.alive());
+        d.spawn();
+        let pid = d.pid().unwrap();
+        drop(d);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map_or(true, |s| s.contains(") Z")),
+            "still running after drop"
+        );
+    }
+}
