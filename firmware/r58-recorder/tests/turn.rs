@@ -5,64 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use r58_testkit::{Coturn, Daemon};
 
 const SECRET: &str = "coturn-shared-secret-for-tests";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp_and_tcp_port() -> u16 {
-    loop {
-        let p = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
-fn start_coturn(dir: &Path) -> (Proc, u16) {
-    let port = free_udp_and_tcp_port();
-    let relay_lo = 40000 + (port % 200) * 100;
-    let child = Command::new("turnserver")
-        .args([
-            "-n",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            "--use-auth-secret",
-            "--realm=r58.test",
-        ])
-        .args([
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--allow-loopback-peers",
-            "--simple-log",
-            "--log-file=stdout",
-        ])
-        .arg(format!("--listening-port={port}"))
-        .arg(format!("--min-port={relay_lo}"))
-        .arg(format!("--max-port={}", relay_lo + 99))
-        .arg(format!("--static-auth-secret={SECRET}"))
-        .arg(format!("--userdb={}", dir.join("turndb").display()))
-        .arg(format!("--pidfile={}", dir.join("turn.pid").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("turnserver (Debian package coturn)");
-    std::thread::sleep(Duration::from_millis(500));
-    (Proc(child), port)
-}
 
 /// Allocates a relay through coturn and sends through it; true when coturn accepted.
 fn allocate(port: u16, user: &str, credential: &str) -> bool {
@@ -87,17 +37,21 @@ fn allocate(port: u16, user: &str, credential: &str) -> bool {
         .success()
 }
 
-fn fleet_binary() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_r58-recorder")).with_file_name("r58-fleet");
-    assert!(
-        p.exists(),
-        "{} missing: build the workspace first (scripts/test does)",
-        p.display()
-    );
-    p
+/// `r58-fleet serve` with the configuration `cfg` (its log beside it).
+fn fleet_serve(cfg: &Path) -> Daemon {
+    Daemon::new(
+        "r58-fleet",
+        r58_testkit::workspace_bin("r58-fleet"),
+        cfg.with_file_name("fleet.log"),
+    )
+    .args([
+        std::ffi::OsStr::new("--config"),
+        cfg.as_os_str(),
+        std::ffi::OsStr::new("serve"),
+    ])
 }
 
-fn start_fleet(dir: &Path, coturn_port: u16) -> (Proc, u16, String) {
+fn start_fleet(dir: &Path, coturn_port: u16) -> (Daemon, u16, String) {
     let port = free_port();
     std::fs::write(dir.join("turn-secret"), SECRET).unwrap();
     std::fs::write(
@@ -112,7 +66,7 @@ fn start_fleet(dir: &Path, coturn_port: u16) -> (Proc, u16, String) {
         ),
     )
     .unwrap();
-    let out = Command::new(fleet_binary())
+    let out = Command::new(r58_testkit::workspace_bin("r58-fleet"))
         .args([
             "--config",
             dir.join("fleet.toml").to_str().unwrap(),
@@ -127,22 +81,14 @@ fn start_fleet(dir: &Path, coturn_port: u16) -> (Proc, u16, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let child = Command::new(fleet_binary())
-        .args([
-            "--config",
-            dir.join("fleet.toml").to_str().unwrap(),
-            "serve",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut fleet = fleet_serve(&dir.join("fleet.toml"));
+    fleet.spawn();
     wait_for(Duration::from_secs(10), "fleet API", || {
         http_get(&format!("http://127.0.0.1:{port}/healthz"))
             .ok()
             .filter(|r| r.0 == 200)
     });
-    (Proc(child), port, token)
+    (fleet, port, token)
 }
 
 fn post_fleet(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
@@ -158,7 +104,8 @@ fn post_fleet(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::V
 #[test]
 fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (_coturn, turn_port) = start_coturn(dir.path());
+    let coturn = Coturn::start(&dir.path().join("coturn"), SECRET);
+    let turn_port = coturn.port;
     let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port);
 
     // The fleet API refuses what it does not know.
@@ -225,7 +172,7 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
     assert_eq!(*codes.last().unwrap(), 429, "{codes:?}");
 
     // A revoked device is refused at once.
-    let out = Command::new(fleet_binary())
+    let out = Command::new(r58_testkit::workspace_bin("r58-fleet"))
         .args([
             "--config",
             dir.path().join("fleet.toml").to_str().unwrap(),
@@ -274,18 +221,13 @@ fn fleet_backend_failure_is_a_502() {
     )
     .unwrap();
     let cfg = dir.path().join("fleet.toml");
-    let out = Command::new(fleet_binary())
+    let out = Command::new(r58_testkit::workspace_bin("r58-fleet"))
         .args(["--config", cfg.to_str().unwrap(), "device-token", "r58-x"])
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let _fleet = Proc(
-        Command::new(fleet_binary())
-            .args(["--config", cfg.to_str().unwrap(), "serve"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut _fleet = fleet_serve(&cfg);
+    _fleet.spawn();
     wait_for(Duration::from_secs(10), "fleet API", || {
         http_get(&format!("http://127.0.0.1:{port}/healthz"))
             .ok()
@@ -304,7 +246,8 @@ fn fleet_backend_failure_is_a_502() {
 #[test]
 fn the_fleet_limits_each_device_and_sees_new_tokens_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (_coturn, turn_port) = start_coturn(dir.path());
+    let coturn = Coturn::start(&dir.path().join("coturn"), SECRET);
+    let turn_port = coturn.port;
     let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port);
     let codes: Vec<u16> = (0..12)
         .map(|_| post_fleet(fleet_port, Some(&token), "").0)
@@ -313,7 +256,7 @@ fn the_fleet_limits_each_device_and_sees_new_tokens_at_once() {
     assert_eq!(codes[11], 429, "{codes:?}");
     let (_, body) = post_fleet(fleet_port, Some(&token), "");
     assert_eq!(body["error"], "rate_limited", "{body}");
-    let out = Command::new(fleet_binary())
+    let out = Command::new(r58_testkit::workspace_bin("r58-fleet"))
         .args([
             "--config",
             dir.path().join("fleet.toml").to_str().unwrap(),

@@ -526,3 +526,51 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// coturn (Debian `coturn`) on loopback with the TURN REST scheme (`use-auth-secret`):
+/// relays on 127.0.0.1, no TLS, its log in `dir/turnserver.log`.
+pub struct Coturn {
+    pub daemon: Daemon,
+    pub port: u16,
+}
+
+impl Coturn {
+    pub fn start(dir: &Path, secret: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = loop {
+            let p = free_port();
+            if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+                break p;
+            }
+        };
+        let relay_lo = 40000 + (port % 200) * 100;
+        let mut daemon =
+            Daemon::new("turnserver", "turnserver", dir.join("turnserver.log")).args([
+                "-n".to_string(),
+                "--listening-ip=127.0.0.1".into(),
+                "--relay-ip=127.0.0.1".into(),
+                "--use-auth-secret".into(),
+                "--realm=r58.test".into(),
+                "--no-tls".into(),
+                "--no-dtls".into(),
+                "--no-cli".into(),
+                "--allow-loopback-peers".into(),
+                "--simple-log".into(),
+                "--log-file=stdout".into(),
+                format!("--listening-port={port}"),
+                format!("--min-port={relay_lo}"),
+                format!("--max-port={}", relay_lo + 99),
+                format!("--static-auth-secret={secret}"),
+                format!("--userdb={}", dir.join("turndb").display()),
+                format!("--pidfile={}", dir.join("turn.pid").display()),
+            ]);
+        daemon.spawn();
+        // It listens on TCP and UDP alike: TCP tells when it is up.
+        wait_until(Duration::from_secs(10), "coturn listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        });
+        Self { daemon, port }
+    }
+}

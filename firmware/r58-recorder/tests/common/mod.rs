@@ -1,29 +1,20 @@
 //! Test harness: starts the real `r58-recorder` binary on free loopback ports in a temp
 //! folder, and checks media with the real ffmpeg/ffprobe.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use r58_testkit::{free_port, wait_until as wait_for, Daemon};
+
 pub const TOKEN: &str = "test-token-0123456789";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct Recorder {
-    pub child: Option<Child>,
+    pub daemon: Daemon,
     pub dir: PathBuf,
     pub api: u16,
     pub rtsp: u16,
-    pub log: PathBuf,
-    config: PathBuf,
 }
 
 /// A config for `dir` with small, fast test inputs; `extra` is appended verbatim.
@@ -52,36 +43,29 @@ impl Recorder {
         // Test-specific settings go in a drop-in, layered over the base file as on the box.
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("conf.d/50-test.toml"), extra).unwrap();
+        let daemon = Daemon::new(
+            "r58-recorder",
+            env!("CARGO_BIN_EXE_r58-recorder"),
+            dir.join("recorder.log"),
+        )
+        .args([std::ffi::OsStr::new("--config"), config.as_os_str()]);
         let mut r = Self {
-            child: None,
+            daemon,
             dir: dir.to_path_buf(),
             api,
             rtsp,
-            log: dir.join("recorder.log"),
-            config,
         };
         r.spawn();
         r
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_r58-recorder"))
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn r58-recorder");
-        self.child = Some(child);
+        self.daemon.spawn();
         self.wait_healthy(Duration::from_secs(30));
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.pid()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -95,7 +79,7 @@ impl Recorder {
     pub fn wait_healthy(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+            if let Some(status) = self.daemon.exited() {
                 panic!("recorder exited with {status}: {}", self.log_text());
             }
             if let Ok(r) = http_get(&self.url("/healthz")) {
@@ -113,7 +97,7 @@ impl Recorder {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log_text()
     }
 
     pub fn status(&self) -> serde_json::Value {
@@ -131,30 +115,12 @@ impl Recorder {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
+        self.daemon.kill9();
     }
 
     /// SIGTERM and wait; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("recorder did not stop on SIGTERM: {}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.terminate(Duration::from_secs(20))
     }
 
     pub fn data(&self) -> PathBuf {
@@ -164,24 +130,6 @@ impl Recorder {
 
 fn config_text(dir: &Path, api: u16, rtsp: u16, extra: &str) -> String {
     config(dir, api, rtsp, extra)
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Polls `f` until it returns Some or the timeout passes.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn client() -> reqwest::blocking::Client {
