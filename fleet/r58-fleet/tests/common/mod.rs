@@ -317,8 +317,13 @@ pub fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// The real agent as device `id`, with the bundle `r58-fleet pki issue-device` wrote.
-pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> AgentProc {
+/// `(ca, cert, key)` of a device bundle made by `r58-fleet pki issue-device`.
+pub fn device_files(
+    dir: &Path,
+    pki: &Path,
+    broker_port: u16,
+    id: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
     let out = dir.join("bundles");
     let bundle = fleet_cli(&[
         "pki",
@@ -332,15 +337,17 @@ pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> 
         &format!("mqtts://127.0.0.1:{broker_port}"),
     ]);
     let b = PathBuf::from(bundle.trim());
-    AgentProc::start_with(
-        &dir.join(id),
-        &b.join("fleet-ca.pem"),
-        &b.join("device.crt"),
-        &b.join("device.key"),
-        broker_port,
-        id,
-        "",
+    (
+        b.join("fleet-ca.pem"),
+        b.join("device.crt"),
+        b.join("device.key"),
     )
+}
+
+/// The real agent as device `id`, with the bundle `r58-fleet pki issue-device` wrote.
+pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> AgentProc {
+    let (ca, cert, key) = device_files(dir, pki, broker_port, id);
+    AgentProc::start_with(&dir.join(id), &ca, &cert, &key, broker_port, id, "")
 }
 
 /// `GET /api/v1/devices/{id}` (Null when not 200).

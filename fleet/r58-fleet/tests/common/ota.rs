@@ -25,33 +25,6 @@ pub struct OtaDevice {
     pub health_deadline_s: u32,
 }
 
-/// `(ca, cert, key)` of a device bundle made by `r58-fleet pki issue-device`.
-pub fn device_files(
-    dir: &Path,
-    pki: &Path,
-    broker_port: u16,
-    id: &str,
-) -> (PathBuf, PathBuf, PathBuf) {
-    let out = dir.join("bundles");
-    let bundle = super::fleet_cli(&[
-        "pki",
-        "issue-device",
-        id,
-        "--dir",
-        pki.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--broker",
-        &format!("mqtts://127.0.0.1:{broker_port}"),
-    ]);
-    let b = PathBuf::from(bundle.trim());
-    (
-        b.join("fleet-ca.pem"),
-        b.join("device.crt"),
-        b.join("device.key"),
-    )
-}
-
 impl OtaDevice {
     pub fn start(dir: &Path, pki: &Path, broker_port: u16, id: &str, keys: &Path) -> Self {
         Self::start_sized(dir, pki, broker_port, id, keys, 16)
@@ -81,7 +54,7 @@ impl OtaDevice {
     ) -> Self {
         let token = format!("[api]\ntoken = \"{RECORDER_TOKEN}\"\n");
         let (recorder, api) = start_recorder(&dir.join(format!("{id}-recorder")), &token);
-        let (ca, cert, key) = device_files(dir, pki, broker_port, id);
+        let (ca, cert, key) = super::device_files(dir, pki, broker_port, id);
         let extra = format!(
             "{token}[agent]\nrecorder_api = \"http://127.0.0.1:{api}\"\n\
              [ota]\ndir = \"{ota}\"\nboot_id_file = \"{boot}\"\npoll_seconds = 1\nbackoff_max_seconds = 1\ndownload_attempts = 4\nreserve_mib = 1\nrauc_conf = \"{conf}\"\nstreaming = {streaming}\nboot_check_wait_seconds = 60\n",
