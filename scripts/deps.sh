@@ -98,25 +98,16 @@ r58_deps() {
   r58_ensure_rust
 }
 
-# Writes a local Mosquitto config to stdout: the production fleet/deploy/mosquitto.conf with
-# the listener on 127.0.0.1:PORT, certificates (and the revocation list) from PKI (ca.pem,
-# broker.crt/.key as `r58-fleet pki init` makes them), the authorization plugin built into
-# target/broker-plugin, persistence and log in DIR, running as this user.
-# Usage: r58_local_mosquitto_conf PORT PKI DIR [extra sed expressions...]
+# Writes a local Mosquitto config to stdout, the one the tests use (r58_testkit::LocalBroker
+# through r58-broker-conf): the production fleet/deploy/mosquitto.conf with the listener on
+# 127.0.0.1:PORT, certificates (and the revocation list) from PKI (ca.pem, broker.crt/.key as
+# `r58-fleet pki init` makes them), the authorization plugin built into target/broker-plugin,
+# persistence and log in DIR, running as this user.
+# Usage: r58_local_mosquitto_conf PORT PKI DIR [--replace LINE NEW]...
 r58_local_mosquitto_conf() {
   local port="$1" pki="$2" dir="$3" repo
   shift 3
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  local extra=()
-  local e
-  for e in "$@"; do extra+=(-e "$e"); done
-  "$repo/fleet/deploy/mosquitto/plugin/build" "$repo/target/broker-plugin/r58_auth.so"
-  sed -e "s|^listener 8883|listener $port 127.0.0.1|" \
-      -e "s|/mosquitto/config/certs/|$pki/|" \
-      -e "s|/mosquitto/data/|$dir/|" \
-      -e "s|/usr/lib/mosquitto/r58_auth.so|$repo/target/broker-plugin/r58_auth.so|" \
-      -e "s|^log_dest stdout|log_dest file $dir/mosquitto.log|" \
-      "${extra[@]}" \
-      "$repo/fleet/deploy/mosquitto/mosquitto.conf"
-  echo "user $(id -un)"
+  (cd "$repo" && cargo build --release --locked -q -p r58-testkit --bin r58-broker-conf) >&2
+  USER=$(id -un) "$repo/target/release/r58-broker-conf" "$port" "$pki" "$dir" --log "$dir/mosquitto.log" "$@"
 }

@@ -95,6 +95,61 @@ impl Pki {
     }
 }
 
+/// The production broker configuration (fleet/deploy/mosquitto/mosquitto.conf) made local:
+/// the listener on 127.0.0.1:`port`, certificates (and the revocation list) from `certs`
+/// (`ca.pem`, `broker.crt`, `broker.key` as `r58-fleet pki init` makes them), the
+/// authorization plugin built into target/broker-plugin, persistence in `data`, the log to
+/// `log_file` (stderr when None), running as `user`. The tests, `scripts/run`, the benches
+/// and the virtual R58's host side all write their broker configuration with it
+/// (`r58-broker-conf`).
+pub struct LocalBroker {
+    pub port: u16,
+    pub certs: PathBuf,
+    pub data: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub user: String,
+}
+
+impl LocalBroker {
+    /// The configuration text, with `changes` (`(line, replacement)`, each line present in
+    /// the production file) applied first.
+    pub fn config(&self, changes: &[(&str, &str)]) -> Result<String, String> {
+        let path = repo().join("fleet/deploy/mosquitto/mosquitto.conf");
+        let mut text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        for (line, new) in changes {
+            if !text.contains(line) {
+                return Err(format!("the production broker config has no {line:?}"));
+            }
+            text = text.replace(line, new);
+        }
+        let log = match &self.log_file {
+            Some(f) => format!("log_dest file {}", f.display()),
+            None => "log_dest stderr".into(),
+        };
+        let text = text
+            .replace(
+                "listener 8883",
+                &format!("listener {} 127.0.0.1", self.port),
+            )
+            .replace(
+                "/mosquitto/config/certs/",
+                &format!("{}/", self.certs.display()),
+            )
+            .replace("/mosquitto/data/", &format!("{}/", self.data.display()))
+            .replace(
+                "/usr/lib/mosquitto/r58_auth.so",
+                &broker_plugin().display().to_string(),
+            )
+            .replace("log_dest stdout", &log)
+            + &format!("\nuser {}\n", self.user);
+        if !text.contains(&format!("listener {} 127.0.0.1", self.port)) || !text.contains(&log) {
+            return Err("the production broker config changed shape (listener, log_dest)".into());
+        }
+        Ok(text)
+    }
+}
+
 pub struct Broker {
     daemon: Daemon,
     pub port: u16,
@@ -118,26 +173,16 @@ impl Broker {
     /// must be in the production config).
     pub fn start_tuned(dir: &Path, certs: &Path, changes: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut prod =
-            std::fs::read_to_string(repo().join("fleet/deploy/mosquitto/mosquitto.conf")).unwrap();
-        for (line, new) in changes {
-            assert!(prod.contains(line), "production config has no {line:?}");
-            prod = prod.replace(line, new);
-        }
         let data = dir.join("mosquitto-data");
         std::fs::create_dir_all(&data).unwrap();
-        let conf_text = prod
-            .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
-            .replace("/mosquitto/config/certs/", &format!("{}/", certs.display()))
-            .replace("/mosquitto/data/", &format!("{}/", data.display()))
-            .replace("/usr/lib/mosquitto/r58_auth.so", &broker_plugin().display().to_string())
-            .replace("log_dest stdout", "log_dest stderr")
-            // Tests run as root in temp folders: stay root so persistence can be written.
-            + "\nuser root\n";
-        assert!(
-            conf_text.contains(&format!("listener {port}")),
-            "production config changed shape"
-        );
+        let local = LocalBroker {
+            port,
+            certs: certs.to_path_buf(),
+            data,
+            log_file: None,
+            user: "root".into(),
+        };
+        let conf_text = local.config(changes).unwrap_or_else(|e| panic!("{e}"));
         let conf = dir.join("mosquitto.conf");
         std::fs::write(&conf, conf_text).unwrap();
         let log = dir.join("mosquitto.log");
