@@ -35,23 +35,15 @@ fn main() -> ExitCode {
     if let Some(seconds) = health {
         return health_check(config, seconds);
     }
-    match run(config, check) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("r58-agent: {}", r58_log::error_chain(&e));
-            ExitCode::FAILURE
-        }
-    }
+    r58_log::exit_with("r58-agent", run(config, check))
 }
 
 fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError> {
-    let paths = match config {
-        Some(main) => r58_config::ConfigPaths {
-            main,
-            required: true,
-        },
-        None => r58_config::ConfigPaths::from_env(),
-    };
+    let paths = r58_config::ConfigPaths::resolve(
+        config,
+        r58_config::CONFIG_ENV,
+        r58_config::DEFAULT_CONFIG_PATH,
+    );
     let cfg: r58_config::R58Config = r58_config::load_from(&paths)?.config;
     if check {
         println!("config ok");
@@ -80,12 +72,7 @@ fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            if let Ok(mut term) = signal(SignalKind::terminate()) {
-                tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
-            } else {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            r58_systemd::shutdown_signal().await;
             let _ = stop_tx.send(());
         });
         agent.run(stop_rx).await;
@@ -95,13 +82,11 @@ fn run(config: Option<std::path::PathBuf>, check: bool) -> Result<(), AgentError
 }
 
 fn health_check(config: Option<std::path::PathBuf>, seconds: u64) -> ExitCode {
-    let paths = match config {
-        Some(main) => r58_config::ConfigPaths {
-            main,
-            required: true,
-        },
-        None => r58_config::ConfigPaths::from_env(),
-    };
+    let paths = r58_config::ConfigPaths::resolve(
+        config,
+        r58_config::CONFIG_ENV,
+        r58_config::DEFAULT_CONFIG_PATH,
+    );
     let cfg: r58_config::R58Config = match r58_config::load_from(&paths) {
         Ok(l) => l.config,
         Err(e) => {

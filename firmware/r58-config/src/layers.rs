@@ -24,13 +24,25 @@ pub struct ConfigPaths {
 impl ConfigPaths {
     /// `R58_CONFIG` if set, else `/etc/r58/r58.toml` (which may be absent: defaults apply).
     pub fn from_env() -> Self {
-        match std::env::var_os(CONFIG_ENV) {
+        Self::resolve(None, CONFIG_ENV, DEFAULT_CONFIG_PATH)
+    }
+
+    /// A service's main file: `flag` (`--config`) if given, else the variable `env` if set,
+    /// else `default` (which may be absent: defaults apply). An explicit path must exist.
+    pub fn resolve(flag: Option<PathBuf>, env: &str, default: &str) -> Self {
+        if let Some(main) = flag {
+            return Self {
+                main,
+                required: true,
+            };
+        }
+        match std::env::var_os(env) {
             Some(p) if !p.is_empty() => Self {
                 main: PathBuf::from(p),
                 required: true,
             },
             _ => Self {
-                main: PathBuf::from(DEFAULT_CONFIG_PATH),
+                main: PathBuf::from(default),
                 required: false,
             },
         }
@@ -211,5 +223,33 @@ fn origin_of<'a>(origins: &'a BTreeMap<String, String>, key: &str) -> Option<&'a
             return Some(f);
         }
         k = k.rsplit_once('.')?.0;
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_over_the_variable_and_the_default_may_be_absent() {
+        const VAR: &str = "R58_CONFIG_RESOLVE_TEST";
+        std::env::set_var(VAR, "/from/env.toml");
+        let p = ConfigPaths::resolve(Some("/from/flag.toml".into()), VAR, "/default.toml");
+        assert_eq!(
+            (p.main.to_str(), p.required),
+            (Some("/from/flag.toml"), true)
+        );
+        let p = ConfigPaths::resolve(None, VAR, "/default.toml");
+        assert_eq!(
+            (p.main.to_str(), p.required),
+            (Some("/from/env.toml"), true)
+        );
+        std::env::set_var(VAR, "");
+        let p = ConfigPaths::resolve(None, VAR, "/default.toml");
+        assert_eq!(
+            (p.main.to_str(), p.required),
+            (Some("/default.toml"), false)
+        );
+        std::env::remove_var(VAR);
     }
 }

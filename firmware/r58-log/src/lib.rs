@@ -53,3 +53,20 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// The exit of a service's `main`: success, or the error's chain in the log and on stderr
+/// (`program: …`) and exit status 1.
+pub fn exit_with<E: std::error::Error + 'static>(
+    program: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let chain = error_chain(&e);
+            tracing::error!(error = %chain, "{program} failed");
+            eprintln!("{program}: {chain}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -31,15 +31,7 @@ fn main() -> ExitCode {
         }
     }
     r58_log::init("r58-recorder");
-    match run(opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let chain = r58_log::error_chain(&e);
-            tracing::error!(error = %chain, "r58-recorder failed");
-            eprintln!("r58-recorder: {chain}");
-            ExitCode::FAILURE
-        }
-    }
+    r58_log::exit_with("r58-recorder", run(opts))
 }
 
 fn usage_error(msg: &str) -> ExitCode {

@@ -17,13 +17,11 @@ pub struct Options {
 }
 
 pub fn run(opts: Options) -> Result<(), RecorderError> {
-    let paths = match opts.config {
-        Some(main) => r58_config::ConfigPaths {
-            main,
-            required: true,
-        },
-        None => r58_config::ConfigPaths::from_env(),
-    };
+    let paths = r58_config::ConfigPaths::resolve(
+        opts.config,
+        r58_config::CONFIG_ENV,
+        r58_config::DEFAULT_CONFIG_PATH,
+    );
     let loaded = r58_config::load_from::<r58_config::R58Config>(&paths)?;
     if opts.check_config {
         println!(
@@ -91,7 +89,7 @@ async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
     let health = recorder.clone();
     r58_systemd::spawn_watchdog(move || health.health());
 
-    r58_http::serve(listener, app, API_LIMITS, shutdown_signal()).await;
+    r58_http::serve(listener, app, API_LIMITS, r58_systemd::shutdown_signal()).await;
 
     notify_or_log(&[
         Notify::Stopping,
@@ -102,19 +100,4 @@ async fn serve(cfg: r58_config::R58Config) -> Result<(), RecorderError> {
     let _ = tokio::task::spawn_blocking(move || rec.shutdown()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -1,5 +1,5 @@
-//! systemd integration without libsystemd: the `sd_notify` datagram protocol and a
-//! watchdog that is fed only while the service says it is healthy.
+//! systemd integration without libsystemd: the `sd_notify` datagram protocol, a watchdog
+//! that is fed only while the service says it is healthy, and the stop signal.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
@@ -95,6 +95,23 @@ where
         })
         .ok()?;
     Some(handle)
+}
+
+/// Resolves when the service is asked to stop: SIGTERM (systemd, Docker) or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM: stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

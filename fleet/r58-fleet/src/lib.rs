@@ -94,17 +94,12 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         .local_addr()
         .map_err(|source| FleetError::Bind { addr, source })?;
     tracing::info!(%bound, backend = ?cfg.turn.backend, broker = %cfg.mqtt.broker, "r58-fleet serving");
-    r58_http::serve(listener, api::router(state, turn), HTTP_LIMITS, async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    })
+    r58_http::serve(
+        listener,
+        api::router(state, turn),
+        HTTP_LIMITS,
+        r58_systemd::shutdown_signal(),
+    )
     .await;
     Ok(())
 }

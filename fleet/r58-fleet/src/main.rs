@@ -287,22 +287,7 @@ enum ConfigCmd {
 }
 
 fn load_config(path: &Option<PathBuf>) -> Result<FleetConfig, FleetError> {
-    let paths = match path {
-        Some(main) => r58_config::ConfigPaths {
-            main: main.clone(),
-            required: true,
-        },
-        None => match std::env::var_os(CONFIG_ENV) {
-            Some(p) => r58_config::ConfigPaths {
-                main: p.into(),
-                required: true,
-            },
-            None => r58_config::ConfigPaths {
-                main: DEFAULT_CONFIG.into(),
-                required: false,
-            },
-        },
-    };
+    let paths = r58_config::ConfigPaths::resolve(path.clone(), CONFIG_ENV, DEFAULT_CONFIG);
     Ok(r58_config::load_from(&paths)?.config)
 }
 
