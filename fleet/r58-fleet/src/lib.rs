@@ -4,7 +4,6 @@
 
 pub mod api;
 pub mod cli;
-pub mod cli_ota;
 pub mod config;
 mod dashboard;
 pub mod db;

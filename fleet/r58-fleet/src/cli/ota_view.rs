@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::cli::table;
+use super::client::table;
 
 fn bar(done: u64, total: u64, width: usize) -> String {
     let filled = if total == 0 {
