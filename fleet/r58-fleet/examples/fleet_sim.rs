@@ -41,7 +41,7 @@ fn now_ms() -> i64 {
 
 // --- minimal MQTT 3.1.1 encoding -------------------------------------------------------
 
-use r58_fleet::publisher::wire::{read_packet, remaining_len, string};
+use r58_fleet::mqtt::publisher::wire::{read_packet, remaining_len, string};
 
 fn packet(header: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![header];
@@ -51,7 +51,7 @@ fn packet(header: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn connect(client_id: &str) -> Vec<u8> {
-    r58_fleet::publisher::wire::connect(client_id, 60)
+    r58_fleet::mqtt::publisher::wire::connect(client_id, 60)
 }
 
 fn publish(topic: &str, payload: &[u8], pid: u16, retain: bool) -> Vec<u8> {

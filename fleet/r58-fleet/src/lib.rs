@@ -9,14 +9,15 @@ mod dashboard;
 pub mod db;
 pub mod devices;
 pub mod error;
-pub mod ingest;
+pub mod mqtt;
 pub mod ota;
 pub mod pki;
-pub mod publisher;
 mod republish;
 pub mod turn_api;
 
 use std::sync::Arc;
+
+use mqtt::ingest;
 use std::time::Duration;
 
 pub use error::FleetError;

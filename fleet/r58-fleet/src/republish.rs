@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rumqttc::QoS;
 
-use crate::publisher::Publisher;
+use crate::mqtt::publisher::Publisher;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DeviceFilter};
@@ -51,7 +51,7 @@ async fn desired(db: &Db, mqtt: &Publisher) -> Result<usize, String> {
             r58_proto::twin_desired(&d.id),
             QoS::AtLeastOnce,
             true,
-            crate::api::desired_doc(d.desired_version, &d.desired),
+            crate::mqtt::desired_doc(d.desired_version, &d.desired),
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use r58_fleet::config::MqttConfig;
-use r58_fleet::publisher::Publisher;
+use r58_fleet::mqtt::publisher::Publisher;
 use r58_testkit::{Broker, Observer, Pki};
 use rumqttc::QoS;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

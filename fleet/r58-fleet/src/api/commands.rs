@@ -160,7 +160,7 @@ pub(crate) async fn resolve(s: &AppState, target: Target) -> Result<Vec<String>,
 /// and so is every one after it.
 fn spawn_publish(
     db: crate::db::Db,
-    mqtt: crate::publisher::Publisher,
+    mqtt: crate::mqtt::publisher::Publisher,
     name: String,
     args: Value,
     expires_at: i64,
@@ -319,7 +319,7 @@ mod tests {
         // A publisher whose connection has stopped for good.
         let r = super::spawn_publish(
             db.clone(),
-            crate::publisher::Publisher::closed(),
+            crate::mqtt::publisher::Publisher::closed(),
             "ping".into(),
             args.clone(),
             super::now_ms() + 60_000,

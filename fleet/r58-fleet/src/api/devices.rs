@@ -110,11 +110,6 @@ pub async fn set_tags(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The retained `twin/desired` document (`r58_proto::TwinDesired`).
-pub(crate) fn desired_doc(version: i64, settings: &Value) -> String {
-    json!({ "version": version, "settings": settings }).to_string()
-}
-
 pub async fn get_config(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -164,7 +159,7 @@ pub async fn set_config(
         r58_proto::twin_desired(&id),
         QoS::AtLeastOnce,
         true,
-        desired_doc(version, &settings),
+        crate::mqtt::desired_doc(version, &settings),
     )
     .await
     .map_err(|e| ApiError::Publish(e.to_string()))?;

@@ -5,7 +5,6 @@
 pub mod auth;
 mod commands;
 mod devices;
-pub(crate) use devices::desired_doc;
 pub mod error;
 pub mod events;
 mod metrics;
@@ -23,13 +22,13 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::db::Db;
-use crate::ingest::IngestStats;
+use crate::mqtt::ingest::IngestStats;
 use crate::turn_api::TurnApi;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub mqtt: Option<crate::publisher::Publisher>,
+    pub mqtt: Option<crate::mqtt::publisher::Publisher>,
     pub stats: Arc<IngestStats>,
     pub events: broadcast::Sender<events::Change>,
     pub command_timeout_s: u32,

@@ -10,7 +10,7 @@ use super::devices::write as dev_write;
 use super::ota::write as ota_write;
 use super::{q, values, Db, DbError, StateUpdate, ROWS_PER_STATEMENT};
 
-/// A parsed device message (see `crate::ingest::parse`).
+/// A parsed device message (see `crate::mqtt::ingest::parse`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     State {

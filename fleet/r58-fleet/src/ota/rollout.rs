@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::publisher::{PublishError, Publisher};
+use crate::mqtt::publisher::{PublishError, Publisher};
 use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

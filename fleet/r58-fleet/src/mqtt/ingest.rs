@@ -284,7 +284,7 @@ fn options(cfg: &MqttConfig, client_id: String) -> Result<MqttOptions, FleetErro
 /// API sends commands, desired config and jobs with.
 ///
 /// Two connections: the ingest one (MQTT 5: shared subscriptions) only subscribes and
-/// acknowledges; publishing goes over its own (`crate::publisher`). rumqttc stops reading
+/// acknowledges; publishing goes over its own (`crate::mqtt::publisher`). rumqttc stops reading
 /// *all* requests — acknowledgements included — while its outgoing in-flight window is full,
 /// and on MQTT 5 that window is the broker's receive maximum (`max_inflight_messages`, 32
 /// here): a command to 10 000 devices on the ingest connection stalled the ingest behind it,
@@ -296,7 +296,7 @@ pub fn start(
     db: Db,
     stats: Arc<IngestStats>,
     publisher_up: Arc<tokio::sync::Notify>,
-) -> Result<crate::publisher::Publisher, FleetError> {
+) -> Result<crate::mqtt::publisher::Publisher, FleetError> {
     let id = client_id(cfg);
     let mut opts = options(cfg, id.clone())?;
     opts.set_clean_start(false);
@@ -322,7 +322,7 @@ pub fn start(
     ));
     tokio::spawn(run_writer(rx, client, db, stats));
 
-    crate::publisher::Publisher::start(cfg, &id, publisher_up)
+    crate::mqtt::publisher::Publisher::start(cfg, &id, publisher_up)
 }
 
 /// How long the plain subscriptions to retained documents stay, each time.
