@@ -6,7 +6,7 @@
 use gstreamer as gst;
 use r58_config::{InputConfig, InputKind, R58Config};
 
-use crate::encoder;
+use crate::encode::encoder;
 use crate::error::RecorderError;
 
 /// One pipeline the recorder would build, and what of it is missing here.
@@ -47,7 +47,7 @@ pub fn pipelines(cfg: &R58Config) -> Result<Vec<PipelineCheck>, RecorderError> {
         };
         push(
             "source",
-            Some(crate::source::describe(icfg)),
+            Some(crate::capture::source::describe(icfg)),
             runtime_elements(icfg),
         );
         // The encoder is picked from what is installed: when none is, say which were tried.
@@ -75,7 +75,7 @@ pub fn pipelines(cfg: &R58Config) -> Result<Vec<PipelineCheck>, RecorderError> {
         };
         push(
             "slate",
-            Some(crate::slate::describe(
+            Some(crate::encode::slate::describe(
                 encoder::raw_format(&venc_name),
                 icfg.width,
                 icfg.height,
@@ -83,8 +83,12 @@ pub fn pipelines(cfg: &R58Config) -> Result<Vec<PipelineCheck>, RecorderError> {
             )),
             &[],
         );
-        let encode =
-            crate::input::describe_encode(icfg, &cfg.encoder, &venc_name, aenc_name.as_deref());
+        let encode = crate::encode::input::describe_encode(
+            icfg,
+            &cfg.encoder,
+            &venc_name,
+            aenc_name.as_deref(),
+        );
         let mut check = check_one(id, "encode", Some(&encode), &[]);
         // The stand-in names above are not what is missing: the encoder choice is.
         check
@@ -97,14 +101,14 @@ pub fn pipelines(cfg: &R58Config) -> Result<Vec<PipelineCheck>, RecorderError> {
         out.push(check_one(
             id,
             "recording",
-            Some(&crate::recording::describe(segment_ns, audio)),
+            Some(&crate::outputs::recording::describe(segment_ns, audio)),
             &["mpegtsmux", "filesink"],
         ));
         if cfg.hls.enabled {
             out.push(check_one(
                 id,
                 "hls",
-                Some(&crate::hls::describe(&cfg.hls, audio)),
+                Some(&crate::outputs::hls::describe(&cfg.hls, audio)),
                 &["mpegtsmux"],
             ));
         }
@@ -112,7 +116,7 @@ pub fn pipelines(cfg: &R58Config) -> Result<Vec<PipelineCheck>, RecorderError> {
             out.push(check_one(
                 id,
                 "rtsp",
-                Some(&crate::rtsp::describe(audio)),
+                Some(&crate::outputs::rtsp::describe(audio)),
                 &[],
             ));
         }

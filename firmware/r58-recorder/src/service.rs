@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use r58_config::R58Config;
 
+use crate::encode::input::Input;
 use crate::error::RecorderError;
-use crate::hls::Hls;
-use crate::input::Input;
-use crate::rtsp::RtspServer;
-use crate::sessions::Sessions;
+use crate::outputs::hls::Hls;
+use crate::outputs::rtsp::RtspServer;
 use crate::stats::lock;
-use crate::storage;
+use crate::store::sessions::Sessions;
+use crate::store::storage;
 
 /// How often the segments being written are fsynced: what a power cut may lose, beyond what
 /// the encoder and muxer hold.

@@ -8,7 +8,7 @@ use tower_http::services::ServeFile;
 
 use super::{ApiError, AppState};
 use crate::manifest::{Manifest, SEGMENT_EXT};
-use crate::paths::safe_component;
+use crate::store::paths::safe_component;
 
 /// Body of start/stop: which inputs (all when absent or empty).
 #[derive(Debug, Default, Deserialize)]

@@ -7,9 +7,9 @@ use axum::Json;
 use serde::Serialize;
 
 use super::AppState;
-use crate::sessions::InputRecording;
 use crate::stats::{lock, SourceFormat, SourceState};
-use crate::storage;
+use crate::store::sessions::InputRecording;
+use crate::store::storage;
 
 #[derive(Serialize)]
 pub struct InputStatus {

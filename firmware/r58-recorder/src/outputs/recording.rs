@@ -13,8 +13,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use crate::encode::input::Input;
 use crate::error::RecorderError;
-use crate::input::Input;
 use crate::manifest::segment_name;
 use crate::stats::lock;
 
@@ -33,9 +33,17 @@ pub enum RecEvent {
     },
     Failed {
         input: String,
-        reason: String,
-        disk_full: bool,
+        reason: Failure,
     },
+}
+
+/// Why a recording pipeline stopped on its own; its text is the session's end reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("disk_full")]
+    DiskFull,
+    #[error("write_error: {0}")]
+    WriteError(String),
 }
 
 /// Where the bus loop delivers its events (called on the bus thread).
@@ -207,11 +215,10 @@ fn spawn_bus_loop(
                     }
                 }
                 MessageView::Error(e) => {
-                    let disk_full = e.error().matches(gst::ResourceError::NoSpaceLeft);
-                    let reason = if disk_full {
-                        "disk_full".to_string()
+                    let reason = if e.error().matches(gst::ResourceError::NoSpaceLeft) {
+                        Failure::DiskFull
                     } else {
-                        format!("write_error: {}", e.error())
+                        Failure::WriteError(e.error().to_string())
                     };
                     tracing::error!(%input, %reason, "recording failed");
                     if let Some(file) = lock(&current).clone() {
@@ -224,7 +231,6 @@ fn spawn_bus_loop(
                     events(RecEvent::Failed {
                         input: input.clone(),
                         reason,
-                        disk_full,
                     });
                     break;
                 }

@@ -13,8 +13,8 @@ use gstreamer_rtsp_server::prelude::*;
 
 use r58_config::RtspConfig;
 
+use crate::encode::input::Input;
 use crate::error::RecorderError;
-use crate::input::Input;
 
 pub struct RtspServer {
     main_loop: glib::MainLoop,

@@ -18,10 +18,10 @@ use gstreamer_app as gst_app;
 
 use r58_config::{EncoderConfig, InputConfig, WatchdogConfig};
 
-use crate::encoder;
+use crate::capture::source::{self, FrameSink};
+use crate::encode::encoder;
+use crate::encode::fanout::{Fanout, Stream};
 use crate::error::RecorderError;
-use crate::fanout::{Fanout, Stream};
-use crate::source::{self, FrameSink};
 use crate::stats::{lock, mono_ms, SourceFormat, Stats};
 
 /// Extra latency of the audio mixer, so that jittery source audio still makes the deadline.
@@ -120,7 +120,7 @@ impl Input {
         if aenc.is_some() {
             encoder::configure_audio(&by("aenc")?, enc);
         }
-        let slate = crate::slate::render(
+        let slate = crate::encode::slate::render(
             id,
             encoder::raw_format(&venc),
             cfg.width,
@@ -407,10 +407,6 @@ impl Input {
             Some(age) => Err(format!("input {}: no encoded frame for {age} ms", self.id)),
             None => Err(format!("input {}: no encoded frame yet", self.id)),
         }
-    }
-
-    pub fn pipeline(&self) -> &gst::Pipeline {
-        &self.pipeline
     }
 
     fn spawn_bus_loop(self: &Arc<Self>) {

@@ -11,7 +11,7 @@ use r58_config::StorageConfig;
 
 use crate::error::RecorderError;
 use crate::manifest::Manifest;
-use crate::sessions::{session_dirs, Sessions};
+use crate::store::sessions::{session_dirs, Sessions};
 
 const MIB: u64 = 1024 * 1024;
 

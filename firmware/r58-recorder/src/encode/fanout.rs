@@ -12,12 +12,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-/// Which elementary stream a buffer belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Video,
-    Audio,
-}
+pub use crate::capture::Stream;
 
 struct Consumer {
     id: u64,

@@ -12,7 +12,7 @@ use gstreamer_app as gst_app;
 
 use r58_config::{InputConfig, InputKind};
 
-use crate::fanout::Stream;
+use crate::capture::Stream;
 use crate::stats::{lock, SourceState, Stats};
 
 /// Where a source pipeline's frames go: the input's encode side.

@@ -11,10 +11,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::encode::input::Input;
 use crate::error::RecorderError;
-use crate::input::Input;
 use crate::manifest::{self, InputRecord, Manifest, Segment};
-use crate::recording::{RecEvent, Recording};
+use crate::outputs::recording::{Failure, RecEvent, Recording};
 use crate::stats::lock;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct Sessions {
     segment_seconds: u32,
     inner: Mutex<Inner>,
     /// Failures go to a thread of their own, which stops the failed recording.
-    failures: Mutex<mpsc::Sender<(String, String)>>,
+    failures: Mutex<mpsc::Sender<(String, Failure)>>,
     me: std::sync::Weak<Sessions>,
 }
 
@@ -87,7 +87,7 @@ impl Sessions {
                 DesiredState::default()
             }
         };
-        let (tx, rx) = mpsc::channel::<(String, String)>();
+        let (tx, rx) = mpsc::channel::<(String, Failure)>();
         let sessions = Arc::new_cyclic(|me| Self {
             root,
             state_path,
@@ -103,7 +103,7 @@ impl Sessions {
                 for (input, reason) in rx {
                     match weak.upgrade() {
                         Some(s) => {
-                            s.stop(Some(&[input]), &reason, false);
+                            s.stop(Some(&[input]), &reason.to_string(), false);
                         }
                         None => break,
                     }
@@ -258,12 +258,12 @@ impl Sessions {
         stopped
     }
 
-    fn event_sink(&self) -> crate::recording::EventSink {
+    fn event_sink(&self) -> crate::outputs::recording::EventSink {
         let weak = self.me.clone();
         Arc::new(move |ev| {
             let Some(s) = weak.upgrade() else { return };
             match ev {
-                RecEvent::Failed { input, reason, .. } => {
+                RecEvent::Failed { input, reason } => {
                     let _ = lock(&s.failures).send((input, reason));
                 }
                 ev => s.apply(ev),
@@ -431,7 +431,7 @@ impl Sessions {
     }
 
     pub fn get(&self, session: &str) -> Option<Manifest> {
-        if crate::paths::safe_component(session).is_err() {
+        if crate::store::paths::safe_component(session).is_err() {
             return None;
         }
         Manifest::read(&self.root.join(session)).ok().flatten()

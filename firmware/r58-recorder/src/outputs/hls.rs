@@ -1,7 +1,7 @@
 //! Live HLS of each input for browsers: a consumer pipeline with `hlssink2` writing
 //! MPEG-TS segments and `index.m3u8` into `<hls.dir>/<input>/`, served by the HTTP API.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use gstreamer as gst;
@@ -10,14 +10,13 @@ use gstreamer_app as gst_app;
 
 use r58_config::HlsConfig;
 
+use crate::encode::input::Input;
 use crate::error::RecorderError;
-use crate::input::Input;
 
 pub struct Hls {
     pipeline: gst::Pipeline,
     input: Arc<Input>,
     consumer: u64,
-    pub dir: PathBuf,
 }
 
 /// The gst-launch description of an input's HLS pipeline.
@@ -86,7 +85,6 @@ impl Hls {
             pipeline,
             input: input.clone(),
             consumer,
-            dir,
         })
     }
 
