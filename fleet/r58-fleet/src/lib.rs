@@ -47,7 +47,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         Duration::from_secs(1),
     ));
     tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
-    if db.backend == "sqlite" {
+    if db.backend == db::Backend::Sqlite {
         tokio::spawn(checkpoint(db.clone()));
     }
     let withheld = ota::bundle::Withheld::default();

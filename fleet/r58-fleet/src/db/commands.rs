@@ -142,7 +142,7 @@ pub(crate) mod write {
     pub async fn cmd_statuses(
         conn: &mut sqlx::AnyConnection,
         statements: &[Vec<StatusRow<'_>>],
-        backend: &'static str,
+        backend: crate::db::Backend,
     ) -> Result<(), DbError> {
         let now = now_ms();
         for rows in statements {

@@ -161,7 +161,7 @@ pub async fn apply(db: &Db) -> Result<(), DbError> {
     }
     for &(version, name, statements) in MIGRATIONS.iter().filter(|m| m.0 > found) {
         let mut tx = db.pool().begin().await.map_err(err(version, name))?;
-        if db.backend == "postgres" {
+        if db.backend == super::Backend::Postgres {
             // Replicas starting together take turns (SQLite serialises writers itself).
             sqlx::query("SELECT pg_advisory_xact_lock(5858)")
                 .execute(&mut *tx)
@@ -195,7 +195,7 @@ pub async fn apply(db: &Db) -> Result<(), DbError> {
         tracing::info!(
             version,
             name,
-            backend = db.backend,
+            backend = %db.backend,
             "database migration applied"
         );
     }

@@ -41,7 +41,7 @@ pub enum DbError {
     },
     #[error("connecting to the database ({backend}): {source}")]
     Connect {
-        backend: &'static str,
+        backend: Backend,
         #[source]
         source: sqlx::Error,
     },
@@ -99,8 +99,8 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 /// `$N` name up among those before it and whose bind (through sqlx) looks every parameter's
 /// name up again: quadratic in the parameters, a quarter of the fleet's CPU at 2 000 msg/s
 /// (perf, `bench/fleet-scale 2000`).
-pub(crate) fn values(rows: usize, cols: usize, backend: &str) -> String {
-    let sqlite = backend == "sqlite";
+pub(crate) fn values(rows: usize, cols: usize, backend: Backend) -> String {
+    let sqlite = backend == Backend::Sqlite;
     let row = |r: usize| -> String {
         let params: Vec<String> = (1..=cols)
             .map(|c| {
@@ -116,10 +116,36 @@ pub(crate) fn values(rows: usize, cols: usize, backend: &str) -> String {
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
+/// Which database the fleet runs on (from the URL's scheme).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite
+        } else {
+            Self::Postgres
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
-    pub backend: &'static str,
+    pub backend: Backend,
 }
 
 /// Current time as Unix milliseconds (the unit of every time column).
@@ -131,8 +157,8 @@ impl Db {
     /// Connects (creating a SQLite file and its folder if needed) and applies migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let backend = if sqlite { "sqlite" } else { "postgres" };
+        let backend = Backend::of_url(url);
+        let sqlite = backend == Backend::Sqlite;
         let mut url = url.to_string();
         if sqlite {
             let path = url
@@ -210,7 +236,7 @@ impl Db {
     /// the writer (a passive checkpoint on a connection of its own, so the ingest's commits do
     /// not stop for it). The service runs it every second; a no-op on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<(), DbError> {
-        if self.backend != "sqlite" {
+        if self.backend != Backend::Sqlite {
             return Ok(());
         }
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -255,10 +281,13 @@ mod tests {
         );
         assert_eq!(super::redact("sqlite:///data/x.db"), "sqlite:///data/x.db");
         assert_eq!(
-            super::values(2, 3, "postgres"),
+            super::values(2, 3, super::Backend::Postgres),
             "($1, $2, $3), ($4, $5, $6)"
         );
-        assert_eq!(super::values(2, 2, "sqlite"), "(?, ?), (?, ?)");
+        assert_eq!(
+            super::values(2, 2, super::Backend::Sqlite),
+            "(?, ?), (?, ?)"
+        );
     }
 
     /// An answer of samples is bounded by bytes: the newest fit, the oldest are left out and
