@@ -1,6 +1,8 @@
 //! One connection to the broker: its client and its event loop (polled by a task of its
 //! own). What was sent on it and not yet acknowledged is the delivery's (`crate::delivery`).
 
+use std::time::Instant;
+
 use r58_proto::Status;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, QoS};
 use tokio::sync::mpsc;
@@ -8,6 +10,7 @@ use tokio::sync::mpsc;
 use super::Agent;
 use crate::delivery::{Full, Publish};
 use crate::error::AgentError;
+use crate::link::Link;
 
 /// A connection's event loop, polled by a task of its own. rumqttc's `poll` is not
 /// cancel-safe while it connects: raced against the agent's timers in a `select!`, a slow
@@ -61,6 +64,77 @@ impl Publish for Conn {
         self.client
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)
             .map_err(|_| Full)
+    }
+}
+
+/// The broker connection and its state as one value: a connection exists exactly while
+/// connecting or online, and the attempt count lives with the state it counts for.
+pub(super) enum Connection {
+    /// No connection; the next attempt at `until`.
+    Waiting {
+        attempt: u32,
+        until: Instant,
+    },
+    /// CONNECT sent, CONNACK awaited.
+    Connecting {
+        attempt: u32,
+        conn: Conn,
+    },
+    Online {
+        conn: Conn,
+    },
+}
+
+impl Connection {
+    /// The connection, while there is one.
+    pub(super) fn conn(&mut self) -> Option<&mut Conn> {
+        match self {
+            Self::Connecting { conn, .. } | Self::Online { conn } => Some(conn),
+            Self::Waiting { .. } => None,
+        }
+    }
+
+    /// The connection, once the broker has accepted it.
+    pub(super) fn online(&mut self) -> Option<&mut Conn> {
+        match self {
+            Self::Online { conn } => Some(conn),
+            _ => None,
+        }
+    }
+
+    pub(super) fn into_conn(self) -> Option<Conn> {
+        match self {
+            Self::Connecting { conn, .. } | Self::Online { conn } => Some(conn),
+            Self::Waiting { .. } => None,
+        }
+    }
+
+    /// Failed attempts since the last CONNACK.
+    pub(super) fn attempt(&self) -> u32 {
+        match self {
+            Self::Waiting { attempt, .. } | Self::Connecting { attempt, .. } => *attempt,
+            Self::Online { .. } => 0,
+        }
+    }
+
+    /// The broker accepted the connection.
+    pub(super) fn accepted(self) -> Self {
+        match self {
+            Self::Connecting { conn, .. } | Self::Online { conn } => Self::Online { conn },
+            waiting => waiting,
+        }
+    }
+
+    /// The state as the logs and `sd_notify` name it.
+    pub(super) fn link(&self) -> Link {
+        match self {
+            Self::Waiting { attempt, until } => Link::Backoff {
+                attempt: *attempt,
+                wait: until.saturating_duration_since(Instant::now()),
+            },
+            Self::Connecting { attempt, .. } => Link::Connecting { attempt: *attempt },
+            Self::Online { .. } => Link::Online,
+        }
     }
 }
 

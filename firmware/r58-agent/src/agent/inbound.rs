@@ -11,12 +11,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::Conn;
 use super::{Agent, ToLoop};
 use crate::commands::{self, Ctx, Refusal};
-use crate::link::Link;
 use crate::twin;
 
 impl Agent {
     pub(super) async fn on_connected(&mut self, conn: &mut Conn) {
-        self.set_link(Link::Online);
         // For the boot health check: the broker was reached during this boot.
         let mark = self.cfg.agent.state_dir.join(crate::health::CONNECTED_FILE);
         let record = crate::commit::ConnectedRecord {

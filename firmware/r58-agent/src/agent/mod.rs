@@ -30,7 +30,24 @@ mod conn;
 mod inbound;
 mod running;
 
-use conn::Conn;
+use conn::{Conn, Connection};
+
+/// What woke the event loop.
+enum Woke {
+    Shutdown,
+    Broker(Result<Event, rumqttc::ConnectionError>),
+    Ota(Option<r58_ota::Out>),
+    Task(Option<ToLoop>),
+    Tick,
+}
+
+/// Logs a change of the connection's state (`from`, `to`, and the state with its details).
+fn log_link(logged: &mut Link, now: Link) {
+    if logged.name() != now.name() || matches!(now, Link::Connecting { .. }) && *logged != now {
+        tracing::info!(from = logged.name(), to = now.name(), state = ?now, "link");
+    }
+    *logged = now;
+}
 
 /// Messages from command tasks to the loop.
 enum ToLoop {
@@ -62,7 +79,6 @@ pub struct Agent {
     seen: SeenIds,
     state_file: PathBuf,
     persisted: Persisted,
-    link: Link,
     status: Status,
     started: Instant,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -120,7 +136,6 @@ impl Agent {
             seen,
             state_file,
             persisted,
-            link: Link::Connecting { attempt: 0 },
             status: Status::Online,
             started: Instant::now(),
             tls,
@@ -142,13 +157,6 @@ impl Agent {
         }
     }
 
-    fn set_link(&mut self, next: Link) {
-        if self.link != next {
-            tracing::info!(from = self.link.name(), to = next.name(), state = ?next, "link");
-            self.link = next;
-        }
-    }
-
     /// Publishes the retained `state` with the current status.
     async fn publish_state(&mut self, conn: &mut Conn) {
         let doc = self.state_doc(self.status);
@@ -165,9 +173,9 @@ impl Agent {
         }
     }
 
-    /// Sends what was produced: directly while online, else to disk; then drains the disk.
-    fn flush(&mut self, conn: Option<&mut Conn>) {
-        let online = conn.filter(|_| self.link == Link::Online);
+    /// Sends what was produced: directly while `online` (the accepted connection), else to
+    /// disk; then drains the disk.
+    fn flush(&mut self, online: Option<&mut Conn>) {
         self.delivery.flush(online.map(|c| c as &mut dyn Publish));
     }
 
@@ -249,127 +257,150 @@ impl Agent {
         let mut next_telemetry = Instant::now();
         let ready_deadline =
             Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.ready_timeout_seconds));
-        let mut attempt: u32 = 0;
-        let mut conn: Option<Conn> = None;
-        let mut backoff_until: Option<Instant> = None;
+        let mut state = Connection::Waiting {
+            attempt: 0,
+            until: Instant::now(),
+        };
+        let mut logged = Link::Connecting { attempt: 0 };
         let mut pending_status: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             self.heartbeat
                 .store(now_ms(self.started), Ordering::Relaxed);
-            if conn.is_none() && backoff_until.map_or(true, |t| Instant::now() >= t) {
-                self.set_link(Link::Connecting { attempt });
-                match self.connect() {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot prepare the connection");
-                        attempt += 1;
-                    }
+            if let Connection::Waiting { attempt, until } = state {
+                if Instant::now() >= until {
+                    state = match self.connect() {
+                        Ok(conn) => Connection::Connecting { attempt, conn },
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot prepare the connection");
+                            // Again at the next turn (the tick wakes the loop twice a second).
+                            Connection::Waiting {
+                                attempt: attempt + 1,
+                                until: Instant::now(),
+                            }
+                        }
+                    };
                 }
-                backoff_until = None;
             }
-            let poll = async {
-                match conn.as_mut() {
-                    Some(c) => c.events.next().await,
-                    None => std::future::pending().await,
+            log_link(&mut logged, state.link());
+            // What woke the loop; the connection is free again once it is known.
+            let woke = {
+                let poll = async {
+                    match state.conn() {
+                        Some(c) => c.events.next().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = &mut shutdown => Woke::Shutdown,
+                    ev = poll => Woke::Broker(ev),
+                    out = ota_out.recv(), if engine_task.is_some() => Woke::Ota(out),
+                    msg = rx.recv() => Woke::Task(msg),
+                    _ = tick.tick() => Woke::Tick,
                 }
             };
-            tokio::select! {
-                _ = &mut shutdown => break,
-                ev = poll => match ev {
-                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                        attempt = 0;
-                        if let Some(mut c) = conn.take() {
-                            self.on_connected(&mut c).await;
-                            conn = Some(c);
-                        }
+            match woke {
+                Woke::Shutdown => break,
+                Woke::Broker(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
+                    state = state.accepted();
+                    log_link(&mut logged, state.link());
+                    if let Some(c) = state.online() {
+                        self.on_connected(c).await;
                     }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        if let Some(mut c) = conn.take() {
-                            self.on_publish(&mut c, &p.topic, &p.payload, &tx).await;
-                            conn = Some(c);
-                        }
+                }
+                Woke::Broker(Ok(Event::Incoming(Incoming::Publish(p)))) => {
+                    if let Some(c) = state.conn() {
+                        self.on_publish(c, &p.topic, &p.payload, &tx).await;
                     }
-                    Ok(Event::Incoming(Incoming::PubAck(a))) => {
-                        self.delivery.on_puback(a.pkid);
-                        for done in pending_status.drain(..) {
+                }
+                Woke::Broker(Ok(Event::Incoming(Incoming::PubAck(a)))) => {
+                    self.delivery.on_puback(a.pkid);
+                    for done in pending_status.drain(..) {
+                        let _ = done.send(());
+                    }
+                }
+                Woke::Broker(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    self.delivery.on_outgoing_publish(pkid);
+                }
+                Woke::Broker(Ok(_)) => {}
+                Woke::Broker(Err(e)) => {
+                    let attempt = state.attempt();
+                    let wait = backoff(
+                        attempt,
+                        Duration::from_secs(u64::from(self.cfg.agent.reconnect_max_seconds)),
+                        now_ms(self.started) * 7919,
+                    );
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "broker connection lost or refused");
+                    r58_systemd::notify_or_log(&[r58_systemd::Notify::Status(format!(
+                        "offline: {e}"
+                    ))]);
+                    state = Connection::Waiting {
+                        attempt: attempt + 1,
+                        until: Instant::now() + wait,
+                    };
+                    self.delivery.connection_lost();
+                }
+                Woke::Ota(Some(r58_ota::Out::Update(u))) => {
+                    let topic = proto::job_update(self.id(), &u.job_id);
+                    self.enqueue(topic, &u);
+                }
+                Woke::Ota(Some(r58_ota::Out::Status(status, done))) => {
+                    let _ = tx.try_send(ToLoop::SetStatus(status, done));
+                }
+                Woke::Ota(None) => engine_task = None,
+                Woke::Task(Some(ToLoop::Status(st))) => {
+                    let topic = proto::cmd_status(self.id());
+                    let st = commands::bounded(st, &topic);
+                    self.enqueue(topic, &st)
+                }
+                Woke::Task(Some(ToLoop::Running { slot, version })) => {
+                    if running::pinned_slot().is_none() {
+                        self.booted_slot = Some(slot);
+                    }
+                    if let Some(v) = version {
+                        self.firmware_version = v;
+                    }
+                    if let Some(c) = state.online() {
+                        self.publish_state(c).await;
+                    }
+                }
+                Woke::Task(Some(ToLoop::SetStatus(status, done))) => {
+                    self.status = status;
+                    match state.online() {
+                        Some(c) => {
+                            self.publish_state(c).await;
+                            pending_status.push(done);
+                        }
+                        None => {
                             let _ = done.send(());
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        self.delivery.on_outgoing_publish(pkid);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let wait = backoff(attempt, Duration::from_secs(u64::from(self.cfg.agent.reconnect_max_seconds)), now_ms(self.started) * 7919);
-                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "broker connection lost or refused");
-                        self.set_link(Link::Backoff { attempt, wait });
-                        r58_systemd::notify_or_log(&[r58_systemd::Notify::Status(format!("offline: {e}"))]);
-                        attempt += 1;
-                        conn = None;
-                        self.delivery.connection_lost();
-                        backoff_until = Some(Instant::now() + wait);
-                    }
-                },
-                out = ota_out.recv(), if engine_task.is_some() => match out {
-                    Some(r58_ota::Out::Update(u)) => {
-                        let topic = proto::job_update(self.id(), &u.job_id);
-                        self.enqueue(topic, &u);
-                    }
-                    Some(r58_ota::Out::Status(status, done)) => {
-                        let _ = tx.try_send(ToLoop::SetStatus(status, done));
-                    }
-                    None => engine_task = None,
-                },
-                msg = rx.recv() => match msg {
-                    Some(ToLoop::Status(st)) => {
-                        let topic = proto::cmd_status(self.id());
-                        let st = commands::bounded(st, &topic);
-                        self.enqueue(topic, &st)
-                    }
-                    Some(ToLoop::Running { slot, version }) => {
-                        if running::pinned_slot().is_none() {
-                            self.booted_slot = Some(slot);
-                        }
-                        if let Some(v) = version {
-                            self.firmware_version = v;
-                        }
-                        if let Some(mut c) = conn.take() {
-                            if self.link == Link::Online {
-                                self.publish_state(&mut c).await;
-                            }
-                            conn = Some(c);
-                        }
-                    }
-                    Some(ToLoop::SetStatus(status, done)) => {
-                        self.status = status;
-                        match conn.take() {
-                            Some(mut c) if self.link == Link::Online => {
-                                self.publish_state(&mut c).await;
-                                pending_status.push(done);
-                                conn = Some(c);
-                            }
-                            other => {
-                                conn = other;
-                                let _ = done.send(());
-                            }
-                        }
-                    }
-                    None => {}
-                },
-                _ = tick.tick() => {
+                }
+                Woke::Task(None) => {}
+                Woke::Tick => {
                     if Instant::now() >= next_telemetry {
-                        next_telemetry = Instant::now() + Duration::from_secs(u64::from(self.cfg.agent.telemetry_interval_seconds));
-                        let recorder = telemetry::recorder(&self.http, &self.cfg.agent.recorder_api, &self.cfg.api.token).await;
+                        next_telemetry = Instant::now()
+                            + Duration::from_secs(u64::from(
+                                self.cfg.agent.telemetry_interval_seconds,
+                            ));
+                        let recorder = telemetry::recorder(
+                            &self.http,
+                            &self.cfg.agent.recorder_api,
+                            &self.cfg.api.token,
+                        )
+                        .await;
                         self.sample_telemetry(&mut cpu, recorder);
                     }
                     if !self.ready_sent && Instant::now() >= ready_deadline {
                         tracing::warn!("broker not reached yet: READY anyway, running offline");
-                        r58_systemd::notify_or_log(&[r58_systemd::Notify::Ready, r58_systemd::Notify::Status("offline".into())]);
+                        r58_systemd::notify_or_log(&[
+                            r58_systemd::Notify::Ready,
+                            r58_systemd::Notify::Status("offline".into()),
+                        ]);
                         self.ready_sent = true;
                     }
                 }
             }
-            self.flush(conn.as_mut());
+            self.flush(state.online());
         }
         self.ota = None;
         if let Some(t) = engine_task {
@@ -380,11 +411,11 @@ impl Agent {
             let topic = proto::job_update(self.id(), &u.job_id);
             self.enqueue(topic, &u);
         }
-        self.shutdown(conn).await;
+        self.shutdown(state.into_conn()).await;
     }
 
     async fn shutdown(&mut self, conn: Option<Conn>) {
-        self.set_link(Link::Stopping);
+        tracing::info!(to = Link::Stopping.name(), "link");
         r58_systemd::notify_or_log(&[r58_systemd::Notify::Stopping]);
         // Nothing produced is lost: pending and unacknowledged messages go to disk.
         self.flush(None);
