@@ -169,6 +169,23 @@ fn text(v: Option<&OwnedValue>) -> Option<String> {
     v.and_then(|v| String::try_from(v.try_clone().ok()?).ok())
 }
 
+/// An install's outcome from its `Completed` signal (None: the signal stream ended): Err
+/// with RAUC's last error when it failed.
+async fn completion(p: &InstallerProxy<'_>, sig: Option<Completed>) -> Result<(), String> {
+    let code = sig
+        .and_then(|s| s.args().ok().map(|a| a.result))
+        .ok_or_else(|| "RAUC left the bus".to_string())?;
+    if code == 0 {
+        return Ok(());
+    }
+    let why = p.last_error().await.unwrap_or_else(|e| e.to_string());
+    Err(if why.is_empty() {
+        format!("result {code}")
+    } else {
+        why
+    })
+}
+
 fn dbus_message(e: zbus::Error) -> String {
     match e {
         zbus::Error::MethodError(_, Some(m), _) => m,
@@ -222,13 +239,9 @@ impl Rauc for DbusRauc {
             loop {
                 tokio::select! {
                     sig = done.next() => {
-                        let code = sig.and_then(|s| s.args().ok().map(|a| a.result)).ok_or_else(|| fail("RAUC left the bus".into()))?;
-                        if code == 0 {
-                            progress(100);
-                            return Ok(());
-                        }
-                        let why = p.last_error().await.unwrap_or_else(|e| e.to_string());
-                        return Err(fail(if why.is_empty() { format!("result {code}") } else { why }));
+                        completion(&p, sig).await.map_err(fail)?;
+                        progress(100);
+                        return Ok(());
                     }
                     Some(change) = changes.next() => {
                         if let Ok((pct, _, _)) = change.get().await {
@@ -285,20 +298,8 @@ impl Rauc for DbusRauc {
                 return Ok(false);
             }
             tracing::info!("RAUC is still installing: waiting for it to complete");
-            let code = done
-                .next()
-                .await
-                .and_then(|s| s.args().ok().map(|a| a.result))
-                .ok_or_else(|| fail("RAUC left the bus".into()))?;
-            if code == 0 {
-                return Ok(true);
-            }
-            let why = p.last_error().await.unwrap_or_else(|e| e.to_string());
-            Err(fail(if why.is_empty() {
-                format!("result {code}")
-            } else {
-                why
-            }))
+            completion(&p, done.next().await).await.map_err(fail)?;
+            Ok(true)
         })
     }
 
