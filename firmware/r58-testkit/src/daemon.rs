@@ -3,7 +3,7 @@
 //! recorder, fleet and coturn handles are built on it.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,13 +42,6 @@ impl Daemon {
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_string(), value.to_string()));
-    }
-
-    pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.env
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
     }
 
     /// Starts the process (the log is appended to). Not under systemd: no notify socket, no
@@ -134,10 +127,6 @@ impl Daemon {
         }
     }
 
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -175,7 +164,7 @@ mod tests {
         let pid = d.pid().unwrap();
         drop(d);
         assert!(
-            !Path::new(&format!("/proc/{pid}")).exists()
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
                 || std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .map_or(true, |s| s.contains(") Z")),
             "still running after drop"
