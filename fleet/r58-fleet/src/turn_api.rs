@@ -14,7 +14,6 @@ use axum::Json;
 use chrono::Utc;
 use r58_turn::{CloudflareProvider, Credentials, RateLimiter, TurnProvider};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::config::{FleetConfig, TurnBackend};
 use crate::devices::Devices;
@@ -117,7 +116,10 @@ struct Request {
 fn error(status: StatusCode, code: &str, reason: impl Into<String>) -> Response {
     (
         status,
-        Json(json!({ "error": code, "reason": reason.into() })),
+        Json(r58_fleet_api::ErrorBody {
+            error: code.into(),
+            reason: reason.into(),
+        }),
     )
         .into_response()
 }

@@ -12,24 +12,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use r58_fleet_api::paths::{DeviceQuery, TelemetryQuery};
+use r58_fleet_api::{
+    CommandAnswer, CommandsSent, DesiredVersion, DeviceConfig, DeviceList, SendCommand, SendToMany,
+    SetConfig, SetTags, Target, TelemetryPage,
+};
 use serde_json::{json, Value};
-
-fn wait_command(f: &Fleet, token: &str, id: &str) -> Value {
-    wait_until(Duration::from_secs(20), "a final command state", || {
-        let (_, v) = call(
-            "GET",
-            &f.url(&format!("/api/v1/commands/{id}")),
-            Some(token),
-            None,
-        );
-        let c = v["command"].clone();
-        matches!(
-            c["state"].as_str(),
-            Some("succeeded" | "failed" | "rejected" | "expired")
-        )
-        .then_some(c)
-    })
-}
 
 fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
     let dir = tempfile::tempdir().unwrap();
@@ -82,99 +70,86 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
 
     // A device appears with its state and telemetry figures.
     let mut agent = agent_with_bundle(dir.path(), &pki, broker.port, "r58-0001");
-    let d = wait_device(&fleet, &token, "r58-0001", "device online", |v| {
-        v["device"]["status"] == "online" && v["device"]["disk_total_mib"].is_number()
+    let d = wait_device(&fleet, &token, "r58-0001", "device online", |d| {
+        d.status == "online" && d.disk_total_mib.is_some()
     });
-    assert!(!d["device"]["firmware_version"].as_str().unwrap().is_empty());
-    let session = d["device"]["session"].as_i64().unwrap();
-    let (code, list) = call(
-        "GET",
-        &fleet.url("/api/v1/devices?status=online"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(code, 200);
-    assert_eq!(list["devices"].as_array().unwrap().len(), 1);
-    let (_, none) = call(
-        "GET",
-        &fleet.url("/api/v1/devices?status=lost"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(none["devices"], json!([]));
-    let (_, tel) = call(
-        "GET",
-        &fleet.url("/api/v1/devices/r58-0001/telemetry?stream=system"),
-        Some(&token),
-        None,
-    );
-    assert!(!tel["telemetry"].as_array().unwrap().is_empty(), "{tel}");
+    assert!(!d.device.firmware_version.unwrap().is_empty());
+    let session = d.device.session;
+    let by_status = |status: &str| -> DeviceList {
+        let q = DeviceQuery {
+            status: Some(status.into()),
+            ..Default::default()
+        };
+        api_get(&fleet, &token, &paths::devices(&q))
+    };
+    assert_eq!(by_status("online").devices.len(), 1);
+    assert!(by_status("lost").devices.is_empty());
+    let q = TelemetryQuery {
+        stream: Some("system".into()),
+        ..Default::default()
+    };
+    let tel: TelemetryPage = api_get(&fleet, &token, &paths::device_telemetry("r58-0001", &q));
+    assert!(!tel.telemetry.is_empty() && !tel.truncated, "{tel:?}");
 
     // A command round-trips, with the device's answer.
+    let ping = |name: &str| SendCommand {
+        name: name.into(),
+        args: Value::Null,
+        timeout_seconds: None,
+    };
+    let commands = paths::device_commands("r58-0001");
     let (code, sent) = call(
         "POST",
-        &fleet.url("/api/v1/devices/r58-0001/commands"),
+        &fleet.url(&commands),
         Some(&token),
-        Some(json!({"name": "ping"})),
+        Some(serde_json::to_value(ping("ping")).unwrap()),
     );
     assert_eq!(code, 202, "{sent}");
-    assert_eq!(sent["command"]["state"], "sent");
-    assert_eq!(sent["command"]["created_by"], "alice");
-    let done = wait_command(&fleet, &token, sent["command"]["id"].as_str().unwrap());
-    assert_eq!(done["state"], "succeeded", "{done}");
-    assert_eq!(done["progress"], 100);
-    // One the agent does not know is rejected by it, with its reason.
-    let (_, sent) = call(
-        "POST",
-        &fleet.url("/api/v1/devices/r58-0001/commands"),
-        Some(&token),
-        Some(json!({"name": "self.destruct"})),
+    let sent: CommandAnswer = serde_json::from_value(sent).unwrap();
+    assert_eq!(sent.command.state, "sent");
+    assert_eq!(sent.command.created_by.as_deref(), Some("alice"));
+    let done = wait_command(&fleet, &token, &sent.command.id);
+    assert_eq!(
+        (done.state.as_str(), done.progress),
+        ("succeeded", 100),
+        "{done:?}"
     );
-    let done = wait_command(&fleet, &token, sent["command"]["id"].as_str().unwrap());
-    assert_eq!(done["state"], "rejected", "{done}");
+    // One the agent does not know is rejected by it, with its reason.
+    let sent: CommandAnswer = api_send(&fleet, &token, "POST", &commands, &ping("self.destruct"));
+    let done = wait_command(&fleet, &token, &sent.command.id);
+    assert_eq!(done.state, "rejected", "{done:?}");
     assert!(
-        done["message"].as_str().unwrap().contains("unknown"),
-        "{done}"
+        done.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("unknown"),
+        "{done:?}"
     );
 
     // Desired config reaches the device; the reported version comes back.
-    let (code, v) = call(
-        "PUT",
-        &fleet.url("/api/v1/devices/r58-0001/config"),
-        Some(&token),
-        Some(json!({"settings": {"encoder.bitrate_kbps": 8000}})),
-    );
-    assert_eq!(code, 200, "{v}");
-    let version = v["desired_version"].as_i64().unwrap();
-    let cfg = wait_until(Duration::from_secs(20), "reported config", || {
-        let (_, c) = call(
-            "GET",
-            &fleet.url("/api/v1/devices/r58-0001/config"),
-            Some(&token),
-            None,
-        );
-        (c["reported_version"] == json!(version)).then_some(c)
-    });
-    assert_eq!(cfg["in_sync"], true);
-    assert_eq!(cfg["reported"]["encoder.bitrate_kbps"], 8000);
+    let config = paths::device_config("r58-0001");
+    let set = |settings: Value| -> i64 {
+        let body = SetConfig {
+            settings: settings.as_object().unwrap().clone(),
+        };
+        let v: DesiredVersion = api_send(&fleet, &token, "PUT", &config, &body);
+        v.desired_version
+    };
+    let reported = |version: i64| -> DeviceConfig {
+        wait_until(Duration::from_secs(20), "reported config", || {
+            let c: DeviceConfig = api_get(&fleet, &token, &config);
+            (c.reported_version == Some(version)).then_some(c)
+        })
+    };
+    let cfg = reported(set(json!({"encoder.bitrate_kbps": 8000})));
+    assert!(cfg.in_sync, "{cfg:?}");
+    assert_eq!(cfg.reported.unwrap()["encoder.bitrate_kbps"], 8000);
     // A value the device refuses comes back as a per-key error.
-    let (_, v) = call(
-        "PUT",
-        &fleet.url("/api/v1/devices/r58-0001/config"),
-        Some(&token),
-        Some(json!({"settings": {"encoder.bitrate_kbps": 1}})),
+    let cfg = reported(set(json!({"encoder.bitrate_kbps": 1})));
+    assert!(
+        cfg.errors.as_ref().unwrap()["encoder.bitrate_kbps"].is_string(),
+        "{cfg:?}"
     );
-    let version = v["desired_version"].as_i64().unwrap();
-    let cfg = wait_until(Duration::from_secs(20), "reported errors", || {
-        let (_, c) = call(
-            "GET",
-            &fleet.url("/api/v1/devices/r58-0001/config"),
-            Some(&token),
-            None,
-        );
-        (c["reported_version"] == json!(version)).then_some(c)
-    });
-    assert!(cfg["errors"]["encoder.bitrate_kbps"].is_string(), "{cfg}");
 
     // Bad input: 4xx with a reason.
     for (method, path, body, want) in [
@@ -236,41 +211,37 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
         400
     );
     // Tags, and the filter on them.
-    assert_eq!(
-        call(
-            "PUT",
-            &fleet.url("/api/v1/devices/r58-0001/tags"),
-            Some(&token),
-            Some(json!({"tags": ["venue-a", "canary"]}))
-        )
-        .0,
-        204
-    );
-    let (_, l) = call(
-        "GET",
-        &fleet.url("/api/v1/devices?tag=canary"),
+    let tags = SetTags {
+        tags: vec!["venue-a".into(), "canary".into()],
+    };
+    let (code, _) = call(
+        "PUT",
+        &fleet.url(&paths::device_tags("r58-0001")),
         Some(&token),
-        None,
+        Some(serde_json::to_value(&tags).unwrap()),
     );
-    assert_eq!(l["devices"][0]["id"], "r58-0001");
-    let (_, l) = call(
-        "GET",
-        &fleet.url("/api/v1/devices?tag=canar"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(l["devices"], json!([]), "a tag matches whole");
+    assert_eq!(code, 204);
+    let by_tag = |tag: &str| -> Vec<String> {
+        let q = DeviceQuery {
+            tag: Some(tag.into()),
+            ..Default::default()
+        };
+        let l: DeviceList = api_get(&fleet, &token, &paths::devices(&q));
+        l.devices.into_iter().map(|d| d.id).collect()
+    };
+    assert_eq!(by_tag("canary"), ["r58-0001"]);
+    assert!(by_tag("canar").is_empty(), "a tag matches whole");
     // One command to every device with a tag.
-    let (code, v) = call(
-        "POST",
-        &fleet.url("/api/v1/commands"),
-        Some(&token),
-        Some(json!({"name": "ping", "target": {"tag": "canary"}})),
-    );
-    assert_eq!(code, 202, "{v}");
-    assert_eq!(v["sent"], 1);
-    let done = wait_command(&fleet, &token, v["commands"]["r58-0001"].as_str().unwrap());
-    assert_eq!(done["state"], "succeeded", "{done}");
+    let many = SendToMany {
+        name: "ping".into(),
+        args: Value::Null,
+        timeout_seconds: None,
+        target: Target::Tag("canary".into()),
+    };
+    let v: CommandsSent = api_send(&fleet, &token, "POST", &paths::commands(), &many);
+    assert_eq!(v.sent, 1);
+    let done = wait_command(&fleet, &token, &v.commands["r58-0001"]);
+    assert_eq!(done.state, "succeeded", "{done:?}");
     let (code, v) = call(
         "POST",
         &fleet.url("/api/v1/commands"),
@@ -288,14 +259,14 @@ fn scenario(db_url: &dyn Fn(&std::path::Path) -> String) {
 
     // Power cut: the broker's last will marks it lost; it comes back with a new session.
     agent.kill9();
-    wait_device(&fleet, &token, "r58-0001", "device lost", |v| {
-        v["device"]["status"] == "lost"
+    wait_device(&fleet, &token, "r58-0001", "device lost", |d| {
+        d.status == "lost"
     });
     agent.spawn();
-    let d = wait_device(&fleet, &token, "r58-0001", "device back online", |v| {
-        v["device"]["status"] == "online"
+    let d = wait_device(&fleet, &token, "r58-0001", "device back online", |d| {
+        d.status == "online"
     });
-    assert!(d["device"]["session"].as_i64().unwrap() > session);
+    assert!(d.device.session > session);
 
     // Metrics count what was ingested.
     let text = reqwest::blocking::Client::new()

@@ -8,12 +8,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 
 use super::error::{parse_body, ApiError};
 use super::AppState;
 use crate::db::Role;
 use crate::devices::token_hash;
+use r58_fleet_api::session::Login;
 
 pub const COOKIE: &str = "r58_fleet_token";
 
@@ -143,12 +143,6 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Login {
-    token: String,
-}
-
 /// `POST /api/v1/session {"token": …}`: checks the token and sets the session cookie.
 pub async fn login(
     State(state): State<AppState>,
@@ -169,8 +163,11 @@ pub async fn login(
         l.token.trim(),
         if https { "; Secure" } else { "" }
     );
-    let mut resp =
-        Json(serde_json::json!({ "operator": name, "role": role.as_str() })).into_response();
+    let mut resp = Json(r58_fleet_api::Session {
+        operator: name,
+        role,
+    })
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -5,23 +5,15 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use r58_fleet_api::{CommandAnswer, CommandList, CommandsSent, SendCommand, SendToMany, Target};
 use rumqttc::QoS;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::Operator;
 use super::error::{parse_body, ApiError};
 use super::AppState;
 use crate::db::{now_ms, DeviceFilter, NewCommand};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Send {
-    name: String,
-    #[serde(default)]
-    args: Value,
-    timeout_seconds: Option<u32>,
-}
 
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
@@ -53,7 +45,12 @@ fn check(
             "timeout_seconds {timeout} is out of range 5..=86400"
         )));
     }
-    Ok((if args.is_null() { json!({}) } else { args }, timeout))
+    let args = if args.is_null() {
+        Value::Object(serde_json::Map::new())
+    } else {
+        args
+    };
+    Ok((args, timeout))
 }
 
 /// A command id: time-ordered and unique across replicas (ms time + 64 random bits).
@@ -70,7 +67,7 @@ pub async fn send(
     Path(device): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let c: Send = parse_body(&body)?;
+    let c: SendCommand = parse_body(&body)?;
     let (args, timeout) = check(&c.name, c.args, c.timeout_seconds, s.command_timeout_s)?;
     let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
     s.db.device(&device)
@@ -100,26 +97,11 @@ pub async fn send(
         .map_err(|e| ApiError::Publish(e.to_string()))?
         .map_err(ApiError::Publish)?;
     tracing::info!(%device, command = %c.name, %id, operator = %op.0, "command sent");
-    let row = s.db.command(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "command": row }))))
-}
-
-#[derive(Deserialize, serde::Serialize, Clone, Debug)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub(crate) enum Target {
-    All(bool),
-    Tag(String),
-    Devices(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendMany {
-    name: String,
-    #[serde(default)]
-    args: Value,
-    timeout_seconds: Option<u32>,
-    target: Target,
+    let command =
+        s.db.command(&id)
+            .await?
+            .ok_or_else(|| ApiError::NoCommand(id.clone()))?;
+    Ok((StatusCode::ACCEPTED, Json(CommandAnswer { command })))
 }
 
 /// The devices a target names (every listed device must exist).
@@ -209,7 +191,7 @@ pub async fn send_many(
     Extension(op): Extension<Operator>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let c: SendMany = parse_body(&body)?;
+    let c: SendToMany = parse_body(&body)?;
     let (args, timeout) = check(&c.name, c.args, c.timeout_seconds, s.command_timeout_s)?;
     let mqtt = s.mqtt.clone().ok_or(ApiError::NoBroker)?;
     let devices = resolve(&s, c.target).await?;
@@ -241,25 +223,25 @@ pub async fn send_many(
             tracing::info!(command = %name, devices, %operator, stored_secs, published_secs = started.elapsed().as_secs_f64(), "command published to many devices");
         }
     });
-    let by_device: serde_json::Map<String, Value> = ids
-        .into_iter()
-        .map(|(d, id)| (d, Value::String(id)))
-        .collect();
+    let commands: std::collections::BTreeMap<String, String> = ids.into_iter().collect();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "sent": by_device.len(), "commands": by_device })),
+        Json(CommandsSent {
+            sent: commands.len(),
+            commands,
+        }),
     ))
 }
 
 pub async fn one(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let c =
+) -> Result<Json<CommandAnswer>, ApiError> {
+    let command =
         s.db.command(&id)
             .await?
             .ok_or_else(|| ApiError::NoCommand(id.clone()))?;
-    Ok(Json(json!({ "command": c })))
+    Ok(Json(CommandAnswer { command }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,11 +254,11 @@ pub async fn of_device(
     State(s): State<AppState>,
     Path(device): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<CommandList>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    Ok(Json(
-        json!({ "commands": s.db.commands(Some(&device), None, limit).await? }),
-    ))
+    Ok(Json(CommandList {
+        commands: s.db.commands(Some(&device), None, limit).await?,
+    }))
 }
 
 #[cfg(test)]

@@ -5,27 +5,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use r58_fleet_api::paths::{DeviceQuery, TelemetryQuery};
+use r58_fleet_api::{DesiredVersion, DeviceConfig, DeviceDetail, DeviceList, SetConfig, SetTags};
 use rumqttc::QoS;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::{parse_body, ApiError};
 use super::AppState;
 use crate::db::DeviceFilter;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    status: Option<String>,
-    tag: Option<String>,
-    version: Option<String>,
-    q: Option<String>,
-}
-
 pub async fn list(
     State(s): State<AppState>,
-    Query(lq): Query<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+    Query(lq): Query<DeviceQuery>,
+) -> Result<Json<DeviceList>, ApiError> {
     let f = DeviceFilter {
         status: lq.status,
         tag: lq.tag,
@@ -33,37 +25,33 @@ pub async fn list(
         q: lq.q,
         updated_since: None,
     };
-    Ok(Json(json!({ "devices": s.db.devices(&f).await? })))
+    Ok(Json(DeviceList {
+        devices: s.db.devices(&f).await?,
+    }))
 }
 
 pub async fn one(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let d =
+) -> Result<Json<DeviceDetail>, ApiError> {
+    let device =
         s.db.device(&id)
             .await?
             .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
-    let telemetry = s.db.telemetry(&id, None, None, 120).await?.rows;
+    let telemetry = s.db.telemetry(&id, None, None, 120).await?.telemetry;
     let commands = s.db.commands(Some(&id), None, 20).await?;
-    Ok(Json(
-        json!({ "device": d, "telemetry": telemetry, "commands": commands }),
-    ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetryQuery {
-    stream: Option<String>,
-    since: Option<i64>,
-    limit: Option<i64>,
+    Ok(Json(DeviceDetail {
+        device,
+        telemetry,
+        commands,
+    }))
 }
 
 pub async fn telemetry(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(t): Query<TelemetryQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<r58_fleet_api::TelemetryPage>, ApiError> {
     let limit = t.limit.unwrap_or(300);
     if !(1..=5000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -73,18 +61,10 @@ pub async fn telemetry(
     s.db.device(&id)
         .await?
         .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
-    let samples =
+    let page =
         s.db.telemetry(&id, t.stream.as_deref(), t.since, limit)
             .await?;
-    Ok(Json(
-        json!({ "telemetry": samples.rows, "truncated": samples.truncated }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Tags {
-    tags: Vec<String>,
+    Ok(Json(page))
 }
 
 pub async fn set_tags(
@@ -92,7 +72,7 @@ pub async fn set_tags(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t: Tags = parse_body(&body)?;
+    let t: SetTags = parse_body(&body)?;
     if let Some(bad) = t.tags.iter().find(|t| {
         t.is_empty()
             || t.len() > 64
@@ -113,22 +93,19 @@ pub async fn set_tags(
 pub async fn get_config(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<DeviceConfig>, ApiError> {
     let d =
         s.db.device(&id)
             .await?
             .ok_or_else(|| ApiError::NoDevice(id.clone()))?;
-    Ok(Json(json!({
-        "desired_version": d.desired_version, "desired": d.desired,
-        "reported_version": d.reported_version, "reported": d.reported, "errors": d.reported_errors,
-        "in_sync": d.reported_version == Some(d.desired_version),
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Desired {
-    settings: serde_json::Map<String, Value>,
+    Ok(Json(DeviceConfig {
+        in_sync: d.reported_version == Some(d.desired_version),
+        desired_version: d.desired_version,
+        desired: d.desired,
+        reported_version: d.reported_version,
+        reported: d.reported,
+        errors: d.reported_errors,
+    }))
 }
 
 /// Replaces the desired settings (dotted keys of r58.toml, e.g. `"recorder.segment_seconds": 10`),
@@ -138,8 +115,8 @@ pub async fn set_config(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let d: Desired = parse_body(&body)?;
+) -> Result<Json<DesiredVersion>, ApiError> {
+    let d: SetConfig = parse_body(&body)?;
     if let Some(k) = d
         .settings
         .keys()
@@ -163,5 +140,7 @@ pub async fn set_config(
     )
     .await
     .map_err(|e| ApiError::Publish(e.to_string()))?;
-    Ok(Json(json!({ "desired_version": version })))
+    Ok(Json(DesiredVersion {
+        desired_version: version,
+    }))
 }

@@ -3,7 +3,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::db::DbError;
 
@@ -70,7 +69,10 @@ impl IntoResponse for ApiError {
         }
         (
             status,
-            Json(json!({ "error": code, "reason": r58_log::error_chain(&self) })),
+            Json(r58_fleet_api::ErrorBody {
+                error: code.into(),
+                reason: r58_log::error_chain(&self),
+            }),
         )
             .into_response()
     }

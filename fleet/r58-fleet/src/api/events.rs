@@ -7,18 +7,17 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
+use r58_fleet_api::Event;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::AppState;
 use crate::db::{now_ms, Db, DeviceFilter};
 
-/// One change: `{"type": "device", "device": {…}}`, `{"type": "command", …}`,
-/// `{"type": "telemetry", "device": id, "sample": {…}}` or `{"type": "resync"}`.
-pub type Change = Value;
+/// One change, as the event stream sends it.
+pub type Change = Event;
 
 /// Polls the database every `period` and broadcasts changes. Rows are compared by
 /// `updated_at`; the window overlaps by a few seconds so that clocks of other replicas and
@@ -46,7 +45,7 @@ pub async fn poll(db: Db, tx: broadcast::Sender<Change>, period: Duration) {
                 for d in devs {
                     if seen_dev.get(&d.id) != Some(&d.updated_at) {
                         seen_dev.insert(d.id.clone(), d.updated_at);
-                        let _ = tx.send(json!({ "type": "device", "device": d }));
+                        let _ = tx.send(Event::Device { device: d });
                     }
                 }
             }
@@ -58,7 +57,7 @@ pub async fn poll(db: Db, tx: broadcast::Sender<Change>, period: Duration) {
                     let key = (c.updated_at, c.state.clone());
                     if seen_cmd.get(&c.id) != Some(&key) {
                         seen_cmd.insert(c.id.clone(), key);
-                        let _ = tx.send(json!({ "type": "command", "command": c }));
+                        let _ = tx.send(Event::Command { command: c });
                     }
                 }
             }
@@ -78,31 +77,43 @@ pub struct EventsQuery {
     device: Option<String>,
 }
 
-fn concerns(change: &Value, device: &str) -> bool {
-    change["device"]["id"] == device
-        || change["command"]["device"] == device
-        || change["type"] == "resync"
+fn concerns(change: &Event, device: &str) -> bool {
+    match change {
+        Event::Device { device: d } => d.id == device,
+        Event::Command { command } => command.device == device,
+        Event::Resync => true,
+    }
+}
+
+/// The SSE event name of a change: its `type`.
+fn name(change: &Event) -> &'static str {
+    match change {
+        Event::Device { .. } => "device",
+        Event::Command { .. } => "command",
+        Event::Resync => "resync",
+    }
 }
 
 pub async fn stream(
     State(s): State<AppState>,
     Query(q): Query<EventsQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.events.subscribe();
     let stream = futures::stream::unfold((rx, q.device), |(mut rx, device)| async move {
         loop {
             let change = match rx.recv().await {
                 Ok(c) => c,
                 // Too slow a reader: tell it to reload rather than silently skip changes.
-                Err(broadcast::error::RecvError::Lagged(_)) => json!({ "type": "resync" }),
+                Err(broadcast::error::RecvError::Lagged(_)) => Event::Resync,
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             if device.as_deref().is_some_and(|d| !concerns(&change, d)) {
                 continue;
             }
-            let ev = Event::default()
-                .event(change["type"].as_str().unwrap_or("change"))
-                .data(change.to_string());
+            let Ok(data) = serde_json::to_string(&change) else {
+                continue;
+            };
+            let ev = SseEvent::default().event(name(&change)).data(data);
             return Some((Ok(ev), (rx, device)));
         }
     });

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
-use serde_json::json;
+use r58_fleet_api::Health;
 use tokio::sync::broadcast;
 
 use crate::db::Db;
@@ -39,11 +39,26 @@ pub struct AppState {
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let db = s.db.ping().await;
     let broker = s.mqtt.is_none() || s.stats.connected.load(Ordering::Relaxed) == 1;
-    let body = json!({
-        "status": if db.is_ok() && broker { "ok" } else { "degraded" },
-        "database": db.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| r58_log::error_chain(e)),
-        "broker": if s.mqtt.is_none() { "not configured" } else if broker { "connected" } else { "disconnected" },
-    });
+    let body = Health {
+        status: if db.is_ok() && broker {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
+        database: db
+            .as_ref()
+            .map(|_| "ok".to_string())
+            .unwrap_or_else(|e| r58_log::error_chain(e)),
+        broker: if s.mqtt.is_none() {
+            "not configured"
+        } else if broker {
+            "connected"
+        } else {
+            "disconnected"
+        }
+        .into(),
+    };
     (
         if db.is_ok() {
             StatusCode::OK
@@ -76,7 +91,10 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
             get(
                 |axum::Extension(op): axum::Extension<auth::Operator>,
                  axum::Extension(role): axum::Extension<auth::OperatorRole>| async move {
-                    Json(json!({ "operator": op.0, "role": role.0.as_str() }))
+                    Json(r58_fleet_api::Session {
+                        operator: op.0,
+                        role: role.0,
+                    })
                 },
             ),
         )

@@ -10,18 +10,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use r58_fleet_api::paths::RolloutAction;
+use r58_fleet_api::{
+    BundleAnswer, BundleList, CreateRollout, RolloutDetail, RolloutList, RolloutSummary,
+};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
 use super::auth::Operator;
-use super::commands::{resolve, Target};
+use super::commands::resolve;
 use super::error::{parse_body, ApiError};
 use super::AppState;
-use crate::db::{now_ms, BundleRow, NewRollout};
+use crate::db::{now_ms, NewRollout};
 use crate::ota::bundle::{self, stored_path};
 use crate::ota::rollout::{self, JobOptions, DEFAULT_WAVES};
+use r58_fleet_api::Bundle;
 
 fn storage(e: impl std::fmt::Display) -> ApiError {
     ApiError::Storage(e.to_string())
@@ -66,7 +70,7 @@ pub async fn publish(
     let dest = stored_path(&dir, &sha);
     tmp.persist(&dest).map_err(storage)?;
     r58_fs::sync_dir(&dir).map_err(storage)?;
-    let row = BundleRow {
+    let row = Bundle {
         sha256: sha.clone(),
         version: info.version,
         compatible: info.compatible,
@@ -78,12 +82,14 @@ pub async fn publish(
     s.db.insert_bundle(&row).await?;
     s.withheld.set(&sha, false);
     tracing::info!(%sha, version = %row.version, operator = %op.0, signature_checked = row.signature_checked, "bundle published");
-    let row = s.db.bundle(&sha).await?.unwrap_or(row);
-    Ok((StatusCode::CREATED, Json(json!({ "bundle": row }))))
+    let bundle = s.db.bundle(&sha).await?.unwrap_or(row);
+    Ok((StatusCode::CREATED, Json(BundleAnswer { bundle })))
 }
 
-pub async fn bundles(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "bundles": s.db.bundles().await? })))
+pub async fn bundles(State(s): State<AppState>) -> Result<Json<BundleList>, ApiError> {
+    Ok(Json(BundleList {
+        bundles: s.db.bundles().await?,
+    }))
 }
 
 /// `GET /ota/bundles/<sha256>.raucb`, with Range support.
@@ -124,27 +130,6 @@ pub async fn download(
     Ok(resp.map(Body::new).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Create {
-    /// A published version (its newest bundle), or a bundle's SHA-256.
-    version: Option<String>,
-    bundle_sha256: Option<String>,
-    target: Target,
-    waves: Option<Vec<String>>,
-    success_percent: Option<i64>,
-    failure_percent: Option<i64>,
-    step_timeout_seconds: Option<i64>,
-    #[serde(default)]
-    install_policy: r58_proto::Policy,
-    #[serde(default)]
-    reboot_policy: r58_proto::Policy,
-    #[serde(default)]
-    allow_downgrade: bool,
-    min_version: Option<String>,
-    window: Option<r58_proto::Window>,
-}
-
 fn new_id() -> String {
     let n = crate::devices::random_bytes::<4>()
         .map(u32::from_le_bytes)
@@ -158,7 +143,7 @@ pub async fn create(
     Extension(op): Extension<Operator>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let c: Create = parse_body(&body)?;
+    let c: CreateRollout = parse_body(&body)?;
     s.mqtt.as_ref().ok_or(ApiError::NoBroker)?;
     let bundle = match (&c.version, &c.bundle_sha256) {
         (Some(v), None) => {
@@ -235,40 +220,37 @@ pub async fn create(
     })
     .await?;
     tracing::info!(rollout = %id, version = %bundle.version, devices = devices.len(), operator = %op.0, "rollout created");
-    one_json(&s, &id)
+    detail(&s, &id)
         .await
         .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
-async fn one_json(s: &AppState, id: &str) -> Result<Value, ApiError> {
-    let r =
+async fn detail(s: &AppState, id: &str) -> Result<RolloutDetail, ApiError> {
+    let rollout =
         s.db.rollout(id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("rollout {id:?}")))?;
     let jobs = s.db.rollout_jobs(id).await?;
-    let mut phases = serde_json::Map::new();
-    for j in &jobs {
-        let n = phases.get(&j.phase).and_then(Value::as_u64).unwrap_or(0);
-        phases.insert(j.phase.clone(), json!(n + 1));
-    }
-    Ok(
-        json!({ "rollout": r, "summary": { "devices": jobs.len(), "phases": phases }, "jobs": jobs }),
-    )
+    Ok(RolloutDetail {
+        rollout,
+        summary: RolloutSummary::of(&jobs),
+        jobs,
+    })
 }
 
-pub async fn list(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let mut out = Vec::new();
+pub async fn list(State(s): State<AppState>) -> Result<Json<RolloutList>, ApiError> {
+    let mut rollouts = Vec::new();
     for r in s.db.rollouts().await? {
-        out.push(one_json(&s, &r.id).await?);
+        rollouts.push(detail(&s, &r.id).await?);
     }
-    Ok(Json(json!({ "rollouts": out })))
+    Ok(Json(RolloutList { rollouts }))
 }
 
 pub async fn one(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    one_json(&s, &id).await.map(Json)
+) -> Result<Json<RolloutDetail>, ApiError> {
+    detail(&s, &id).await.map(Json)
 }
 
 /// `POST /api/v1/rollouts/<id>/<pause|resume|abort>`
@@ -276,13 +258,18 @@ pub async fn action(
     State(s): State<AppState>,
     Extension(op): Extension<Operator>,
     Path((id, action)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<RolloutDetail>, ApiError> {
     let r =
         s.db.rollout(&id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("rollout {id:?}")))?;
-    let done = match action.as_str() {
-        "pause" => {
+    let Some(act) = RolloutAction::parse(&action) else {
+        return Err(ApiError::NotFound(format!(
+            "rollout action {action:?} (pause, resume, abort)"
+        )));
+    };
+    let done = match act {
+        RolloutAction::Pause => {
             s.db.set_rollout_state(
                 &id,
                 &["running"],
@@ -291,7 +278,7 @@ pub async fn action(
             )
             .await?
         }
-        "resume" => {
+        RolloutAction::Resume => {
             s.db.set_rollout_state(
                 &id,
                 &["paused", "halted"],
@@ -300,11 +287,8 @@ pub async fn action(
             )
             .await?
         }
-        "abort" => rollout::abort(&s.db, s.mqtt.as_ref().ok_or(ApiError::NoBroker)?, &id).await?,
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "rollout action {other:?} (pause, resume, abort)"
-            )))
+        RolloutAction::Abort => {
+            rollout::abort(&s.db, s.mqtt.as_ref().ok_or(ApiError::NoBroker)?, &id).await?
         }
     };
     if !done {
@@ -314,5 +298,5 @@ pub async fn action(
         )));
     }
     tracing::info!(rollout = %id, %action, operator = %op.0, "rollout steered");
-    one_json(&s, &id).await.map(Json)
+    detail(&s, &id).await.map(Json)
 }

@@ -5,7 +5,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use r58_fleet_api::{paths, Command, CommandAnswer, Device, ErrorBody, SendCommand};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::FleetError;
 
@@ -36,79 +39,87 @@ impl Client {
         })
     }
 
-    fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, FleetError> {
-        let url = format!("{}{path}", self.base);
-        let fail = |reason: String| FleetError::Client {
-            url: url.clone(),
-            reason,
-        };
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().map_err(|e| fail(r58_log::error_chain(&e)))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| fail(e.to_string()))?;
-        let v: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if !status.is_success() {
-            let reason = v["reason"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            return Err(fail(format!("HTTP {}: {reason}", status.as_u16())));
-        }
-        Ok(v)
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
-    pub fn get(&self, path: &str) -> Result<Value, FleetError> {
-        self.call(reqwest::Method::GET, path, None)
+    /// Sends a request and reads the answer as `T`; an error answer becomes a
+    /// [`FleetError::Client`] with the status and the server's reason.
+    fn send<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Result<T, FleetError> {
+        let fail = |reason: String| FleetError::Client {
+            url: url.to_string(),
+            reason,
+        };
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| fail(r58_log::error_chain(&e)))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| fail(e.to_string()))?;
+        if !status.is_success() {
+            let reason = serde_json::from_str::<ErrorBody>(&text)
+                .map(|e| e.reason)
+                .unwrap_or(text);
+            return Err(fail(format!("HTTP {}: {reason}", status.as_u16())));
+        }
+        let body = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(body).map_err(|e| fail(format!("the answer does not read: {e}")))
     }
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, FleetError> {
-        self.call(reqwest::Method::POST, path, Some(body))
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, FleetError> {
+        let url = self.url(path);
+        self.send(&url, self.http.get(&url))
     }
-    pub fn put(&self, path: &str, body: &Value) -> Result<Value, FleetError> {
-        self.call(reqwest::Method::PUT, path, Some(body))
+
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, FleetError> {
+        let url = self.url(path);
+        self.send(&url, self.http.post(&url).json(body))
+    }
+
+    /// A POST without a body (an action on a resource).
+    pub fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, FleetError> {
+        let url = self.url(path);
+        self.send(&url, self.http.post(&url))
+    }
+
+    pub fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, FleetError> {
+        let url = self.url(path);
+        self.send(&url, self.http.put(&url).json(body))
     }
 
     /// Uploads a file as the request body (no overall timeout: bundles are large).
-    pub fn upload(&self, path: &str, file: &std::path::Path) -> Result<Value, FleetError> {
-        let url = format!("{}{path}", self.base);
-        let fail = |reason: String| FleetError::Client {
-            url: url.clone(),
-            reason,
-        };
+    pub fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<T, FleetError> {
+        let url = self.url(path);
         let f = std::fs::File::open(file)
             .map_err(|e| FleetError::Usage(format!("{}: {e}", file.display())))?;
         let http = reqwest::blocking::Client::builder()
             .timeout(None)
             .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = http
+            .map_err(|e| FleetError::Client {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let req = http
             .post(&url)
-            .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::blocking::Body::new(f))
-            .send()
-            .map_err(|e| fail(r58_log::error_chain(&e)))?;
-        let status = resp.status();
-        let v: Value = resp.json().unwrap_or(Value::Null);
-        if !status.is_success() {
-            let reason = v["reason"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            return Err(fail(format!("HTTP {}: {reason}", status.as_u16())));
-        }
-        Ok(v)
+            .body(reqwest::blocking::Body::new(f));
+        self.send(&url, req)
     }
 }
 
@@ -131,8 +142,8 @@ pub fn parse_pairs(pairs: &[String]) -> Result<serde_json::Map<String, Value>, F
     Ok(out)
 }
 
-fn ago(ms: &Value) -> String {
-    match ms.as_i64() {
+fn ago(ms: Option<i64>) -> String {
+    match ms {
         Some(t) => {
             let s = (crate::db::now_ms() - t).max(0) / 1000;
             if s < 120 {
@@ -147,13 +158,8 @@ fn ago(ms: &Value) -> String {
     }
 }
 
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
-        other => other.to_string(),
-    }
+fn cell(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_string()
 }
 
 /// A plain text table: columns as wide as their widest cell.
@@ -182,23 +188,22 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn devices_table(devices: &[Value]) -> String {
+pub fn devices_table(devices: &[Device]) -> String {
     let rows: Vec<Vec<String>> = devices
         .iter()
         .map(|d| {
             vec![
-                cell(&d["id"]),
-                cell(&d["status"]),
-                cell(&d["firmware_version"]),
-                cell(&d["booted_slot"]),
-                cell(&d["recording"]),
-                d["disk_free_mib"]
-                    .as_i64()
+                d.id.clone(),
+                d.status.clone(),
+                cell(d.firmware_version.as_deref()),
+                cell(d.booted_slot.as_deref()),
+                d.recording
+                    .map_or("-", |r| if r { "yes" } else { "no" })
+                    .to_string(),
+                d.disk_free_mib
                     .map_or("-".into(), |m| format!("{:.1} GiB", m as f64 / 1024.0)),
-                d["temperature_c"]
-                    .as_f64()
-                    .map_or("-".into(), |t| format!("{t:.1} C")),
-                ago(&d["last_seen"]),
+                d.temperature_c.map_or("-".into(), |t| format!("{t:.1} C")),
+                ago(d.last_seen),
             ]
         })
         .collect();
@@ -218,48 +223,37 @@ pub fn devices_table(devices: &[Value]) -> String {
 }
 
 /// Sends a command and, unless `wait` is false, follows it to a final state, drawing a
-/// progress line. Returns the final command document.
+/// progress line. Returns the command as last read.
 pub fn command(
     c: &Client,
     device: &str,
-    name: &str,
-    args: Value,
-    timeout: Option<u32>,
+    send: &SendCommand,
     wait: bool,
     quiet: bool,
-) -> Result<Value, FleetError> {
-    let mut body = json!({ "name": name, "args": args });
-    if let Some(t) = timeout {
-        body["timeout_seconds"] = json!(t);
-    }
-    let sent = c.post(&format!("/api/v1/devices/{device}/commands"), &body)?;
-    let id = sent["command"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+) -> Result<Command, FleetError> {
+    let sent: CommandAnswer = c.post(&paths::device_commands(device), send)?;
     if !wait {
-        return Ok(sent["command"].clone());
+        return Ok(sent.command);
     }
-    let deadline = Instant::now() + Duration::from_secs(u64::from(timeout.unwrap_or(300)) + 10);
+    let timeout = send.timeout_seconds.unwrap_or(300);
+    let deadline = Instant::now() + Duration::from_secs(u64::from(timeout) + 10);
+    let path = paths::command(&sent.command.id);
     let mut last = String::new();
     loop {
-        let cmd = c.get(&format!("/api/v1/commands/{id}"))?["command"].clone();
-        let state = cmd["state"].as_str().unwrap_or("?").to_string();
-        let progress = cmd["progress"].as_i64().unwrap_or(0).clamp(0, 100);
+        let cmd = c.get::<CommandAnswer>(&path)?.command;
+        let progress = cmd.progress.clamp(0, 100);
         let line = format!(
-            "{name} on {device}: [{:<20}] {progress:>3}% {state}",
-            "#".repeat((progress / 5) as usize)
+            "{} on {device}: [{:<20}] {progress:>3}% {}",
+            send.name,
+            "#".repeat((progress / 5) as usize),
+            cmd.state
         );
         if !quiet && line != last {
             eprint!("\r{line}");
             let _ = std::io::stderr().flush();
             last = line;
         }
-        if matches!(
-            state.as_str(),
-            "succeeded" | "failed" | "rejected" | "expired"
-        ) || Instant::now() > deadline
-        {
+        if cmd.is_final() || Instant::now() > deadline {
             if !quiet {
                 eprintln!();
             }
@@ -273,6 +267,7 @@ pub fn command(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pairs_and_tables() {

@@ -1,6 +1,6 @@
 //! The CLI's OTA views: bundles, and rollouts with a progress bar per wave.
 
-use serde_json::Value;
+use r58_fleet_api::{BundleList, Job, RolloutDetail};
 
 use super::client::table;
 
@@ -17,23 +17,17 @@ fn bar(done: u64, total: u64, width: usize) -> String {
     )
 }
 
-pub fn bundles_table(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = v["bundles"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub fn bundles_table(v: &BundleList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .bundles
+        .iter()
         .map(|b| {
             vec![
-                b["version"].as_str().unwrap_or("?").to_string(),
-                b["compatible"].as_str().unwrap_or("?").to_string(),
-                format!("{:.1} MiB", b["size"].as_f64().unwrap_or(0.0) / 1_048_576.0),
-                if b["signature_checked"] == true {
-                    "yes"
-                } else {
-                    "NO"
-                }
-                .to_string(),
-                b["sha256"].as_str().unwrap_or("?").to_string(),
+                b.version.clone(),
+                b.compatible.clone(),
+                format!("{:.1} MiB", b.size as f64 / 1_048_576.0),
+                if b.signature_checked { "yes" } else { "NO" }.to_string(),
+                b.sha256.clone(),
             ]
         })
         .collect();
@@ -50,32 +44,24 @@ pub fn bundles_table(v: &Value) -> String {
 }
 
 /// One rollout: its state, a bar per wave (final jobs of all jobs), and the jobs not yet done.
-pub fn rollout_view(v: &Value) -> String {
-    let r = &v["rollout"];
-    let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
+pub fn rollout_view(v: &RolloutDetail) -> String {
+    let r = &v.rollout;
     let mut out = format!(
         "rollout {} → {}: {} (wave {}/{}){}\n",
-        r["id"].as_str().unwrap_or("?"),
-        r["version"].as_str().unwrap_or("?"),
-        r["state"].as_str().unwrap_or("?"),
-        r["wave"].as_i64().unwrap_or(0) + 1,
-        r["waves"].as_array().map_or(0, Vec::len),
-        r["message"]
-            .as_str()
+        r.id,
+        r.version,
+        r.state,
+        r.wave + 1,
+        r.waves.len(),
+        r.message
+            .as_deref()
             .map(|m| format!(" — {m}"))
             .unwrap_or_default(),
     );
-    let waves = jobs
-        .iter()
-        .filter_map(|j| j["wave"].as_i64())
-        .max()
-        .map_or(0, |w| w + 1);
+    let waves = v.jobs.iter().map(|j| j.wave).max().map_or(0, |w| w + 1);
     for w in 0..waves {
-        let in_wave: Vec<&Value> = jobs
-            .iter()
-            .filter(|j| j["wave"].as_i64() == Some(w))
-            .collect();
-        let count = |p: &str| in_wave.iter().filter(|j| j["phase"] == p).count() as u64;
+        let in_wave: Vec<&Job> = v.jobs.iter().filter(|j| j.wave == w).collect();
+        let count = |p: &str| in_wave.iter().filter(|j| j.phase == p).count() as u64;
         let (ok, failed, skipped) = (count("succeeded"), count("failed"), count("skipped"));
         out += &format!(
             "  wave {:<2} {} {:>3}/{:<3} succeeded {ok}, failed {failed}{}\n",
@@ -90,17 +76,18 @@ pub fn rollout_view(v: &Value) -> String {
             },
         );
     }
-    let rows: Vec<Vec<String>> = jobs
+    let rows: Vec<Vec<String>> = v
+        .jobs
         .iter()
-        .filter(|j| j["phase"] != "succeeded" && j["phase"] != "pending")
+        .filter(|j| j.phase != "succeeded" && j.phase != "pending")
         .map(|j| {
             vec![
-                j["device"].as_str().unwrap_or("?").to_string(),
-                j["phase"].as_str().unwrap_or("?").to_string(),
-                format!("{}%", j["progress"].as_i64().unwrap_or(0)),
-                j["reason"].as_str().unwrap_or("").to_string(),
-                j["details"]
-                    .as_str()
+                j.device.clone(),
+                j.phase.clone(),
+                format!("{}%", j.progress),
+                j.reason.clone().unwrap_or_default(),
+                j.details
+                    .as_deref()
                     .unwrap_or("")
                     .chars()
                     .take(80)
@@ -114,28 +101,55 @@ pub fn rollout_view(v: &Value) -> String {
     out
 }
 
-pub fn is_settled(v: &Value) -> bool {
-    matches!(
-        v["rollout"]["state"].as_str(),
-        Some("completed" | "halted" | "aborted")
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use serde_json::json;
+    use r58_fleet_api::{Job, Rollout, RolloutDetail, RolloutSummary};
+    use serde_json::Value;
+
+    fn job(device: &str, wave: i64, phase: &str, progress: i64, reason: Option<&str>) -> Job {
+        Job {
+            rollout_id: "r1".into(),
+            device: device.into(),
+            wave,
+            job_id: format!("r1-{device}"),
+            phase: phase.into(),
+            progress,
+            reason: reason.map(str::to_string),
+            details: reason.map(|_| "sha".to_string()),
+            published_at: None,
+            updated_at: 0,
+        }
+    }
 
     #[test]
     fn rollout_view_shows_waves_and_unfinished_jobs() {
-        let v = json!({
-            "rollout": { "id": "r1", "version": "1.2.0", "state": "running", "wave": 1, "waves": ["1", "100%"], "message": null },
-            "jobs": [
-                { "device": "a", "wave": 0, "phase": "succeeded", "progress": 100 },
-                { "device": "b", "wave": 1, "phase": "downloading", "progress": 40 },
-                { "device": "c", "wave": 1, "phase": "failed", "progress": 0, "reason": "checksum_mismatch", "details": "sha" },
-            ]
-        });
+        let jobs = vec![
+            job("a", 0, "succeeded", 100, None),
+            job("b", 1, "downloading", 40, None),
+            job("c", 1, "failed", 0, Some("checksum_mismatch")),
+        ];
+        let v = RolloutDetail {
+            rollout: Rollout {
+                id: "r1".into(),
+                bundle_sha256: "00".into(),
+                version: "1.2.0".into(),
+                target: Value::Null,
+                waves: vec!["1".into(), "100%".into()],
+                success_percent: 95,
+                failure_percent: 10,
+                step_timeout_s: 1800,
+                options: Value::Null,
+                state: "running".into(),
+                wave: 1,
+                message: None,
+                created_by: None,
+                created_at: 0,
+                updated_at: 0,
+            },
+            summary: RolloutSummary::of(&jobs),
+            jobs,
+        };
         let s = super::rollout_view(&v);
         assert!(s.contains("rollout r1 → 1.2.0: running (wave 2/2)"), "{s}");
         assert!(
@@ -150,6 +164,14 @@ mod tests {
             s.contains("downloading") && s.contains("checksum_mismatch") && !s.contains("\na "),
             "{s}"
         );
-        assert!(!super::is_settled(&v));
+        assert!(!v.rollout.is_settled());
+        assert_eq!(
+            (
+                v.summary.devices,
+                v.summary.count("failed"),
+                v.summary.count("queued")
+            ),
+            (3, 1, 0)
+        );
     }
 }

@@ -4,7 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::{json, Value};
+use r58_fleet_api::paths::{self, DeviceQuery, RolloutAction, TelemetryQuery};
+use r58_fleet_api::{
+    BundleAnswer, BundleList, CreateRollout, DesiredVersion, DeviceConfig, DeviceDetail,
+    DeviceList, RolloutDetail, RolloutList, SendCommand, SetConfig, Target, TelemetryPage,
+};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::args::{Cli, Cmd, ConfigCmd, OperatorCmd, OtaCmd, PkiCmd, Remote};
 use super::client::{self, Client};
@@ -23,7 +29,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, FleetError> {
         .map_err(FleetError::Serve)
 }
 
-fn print(remote: &Remote, v: &Value, human: impl FnOnce(&Value) -> String) {
+fn print<T: Serialize>(remote: &Remote, v: &T, human: impl FnOnce(&T) -> String) {
     if remote.json {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
@@ -165,40 +171,31 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             version,
         } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let mut query = Vec::new();
-            for (k, v) in [("status", status), ("tag", tag), ("version", version)] {
-                if let Some(v) = v {
-                    query.push(format!("{k}={}", urlencode(&v)));
-                }
-            }
-            let v = c.get(&format!("/api/v1/devices?{}", query.join("&")))?;
-            print(&remote, &v, |v| {
-                client::devices_table(
-                    v["devices"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default(),
-                )
-            });
+            let q = DeviceQuery {
+                status,
+                tag,
+                version,
+                q: None,
+            };
+            let v: DeviceList = c.get(&paths::devices(&q))?;
+            print(&remote, &v, |v| client::devices_table(&v.devices));
         }
         Cmd::Device { id, remote } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let v = c.get(&format!("/api/v1/devices/{}", urlencode(&id)))?;
+            let v: DeviceDetail = c.get(&paths::device(&id))?;
             print(&remote, &v, |v| {
-                let mut out = client::devices_table(std::slice::from_ref(&v["device"]));
-                let rows: Vec<Vec<String>> = v["commands"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let mut out = client::devices_table(std::slice::from_ref(&v.device));
+                let rows: Vec<Vec<String>> = v
+                    .commands
+                    .iter()
                     .map(|c| {
-                        ["id", "name", "state", "progress", "message"]
-                            .iter()
-                            .map(|k| {
-                                c[*k]
-                                    .as_str()
-                                    .map_or_else(|| c[*k].to_string(), str::to_string)
-                            })
-                            .collect()
+                        vec![
+                            c.id.clone(),
+                            c.name.clone(),
+                            c.state.clone(),
+                            c.progress.to_string(),
+                            c.message.clone().unwrap_or_default(),
+                        ]
                     })
                     .collect();
                 out += "\n";
@@ -208,30 +205,21 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
         }
         Cmd::Watch { id, remote, stream } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let mut since: Option<i64> = None;
+            let mut q = TelemetryQuery {
+                stream,
+                since: None,
+                limit: Some(100),
+            };
             loop {
-                let mut path = format!("/api/v1/devices/{}/telemetry?limit=100", urlencode(&id));
-                if let Some(s) = &stream {
-                    path += &format!("&stream={}", urlencode(s));
-                }
-                if let Some(t) = since {
-                    path += &format!("&since={t}");
-                }
-                for t in c.get(&path)?["telemetry"].as_array().into_iter().flatten() {
-                    since = t["ts"].as_i64().or(since);
+                let page: TelemetryPage = c.get(&paths::device_telemetry(&id, &q))?;
+                for t in page.telemetry {
+                    q.since = Some(t.ts);
                     if remote.json {
-                        println!("{t}");
+                        println!("{}", serde_json::to_string(&t).unwrap_or_default());
                     } else {
-                        let ts = t["ts"]
-                            .as_i64()
-                            .and_then(chrono::DateTime::from_timestamp_millis)
+                        let ts = chrono::DateTime::from_timestamp_millis(t.ts)
                             .map(|d| d.format("%H:%M:%S").to_string());
-                        println!(
-                            "{} {:<9} {}",
-                            ts.unwrap_or_default(),
-                            t["stream"].as_str().unwrap_or("?"),
-                            t["data"]
-                        );
+                        println!("{} {:<9} {}", ts.unwrap_or_default(), t.stream, t.data);
                     }
                 }
                 std::thread::sleep(std::time::Duration::from_secs(1));
@@ -246,33 +234,30 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             remote,
         } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let args = Value::Object(client::parse_pairs(&args)?);
-            let cmd = client::command(&c, &id, &name, args, timeout, !no_wait, remote.json)?;
+            let send = SendCommand {
+                name,
+                args: Value::Object(client::parse_pairs(&args)?),
+                timeout_seconds: timeout,
+            };
+            let cmd = client::command(&c, &id, &send, !no_wait, remote.json)?;
             print(&remote, &cmd, |c| {
-                let mut s = format!(
-                    "{} {}",
-                    c["id"].as_str().unwrap_or("?"),
-                    c["state"].as_str().unwrap_or("?")
-                );
-                if let Some(m) = c["message"].as_str() {
+                let mut s = format!("{} {}", c.id, c.state);
+                if let Some(m) = &c.message {
                     s += &format!(": {m}");
                 }
-                if !c["result"].is_null() {
-                    s += &format!(
-                        "\n{}",
-                        serde_json::to_string_pretty(&c["result"]).unwrap_or_default()
-                    );
+                if let Some(r) = c.result.as_ref().filter(|r| !r.is_null()) {
+                    s += &format!("\n{}", serde_json::to_string_pretty(r).unwrap_or_default());
                 }
                 s + "\n"
             });
-            if !no_wait && cmd["state"] != "succeeded" {
+            if !no_wait && cmd.state != "succeeded" {
                 return Ok(ExitCode::FAILURE);
             }
         }
         Cmd::Ota(o) => return ota(o),
         Cmd::Config(ConfigCmd::Get { id, remote }) => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let v = c.get(&format!("/api/v1/devices/{}/config", urlencode(&id)))?;
+            let v: DeviceConfig = c.get(&paths::device_config(&id))?;
             print(&remote, &v, |v| {
                 serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
             });
@@ -284,19 +269,20 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             remote,
         }) => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let path = format!("/api/v1/devices/{}/config", urlencode(&id));
+            let path = paths::device_config(&id);
             let mut settings = if replace {
                 serde_json::Map::new()
             } else {
-                c.get(&path)?["desired"]
+                c.get::<DeviceConfig>(&path)?
+                    .desired
                     .as_object()
                     .cloned()
                     .unwrap_or_default()
             };
             settings.extend(client::parse_pairs(&pairs)?);
-            let v = c.put(&path, &json!({ "settings": settings }))?;
+            let v: DesiredVersion = c.put(&path, &SetConfig { settings })?;
             print(&remote, &v, |v| {
-                format!("desired version {}\n", v["desired_version"])
+                format!("desired version {}\n", v.desired_version)
             });
         }
     }
@@ -311,11 +297,11 @@ fn show_rollout(
     watch: bool,
 ) -> Result<ExitCode, FleetError> {
     use std::io::Write;
-    let path = format!("/api/v1/rollouts/{}", urlencode(id));
-    let mut v = c.get(&path)?;
+    let path = paths::rollout(id);
+    let mut v: RolloutDetail = c.get(&path)?;
     if watch {
         let mut last = String::new();
-        while !super::ota_view::is_settled(&v) {
+        while !v.rollout.is_settled() {
             let view = super::ota_view::rollout_view(&v);
             if !remote.json && view != last {
                 // Redraw in place on a terminal.
@@ -328,7 +314,7 @@ fn show_rollout(
         }
     }
     print(remote, &v, super::ota_view::rollout_view);
-    let failed = watch && v["rollout"]["state"] != "completed";
+    let failed = watch && v.rollout.state != "completed";
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -336,19 +322,29 @@ fn show_rollout(
     })
 }
 
+/// `--install-policy`/`--reboot-policy` as the wire names them.
+fn policy(flag: &str, v: Option<String>) -> Result<r58_proto::Policy, FleetError> {
+    match v {
+        None => Ok(r58_proto::Policy::default()),
+        Some(s) => serde_json::from_value(Value::String(s.clone())).map_err(|_| {
+            FleetError::Usage(format!("--{flag} {s:?}: one of when_idle, force, manual"))
+        }),
+    }
+}
+
 fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
     match cmd {
         OtaCmd::Publish { bundle, remote } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let v = c.upload("/api/v1/bundles", &bundle)?;
+            let v: BundleAnswer = c.upload(&paths::bundles(), &bundle)?;
             print(&remote, &v, |v| {
-                let b = &v["bundle"];
+                let b = &v.bundle;
                 format!(
                     "published {} ({}) sha256 {}{}\n",
-                    b["version"].as_str().unwrap_or("?"),
-                    b["compatible"].as_str().unwrap_or("?"),
-                    b["sha256"].as_str().unwrap_or("?"),
-                    if b["signature_checked"] == true {
+                    b.version,
+                    b.compatible,
+                    b.sha256,
+                    if b.signature_checked {
                         ""
                     } else {
                         " — signature NOT checked (no ota.keyring on the server)"
@@ -358,7 +354,7 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
         }
         OtaCmd::Bundles { remote } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let v = c.get("/api/v1/bundles")?;
+            let v: BundleList = c.get(&paths::bundles())?;
             print(&remote, &v, super::ota_view::bundles_table);
         }
         OtaCmd::Rollout {
@@ -377,40 +373,28 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
             remote,
         } => {
             let target = match (all, tag, devices.is_empty()) {
-                (true, _, _) => json!({ "all": true }),
-                (false, Some(t), _) => json!({ "tag": t }),
-                (false, None, false) => json!({ "devices": devices }),
+                (true, _, _) => Target::All(true),
+                (false, Some(t), _) => Target::Tag(t),
+                (false, None, false) => Target::Devices(devices),
                 (false, None, true) => {
                     return Err(FleetError::Usage(
                         "say which devices: --all, --tag T or --devices a,b".into(),
                     ))
                 }
             };
-            let mut body =
-                json!({ "version": version, "target": target, "allow_downgrade": allow_downgrade });
-            if !waves.is_empty() {
-                body["waves"] = json!(waves);
-            }
-            for (k, v) in [
-                ("success_percent", success_percent),
-                ("failure_percent", failure_percent),
-                ("step_timeout_seconds", step_timeout),
-            ] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            for (k, v) in [
-                ("install_policy", install_policy),
-                ("reboot_policy", reboot_policy),
-            ] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
+            let body = CreateRollout {
+                waves: (!waves.is_empty()).then_some(waves),
+                success_percent,
+                failure_percent,
+                step_timeout_seconds: step_timeout,
+                install_policy: policy("install-policy", install_policy)?,
+                reboot_policy: policy("reboot-policy", reboot_policy)?,
+                allow_downgrade,
+                ..CreateRollout::new(&version, target)
+            };
             let c = Client::new(&remote.server, &remote.token)?;
-            let v = c.post("/api/v1/rollouts", &body)?;
-            let id = v["rollout"]["id"].as_str().unwrap_or_default().to_string();
+            let v: RolloutDetail = c.post(&paths::rollouts(), &body)?;
+            let id = v.rollout.id;
             if !remote.json {
                 eprintln!("rollout {id} started");
             }
@@ -418,21 +402,19 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
         }
         OtaCmd::Rollouts { remote } => {
             let c = Client::new(&remote.server, &remote.token)?;
-            let v = c.get("/api/v1/rollouts")?;
+            let v: RolloutList = c.get(&paths::rollouts())?;
             print(&remote, &v, |v| {
-                let rows: Vec<Vec<String>> = v["rollouts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let rows: Vec<Vec<String>> = v
+                    .rollouts
+                    .iter()
                     .map(|r| {
-                        let phases = &r["summary"]["phases"];
                         vec![
-                            r["rollout"]["id"].as_str().unwrap_or("?").to_string(),
-                            r["rollout"]["version"].as_str().unwrap_or("?").to_string(),
-                            r["rollout"]["state"].as_str().unwrap_or("?").to_string(),
-                            r["summary"]["devices"].to_string(),
-                            phases["succeeded"].as_u64().unwrap_or(0).to_string(),
-                            phases["failed"].as_u64().unwrap_or(0).to_string(),
+                            r.rollout.id.clone(),
+                            r.rollout.version.clone(),
+                            r.rollout.state.clone(),
+                            r.summary.devices.to_string(),
+                            r.summary.count("succeeded").to_string(),
+                            r.summary.count("failed").to_string(),
                         ]
                     })
                     .collect();
@@ -453,31 +435,16 @@ fn ota(cmd: OtaCmd) -> Result<ExitCode, FleetError> {
             let c = Client::new(&remote.server, &remote.token)?;
             return show_rollout(&c, &remote, &id, watch);
         }
-        OtaCmd::Pause { id, remote } => return steer(&id, "pause", &remote),
-        OtaCmd::Resume { id, remote } => return steer(&id, "resume", &remote),
-        OtaCmd::Abort { id, remote } => return steer(&id, "abort", &remote),
+        OtaCmd::Pause { id, remote } => return steer(&id, RolloutAction::Pause, &remote),
+        OtaCmd::Resume { id, remote } => return steer(&id, RolloutAction::Resume, &remote),
+        OtaCmd::Abort { id, remote } => return steer(&id, RolloutAction::Abort, &remote),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn steer(id: &str, action: &str, remote: &Remote) -> Result<ExitCode, FleetError> {
+fn steer(id: &str, action: RolloutAction, remote: &Remote) -> Result<ExitCode, FleetError> {
     let c = Client::new(&remote.server, &remote.token)?;
-    let v = c.post(
-        &format!("/api/v1/rollouts/{}/{action}", urlencode(id)),
-        &json!({}),
-    )?;
+    let v: RolloutDetail = c.post_empty(&paths::rollout_action(id, action))?;
     print(remote, &v, super::ota_view::rollout_view);
     Ok(ExitCode::SUCCESS)
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

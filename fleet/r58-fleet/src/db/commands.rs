@@ -1,7 +1,7 @@
 //! Commands sent to devices and the statuses they report (`cmd/status`, at least once:
 //! a status never moves a command backwards).
 
-use serde::Serialize;
+use r58_fleet_api::Command;
 use serde_json::Value;
 use sqlx::Row;
 
@@ -18,22 +18,6 @@ pub fn state_rank(state: &str) -> i64 {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CommandRow {
-    pub id: String,
-    pub device: String,
-    pub name: String,
-    pub args: Value,
-    pub state: String,
-    pub progress: i64,
-    pub message: Option<String>,
-    pub result: Option<Value>,
-    pub created_by: Option<String>,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub updated_at: i64,
-}
-
 pub struct NewCommand<'a> {
     pub id: &'a str,
     pub device: &'a str,
@@ -45,14 +29,14 @@ pub struct NewCommand<'a> {
 
 const COLUMNS: &str = "id, device, name, args, state, progress, message, result, created_by, created_at, expires_at, updated_at";
 
-fn from_row(r: &sqlx::any::AnyRow, now: i64) -> Result<CommandRow, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow, now: i64) -> Result<Command, sqlx::Error> {
     let mut state: String = r.try_get("state")?;
     let expires_at: Option<i64> = r.try_get("expires_at")?;
     if state_rank(&state) < 3 && expires_at.is_some_and(|e| e < now) {
         state = "expired".into();
     }
     let args: String = r.try_get("args")?;
-    Ok(CommandRow {
+    Ok(Command {
         id: r.try_get("id")?,
         device: r.try_get("device")?,
         name: r.try_get("name")?,
@@ -226,7 +210,7 @@ pub(crate) fn status_statements<'a>(
 }
 
 impl Db {
-    pub async fn command(&self, id: &str) -> Result<Option<CommandRow>, DbError> {
+    pub async fn command(&self, id: &str) -> Result<Option<Command>, DbError> {
         let now = now_ms();
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM commands WHERE id = $1"))
             .bind(id)
@@ -245,7 +229,7 @@ impl Db {
         device: Option<&str>,
         updated_since: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<CommandRow>, DbError> {
+    ) -> Result<Vec<Command>, DbError> {
         let now = now_ms();
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM commands WHERE ($1 IS NULL OR device = $1) AND ($2 IS NULL OR updated_at >= $2)

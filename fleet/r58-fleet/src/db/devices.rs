@@ -1,7 +1,7 @@
 //! The device inventory: one row per device, kept from its retained `state`, its telemetry
 //! (latest figures), and its twin.
 
-use serde::Serialize;
+use r58_fleet_api::Device;
 use serde_json::Value;
 use sqlx::Row;
 
@@ -32,30 +32,6 @@ pub fn status_rank(status: &str) -> i64 {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeviceRow {
-    pub id: String,
-    pub status: String,
-    pub session: i64,
-    pub firmware_version: Option<String>,
-    pub booted_slot: Option<String>,
-    pub ip_addresses: Vec<String>,
-    pub uptime_s: Option<i64>,
-    pub state_ts: Option<i64>,
-    pub last_seen: Option<i64>,
-    pub recording: Option<bool>,
-    pub temperature_c: Option<f64>,
-    pub disk_free_mib: Option<i64>,
-    pub disk_total_mib: Option<i64>,
-    pub tags: Vec<String>,
-    pub desired_version: i64,
-    pub desired: Value,
-    pub reported_version: Option<i64>,
-    pub reported: Option<Value>,
-    pub reported_errors: Option<Value>,
-    pub updated_at: i64,
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct DeviceFilter {
     pub status: Option<String>,
@@ -74,13 +50,13 @@ fn json_text(s: Option<String>) -> Option<Value> {
     s.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Device, sqlx::Error> {
     let list = |s: Option<String>| -> Vec<String> {
         json_text(s)
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default()
     };
-    Ok(DeviceRow {
+    Ok(Device {
         id: r.try_get("id")?,
         status: r.try_get("status")?,
         session: r.try_get("session")?,
@@ -200,7 +176,7 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
-    pub async fn device(&self, id: &str) -> Result<Option<DeviceRow>, DbError> {
+    pub async fn device(&self, id: &str) -> Result<Option<Device>, DbError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM devices WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -212,7 +188,7 @@ impl Db {
             .map_err(q("decode device"))
     }
 
-    pub async fn devices(&self, f: &DeviceFilter) -> Result<Vec<DeviceRow>, DbError> {
+    pub async fn devices(&self, f: &DeviceFilter) -> Result<Vec<Device>, DbError> {
         let tag = f
             .tag
             .as_ref()

@@ -17,13 +17,12 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use commands::{CommandRow, NewCommand};
-pub use devices::{status_rank, DeviceFilter, DeviceRow, StateUpdate};
+pub use commands::NewCommand;
+pub use devices::{status_rank, DeviceFilter, StateUpdate};
 pub use ingest::{Figures, IngestOutcome, Message};
 pub use migrations::MIGRATIONS;
 pub use operators::{Operator, Role};
-pub use ota::{phase_rank, BundleRow, JobRow, NewRollout, RolloutRow};
-pub use telemetry::TelemetryRow;
+pub use ota::{phase_rank, NewRollout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -316,18 +315,18 @@ mod tests {
         db.ingest(&batch).await.unwrap();
         let all = db.telemetry("r58-big", None, None, 5000).await.unwrap();
         assert!(all.truncated);
-        let bytes: usize = all.rows.len() * data.len();
+        let bytes: usize = all.telemetry.len() * data.len();
         assert!(bytes <= super::telemetry::MAX_ANSWER_BYTES, "{bytes}");
         assert_eq!(
-            all.rows.len(),
+            all.telemetry.len(),
             super::telemetry::MAX_ANSWER_BYTES / data.len()
         );
         // The newest, oldest first.
-        assert_eq!(all.rows.last().unwrap().seq, 299);
-        assert!(all.rows.windows(2).all(|w| w[0].ts < w[1].ts));
+        assert_eq!(all.telemetry.last().unwrap().seq, 299);
+        assert!(all.telemetry.windows(2).all(|w| w[0].ts < w[1].ts));
         let few = db.telemetry("r58-big", None, None, 10).await.unwrap();
         assert!(!few.truncated);
-        assert_eq!(few.rows.len(), 10);
+        assert_eq!(few.telemetry.len(), 10);
     }
 
     /// Telemetry is stored as the device sent it, and the service's checkpoint (not the
@@ -371,7 +370,7 @@ mod tests {
             .telemetry("r58-0007", None, None, 100)
             .await
             .unwrap()
-            .rows;
+            .telemetry;
         assert_eq!(rows.len(), 10);
         assert_eq!(
             rows[0].data,

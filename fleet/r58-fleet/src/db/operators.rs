@@ -1,39 +1,11 @@
 //! Operator API tokens and roles: only a token's SHA-256 is stored; a token is shown once
 //! when made.
 
+pub use r58_fleet_api::Role;
 use serde::Serialize;
 use sqlx::Row;
 
 use super::{now_ms, q, Db, DbError};
-
-/// What an operator may do, each role all of the one before:
-/// `viewer` reads (inventory, telemetry, configuration, commands, rollouts, events);
-/// `operator` also sends commands, sets desired configuration and tags;
-/// `admin` also publishes bundles and starts, pauses, resumes and cancels rollouts.
-/// Certificates are issued with the CA (`r58-fleet pki`), not through the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Operator {

@@ -2,7 +2,7 @@
 //! one replica at a time drive rollouts. Job phases never move backwards (updates arrive at
 //! least once, possibly out of order across replicas).
 
-use serde::Serialize;
+use r58_fleet_api::{Bundle, Job, Rollout};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -18,52 +18,8 @@ pub fn phase_rank(phase: &str) -> i64 {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BundleRow {
-    pub sha256: String,
-    pub version: String,
-    pub compatible: String,
-    pub size: i64,
-    pub signature_checked: bool,
-    pub created_by: Option<String>,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RolloutRow {
-    pub id: String,
-    pub bundle_sha256: String,
-    pub version: String,
-    pub target: Value,
-    pub waves: Vec<String>,
-    pub success_percent: i64,
-    pub failure_percent: i64,
-    pub step_timeout_s: i64,
-    pub options: Value,
-    pub state: String,
-    pub wave: i64,
-    pub message: Option<String>,
-    pub created_by: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct JobRow {
-    pub rollout_id: String,
-    pub device: String,
-    pub wave: i64,
-    pub job_id: String,
-    pub phase: String,
-    pub progress: i64,
-    pub reason: Option<String>,
-    pub details: Option<String>,
-    pub published_at: Option<i64>,
-    pub updated_at: i64,
-}
-
-fn bundle_row(r: &sqlx::any::AnyRow) -> Result<BundleRow, sqlx::Error> {
-    Ok(BundleRow {
+fn bundle_row(r: &sqlx::any::AnyRow) -> Result<Bundle, sqlx::Error> {
+    Ok(Bundle {
         sha256: r.try_get("sha256")?,
         version: r.try_get("version")?,
         compatible: r.try_get("compatible")?,
@@ -74,9 +30,9 @@ fn bundle_row(r: &sqlx::any::AnyRow) -> Result<BundleRow, sqlx::Error> {
     })
 }
 
-fn rollout_row(r: &sqlx::any::AnyRow) -> Result<RolloutRow, sqlx::Error> {
+fn rollout_row(r: &sqlx::any::AnyRow) -> Result<Rollout, sqlx::Error> {
     let text = |c: &str| -> Result<String, sqlx::Error> { r.try_get(c) };
-    Ok(RolloutRow {
+    Ok(Rollout {
         id: text("id")?,
         bundle_sha256: text("bundle_sha256")?,
         version: text("version")?,
@@ -95,8 +51,8 @@ fn rollout_row(r: &sqlx::any::AnyRow) -> Result<RolloutRow, sqlx::Error> {
     })
 }
 
-fn job_row(r: &sqlx::any::AnyRow) -> Result<JobRow, sqlx::Error> {
-    Ok(JobRow {
+fn job_row(r: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
+    Ok(Job {
         rollout_id: r.try_get("rollout_id")?,
         device: r.try_get("device")?,
         wave: r.try_get("wave")?,
@@ -116,7 +72,7 @@ const JOB_COLUMNS: &str =
 /// A new rollout with its devices, each already assigned to a wave.
 pub struct NewRollout<'a> {
     pub id: &'a str,
-    pub bundle: &'a BundleRow,
+    pub bundle: &'a Bundle,
     pub target: &'a Value,
     pub waves: &'a [String],
     pub success_percent: i64,
@@ -129,7 +85,7 @@ pub struct NewRollout<'a> {
 }
 
 impl Db {
-    pub async fn insert_bundle(&self, b: &BundleRow) -> Result<(), DbError> {
+    pub async fn insert_bundle(&self, b: &Bundle) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO bundles (sha256, version, compatible, size, signature_checked, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
@@ -147,7 +103,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn bundles(&self) -> Result<Vec<BundleRow>, DbError> {
+    pub async fn bundles(&self) -> Result<Vec<Bundle>, DbError> {
         let rows = sqlx::query("SELECT * FROM bundles ORDER BY created_at DESC")
             .fetch_all(self.pool())
             .await
@@ -158,7 +114,7 @@ impl Db {
             .map_err(q("read bundle"))
     }
 
-    pub async fn bundle(&self, sha256: &str) -> Result<Option<BundleRow>, DbError> {
+    pub async fn bundle(&self, sha256: &str) -> Result<Option<Bundle>, DbError> {
         let row = sqlx::query("SELECT * FROM bundles WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(self.pool())
@@ -171,7 +127,7 @@ impl Db {
     }
 
     /// The newest bundle of a version.
-    pub async fn bundle_by_version(&self, version: &str) -> Result<Option<BundleRow>, DbError> {
+    pub async fn bundle_by_version(&self, version: &str) -> Result<Option<Bundle>, DbError> {
         let row = sqlx::query(
             "SELECT * FROM bundles WHERE version = $1 ORDER BY created_at DESC LIMIT 1",
         )
@@ -224,7 +180,7 @@ impl Db {
         tx.commit().await.map_err(q("commit rollout"))
     }
 
-    pub async fn rollouts(&self) -> Result<Vec<RolloutRow>, DbError> {
+    pub async fn rollouts(&self) -> Result<Vec<Rollout>, DbError> {
         let rows = sqlx::query("SELECT * FROM rollouts ORDER BY created_at DESC")
             .fetch_all(self.pool())
             .await
@@ -235,7 +191,7 @@ impl Db {
             .map_err(q("read rollout"))
     }
 
-    pub async fn rollout(&self, id: &str) -> Result<Option<RolloutRow>, DbError> {
+    pub async fn rollout(&self, id: &str) -> Result<Option<Rollout>, DbError> {
         let row = sqlx::query("SELECT * FROM rollouts WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
@@ -247,7 +203,7 @@ impl Db {
             .map_err(q("read rollout"))
     }
 
-    pub async fn rollout_jobs(&self, id: &str) -> Result<Vec<JobRow>, DbError> {
+    pub async fn rollout_jobs(&self, id: &str) -> Result<Vec<Job>, DbError> {
         let rows = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM rollout_devices WHERE rollout_id = $1 ORDER BY wave, device"
         ))

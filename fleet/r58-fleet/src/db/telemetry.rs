@@ -1,31 +1,15 @@
 //! Telemetry history: one row per sample, deduplicated on (device, stream, seq, ts) since
 //! the broker may deliver a sample twice; bounded by age.
 
-use serde::Serialize;
+use r58_fleet_api::{TelemetryPage, TelemetrySample};
 use serde_json::Value;
 use sqlx::Row;
 
 use super::{q, Db, DbError};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TelemetryRow {
-    pub stream: String,
-    pub seq: i64,
-    pub ts: i64,
-    pub data: Value,
-}
-
 /// The most sample data (JSON text) one answer holds; past it the oldest of the samples
-/// asked for are left out (`Samples::truncated`).
+/// asked for are left out (`TelemetryPage::truncated`).
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
-
-/// Samples of one device, oldest first; `truncated` when the newest ones asked for already
-/// filled [`MAX_ANSWER_BYTES`] and older ones were left out.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Samples {
-    pub rows: Vec<TelemetryRow>,
-    pub truncated: bool,
-}
 
 impl Db {
     /// Samples of one device, newest last: `since` (exclusive, ms), at most `limit`, at
@@ -36,7 +20,7 @@ impl Db {
         stream: Option<&str>,
         since: Option<i64>,
         limit: i64,
-    ) -> Result<Samples, DbError> {
+    ) -> Result<TelemetryPage, DbError> {
         let rows = sqlx::query(
             "SELECT stream, seq, ts, data FROM telemetry
              WHERE device = $1 AND ($2 IS NULL OR stream = $2) AND ($3 IS NULL OR ts > $3)
@@ -59,7 +43,7 @@ impl Db {
                 truncated = true;
                 break;
             }
-            out.push(TelemetryRow {
+            out.push(TelemetrySample {
                 stream: r.try_get("stream").map_err(q("decode telemetry"))?,
                 seq: r.try_get("seq").map_err(q("decode telemetry"))?,
                 ts: r.try_get("ts").map_err(q("decode telemetry"))?,
@@ -67,8 +51,8 @@ impl Db {
             });
         }
         out.reverse();
-        Ok(Samples {
-            rows: out,
+        Ok(TelemetryPage {
+            telemetry: out,
             truncated,
         })
     }

@@ -138,7 +138,7 @@ impl Withheld {
 }
 
 /// Checks one stored bundle against its name and size; records and returns the verdict.
-pub async fn verify_stored(dir: &Path, b: &crate::db::BundleRow, withheld: &Withheld) -> bool {
+pub async fn verify_stored(dir: &Path, b: &r58_fleet_api::Bundle, withheld: &Withheld) -> bool {
     let path = stored_path(dir, &b.sha256);
     let result = tokio::task::spawn_blocking(move || sha256_file(&path)).await;
     let ok = matches!(&result, Ok(Ok((sha, size))) if *sha == b.sha256 && *size as i64 == b.size);

@@ -18,7 +18,9 @@ use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::{now_ms, BundleRow, Db, DbError, JobRow, RolloutRow};
+use r58_fleet_api::{Bundle, Job, Rollout};
+
+use crate::db::{now_ms, Db, DbError};
 
 pub const DEFAULT_WAVES: [&str; 4] = ["1", "10%", "50%", "100%"];
 
@@ -158,7 +160,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    fn job_doc(&self, r: &RolloutRow, b: &BundleRow, job_id: &str) -> r58_proto::Job {
+    fn job_doc(&self, r: &Rollout, b: &Bundle, job_id: &str) -> r58_proto::Job {
         let o: JobOptions = serde_json::from_value(r.options.clone()).unwrap_or_default();
         r58_proto::Job {
             job_id: job_id.to_string(),
@@ -190,7 +192,7 @@ impl Driver {
         withdraw(&self.mqtt, device).await
     }
 
-    async fn tick_one(&self, r: &RolloutRow) -> Result<(), DbError> {
+    async fn tick_one(&self, r: &Rollout) -> Result<(), DbError> {
         let mut jobs = self.db.rollout_jobs(&r.id).await?;
         let now = now_ms();
         let mut timed_out = false;
@@ -266,7 +268,7 @@ impl Driver {
                 }
             }
         }
-        let wave: Vec<&JobRow> = jobs.iter().filter(|j| j.wave == r.wave).collect();
+        let wave: Vec<&Job> = jobs.iter().filter(|j| j.wave == r.wave).collect();
         if !wave.iter().all(|j| is_final(&j.phase)) {
             return Ok(());
         }

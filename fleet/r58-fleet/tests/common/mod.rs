@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub use r58_fleet_api::paths;
 pub use r58_testkit::*;
 use serde_json::Value;
 
@@ -350,19 +351,39 @@ pub fn agent_with_bundle(dir: &Path, pki: &Path, broker_port: u16, id: &str) -> 
     AgentProc::start_with(&dir.join(id), &ca, &cert, &key, broker_port, id, "")
 }
 
-/// `GET /api/v1/devices/{id}` (Null when not 200).
-pub fn device(f: &Fleet, token: &str, id: &str) -> Value {
-    let (code, v) = call(
-        "GET",
-        &f.url(&format!("/api/v1/devices/{id}")),
-        Some(token),
-        None,
-    );
-    if code == 200 {
-        v
-    } else {
-        Value::Null
-    }
+/// A call that must succeed, its answer read as the API's wire type `T` (`()` for none).
+fn answer<T: serde::de::DeserializeOwned>(what: &str, (code, v): (u16, Value)) -> T {
+    assert!((200..300).contains(&code), "{what}: HTTP {code}: {v}");
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("{what}: the answer: {e}"))
+}
+
+/// `GET path` as an operator; must succeed.
+pub fn api_get<T: serde::de::DeserializeOwned>(f: &Fleet, token: &str, path: &str) -> T {
+    answer(
+        &format!("GET {path}"),
+        call("GET", &f.url(path), Some(token), None),
+    )
+}
+
+/// `method path` with a wire-type body as an operator; must succeed.
+pub fn api_send<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+    f: &Fleet,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &B,
+) -> T {
+    let body = serde_json::to_value(body).unwrap();
+    answer(
+        &format!("{method} {path}"),
+        call(method, &f.url(path), Some(token), Some(body)),
+    )
+}
+
+/// `GET /api/v1/devices/{id}` (None when not 200).
+pub fn device(f: &Fleet, token: &str, id: &str) -> Option<r58_fleet_api::DeviceDetail> {
+    let (code, v) = call("GET", &f.url(&paths::device(id)), Some(token), None);
+    (code == 200).then(|| serde_json::from_value(v).unwrap())
 }
 
 /// Waits (30 s) for the device to satisfy `pred`.
@@ -371,10 +392,18 @@ pub fn wait_device(
     token: &str,
     id: &str,
     what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
+    pred: impl Fn(&r58_fleet_api::Device) -> bool,
+) -> r58_fleet_api::DeviceDetail {
     wait_until(Duration::from_secs(30), what, || {
-        Some(device(f, token, id)).filter(|v| !v.is_null() && pred(v))
+        device(f, token, id).filter(|d| pred(&d.device))
+    })
+}
+
+/// Waits (20 s) for a command's final state.
+pub fn wait_command(f: &Fleet, token: &str, id: &str) -> r58_fleet_api::Command {
+    wait_until(Duration::from_secs(20), "a final command state", || {
+        let a: r58_fleet_api::CommandAnswer = api_get(f, token, &paths::command(id));
+        a.command.is_final().then_some(a.command)
     })
 }
 
