@@ -148,11 +148,21 @@ pub struct CreateRollout {
 }
 
 impl CreateRollout {
-    /// A rollout of `version` to `target` with every other option the server's default.
+    /// A rollout of `version` (its newest bundle) to `target` with every other option the
+    /// server's default.
     pub fn new(version: &str, target: Target) -> Self {
+        Self::with(Some(version.to_string()), None, target)
+    }
+
+    /// A rollout of the bundle with this SHA-256, otherwise as [`CreateRollout::new`].
+    pub fn of_bundle(sha256: &str, target: Target) -> Self {
+        Self::with(None, Some(sha256.to_string()), target)
+    }
+
+    fn with(version: Option<String>, bundle_sha256: Option<String>, target: Target) -> Self {
         Self {
-            version: Some(version.to_string()),
-            bundle_sha256: None,
+            version,
+            bundle_sha256,
             target,
             waves: None,
             success_percent: None,

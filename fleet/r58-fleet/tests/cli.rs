@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 fn cli(fleet: &Fleet, token: &str, args: &[&str]) -> std::process::Output {
     Command::new(fleet_bin())
@@ -270,14 +269,8 @@ fn client_commands_against_a_real_server_and_agent() {
     );
     let token = fleet.operator("cli");
     let _agent = agent_with_bundle(dir.path(), &pki, broker.port, "r58-cli");
-    wait_until(Duration::from_secs(30), "device online", || {
-        let (_, v) = call(
-            "GET",
-            &fleet.url("/api/v1/devices/r58-cli"),
-            Some(&token),
-            None,
-        );
-        (v["device"]["status"] == "online").then_some(())
+    wait_device(&fleet, &token, "r58-cli", "device online", |d| {
+        d.status == "online"
     });
 
     let o = cli(&fleet, &token, &["devices"]);
@@ -290,8 +283,8 @@ fn client_commands_against_a_real_server_and_agent() {
         "{table}"
     );
     let o = cli(&fleet, &token, &["devices", "--json", "--status", "online"]);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["devices"][0]["id"], "r58-cli");
+    let v: r58_fleet_api::DeviceList = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.devices[0].id, "r58-cli");
 
     let o = cli(&fleet, &token, &["cmd", "r58-cli", "ping"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -313,11 +306,11 @@ fn client_commands_against_a_real_server_and_agent() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = wait_until(Duration::from_secs(20), "config in sync", || {
         let o = cli(&fleet, &token, &["config", "get", "r58-cli", "--json"]);
-        let v: Value = serde_json::from_slice(&o.stdout).ok()?;
-        (v["in_sync"] == true).then_some(v)
+        let v: r58_fleet_api::DeviceConfig = serde_json::from_slice(&o.stdout).ok()?;
+        v.in_sync.then_some(v)
     });
-    assert_eq!(v["desired"]["encoder.bitrate_kbps"], 9000);
-    assert_eq!(v["reported"]["encoder.bitrate_kbps"], 9000);
+    assert_eq!(v.desired["encoder.bitrate_kbps"], 9000);
+    assert_eq!(v.reported.unwrap()["encoder.bitrate_kbps"], 9000);
 
     let o = cli(&fleet, &token, &["device", "r58-cli"]);
     let text = String::from_utf8_lossy(&o.stdout);

@@ -84,14 +84,10 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
         "the ping command succeeded",
     );
     // The server agrees.
-    let (_, cmds) = call(
-        "GET",
-        &fleet.url("/api/v1/devices/r58-web/commands"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(cmds["commands"][0]["state"], "succeeded");
-    assert_eq!(cmds["commands"][0]["created_by"], "web-operator");
+    let cmds: r58_fleet_api::CommandList =
+        api_get(&fleet, &token, &paths::device_commands("r58-web"));
+    assert_eq!(cmds.commands[0].state, "succeeded");
+    assert_eq!(cmds.commands[0].created_by.as_deref(), Some("web-operator"));
     // The telemetry chart drew a line (its colour, not only the "no data yet" text).
     b.wait_js(
         "(() => { const c = document.getElementById('chart-cpu'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -105,22 +101,23 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
     let file =
         r58_testkit::rauc::bundle(&dir.path().join("web.raucb"), "1.0.0", "r58-test", 1, &keys);
     let up = reqwest::blocking::Client::new()
-        .post(fleet.url("/api/v1/bundles"))
+        .post(fleet.url(&paths::bundles()))
         .bearer_auth(&token)
         .body(std::fs::read(&file).unwrap())
         .send()
         .unwrap();
     assert_eq!(up.status().as_u16(), 201);
-    let (code, r) = call(
-        "POST",
-        &fleet.url("/api/v1/rollouts"),
-        Some(&token),
-        Some(
-            json!({ "version": "1.0.0", "target": { "devices": ["r58-web"] }, "waves": ["100%"], "reboot_policy": "manual" }),
-        ),
-    );
-    assert_eq!(code, 201, "{r}");
-    let id = r["rollout"]["id"].as_str().unwrap().to_string();
+    let create = r58_fleet_api::CreateRollout {
+        waves: Some(vec!["100%".into()]),
+        reboot_policy: r58_proto::Policy::Manual,
+        ..r58_fleet_api::CreateRollout::new(
+            "1.0.0",
+            r58_fleet_api::Target::Devices(vec!["r58-web".into()]),
+        )
+    };
+    let r: r58_fleet_api::RolloutDetail =
+        api_send(&fleet, &token, "POST", &paths::rollouts(), &create);
+    let id = r.rollout.id;
     b.goto(&fleet.url("/updates"));
     b.wait_js(
         &format!("!!document.querySelector('section.rollout[data-id=\"{id}\"]')"),
@@ -138,11 +135,6 @@ fn dashboard_signs_in_shows_a_device_going_online_and_a_command_completing() {
     b.wait_js(&format!("document.querySelector('section.rollout[data-id=\"{id}\"]').dataset.state === 'halted'"), "the halted rollout");
     b.eval("document.querySelector('section.rollout button[data-action=\"abort\"]').click(); 1");
     b.wait_js(&format!("document.querySelector('section.rollout[data-id=\"{id}\"]').dataset.state === 'aborted'"), "the aborted rollout");
-    let (_, r) = call(
-        "GET",
-        &fleet.url(&format!("/api/v1/rollouts/{id}")),
-        Some(&token),
-        None,
-    );
-    assert_eq!(r["rollout"]["state"], "aborted");
+    let r: r58_fleet_api::RolloutDetail = api_get(&fleet, &token, &paths::rollout(&id));
+    assert_eq!(r.rollout.state, "aborted");
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::ota_env::*;
 use common::*;
+use r58_fleet_api::{CommandAnswer, RolloutDetail, SendCommand};
 use r58_testkit::rauc;
 use serde_json::{json, Value};
 #[test]
@@ -19,18 +20,15 @@ fn publish_rollout_install_reboot_health_commit() {
     let b = env.publish(&file);
     assert_eq!(
         (
-            b["version"].as_str(),
-            b["compatible"].as_str(),
-            b["signature_checked"].as_bool()
+            b.version.as_str(),
+            b.compatible.as_str(),
+            b.signature_checked
         ),
-        (Some("1.0.0"), Some("r58-test"), Some(true))
+        ("1.0.0", "r58-test", true)
     );
 
     // The fleet serves what it published, with Range.
-    let url = env.fleet.url(&format!(
-        "/ota/bundles/{}.raucb",
-        b["sha256"].as_str().unwrap()
-    ));
+    let url = env.fleet.url(&format!("/ota/bundles/{}.raucb", b.sha256));
     let r = reqwest::blocking::Client::new()
         .get(&url)
         .header("Range", "bytes=10-19")
@@ -57,9 +55,9 @@ fn publish_rollout_install_reboot_health_commit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rollout: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = rollout["rollout"]["id"].as_str().unwrap().to_string();
-    let job_id = rollout["jobs"][0]["job_id"].as_str().unwrap().to_string();
+    let rollout: RolloutDetail = serde_json::from_slice(&out.stdout).unwrap();
+    let id = rollout.rollout.id;
+    let job_id = rollout.jobs[0].job_id.clone();
 
     let end = env.finish(
         &mut [&mut dev],
@@ -104,13 +102,8 @@ fn publish_rollout_install_reboot_health_commit() {
 
     // The fleet saw it all: the rollout completed, and the CLI says so.
     wait_until(Duration::from_secs(20), "rollout completed", || {
-        let (_, v) = call(
-            "GET",
-            &env.fleet.url(&format!("/api/v1/rollouts/{id}")),
-            Some(&env.token),
-            None,
-        );
-        (v["rollout"]["state"] == "completed").then_some(())
+        let v: RolloutDetail = api_get(&env.fleet, &env.token, &paths::rollout(&id));
+        (v.rollout.state == "completed").then_some(())
     });
     let out = env.cli(&["ota", "show", &id]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -122,7 +115,7 @@ fn publish_rollout_install_reboot_health_commit() {
         .dir
         .path()
         .join("fleet-bundles")
-        .join(format!("{}.raucb", b["sha256"].as_str().unwrap()));
+        .join(format!("{}.raucb", b.sha256));
     let mut bytes = std::fs::read(&stored).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&stored, bytes).unwrap();
@@ -396,22 +389,20 @@ fn a_job_waits_while_recording_and_cancel_works_before_install() {
             .contains(&"installing".to_string()),
         "installed during a recording"
     );
-    let (_, st) = call(
+    let st: CommandAnswer = api_send(
+        &env.fleet,
+        &env.token,
         "POST",
-        &env.fleet.url("/api/v1/devices/r58-ota4/commands"),
-        Some(&env.token),
-        Some(json!({ "name": "ota.status" })),
+        &paths::device_commands("r58-ota4"),
+        &SendCommand {
+            name: "ota.status".into(),
+            args: Value::Null,
+            timeout_seconds: None,
+        },
     );
-    let cmd_id = st["command"]["id"].as_str().unwrap().to_string();
-    let status = wait_until(Duration::from_secs(10), "ota.status result", || {
-        let (_, c) = call(
-            "GET",
-            &env.fleet.url(&format!("/api/v1/commands/{cmd_id}")),
-            Some(&env.token),
-            None,
-        );
-        (c["command"]["state"] == "succeeded").then(|| c["command"]["result"].clone())
-    });
+    let c = wait_command(&env.fleet, &env.token, &st.command.id);
+    assert_eq!(c.state, "succeeded", "{c:?}");
+    let status = c.result.unwrap();
     assert_eq!(
         (status["job_id"].as_str(), status["phase"].as_str()),
         (Some("j-idle"), Some("waiting_for_idle")),
@@ -434,14 +425,13 @@ fn a_cut_download_resumes_where_it_stopped() {
     let mut dev = env.device("r58-ota5");
     let file = env.bundle("v5.raucb", "5.0.0", "r58-test", 8);
     let b = env.publish(&file);
-    let size = b["size"].as_u64().unwrap();
+    let size = b.size as u64;
     // The first response is cut at about half the bundle.
     let proxy = common::ota::CutProxy::start(env.fleet.port, 1, size / 2, 0);
     let mut doc = env.job_doc("j-cut", &b);
     doc["url"] = json!(format!(
         "http://127.0.0.1:{}/ota/bundles/{}.raucb",
-        proxy.port,
-        b["sha256"].as_str().unwrap()
+        proxy.port, b.sha256
     ));
     env.job("r58-ota5", doc);
     let end = env.finish(
@@ -476,14 +466,13 @@ fn power_cuts_at_each_phase_leave_a_truthful_state() {
     let env = setup(true);
     let mut dev = env.device("r58-ota6");
     let b = env.publish(&env.bundle("v6.raucb", "6.0.0", "r58-test", 8));
-    let size = b["size"].as_u64().unwrap();
+    let size = b.size as u64;
     // Slow enough (2 MiB/s) to pull the plug mid-download.
     let proxy = common::ota::CutProxy::start(env.fleet.port, 0, 0, 2 << 20);
     let mut doc = env.job_doc("j-power", &b);
     doc["url"] = json!(format!(
         "http://127.0.0.1:{}/ota/bundles/{}.raucb",
-        proxy.port,
-        b["sha256"].as_str().unwrap()
+        proxy.port, b.sha256
     ));
     env.job("r58-ota6", doc);
     env.obs.wait_json(
@@ -583,7 +572,7 @@ fn power_cuts_at_each_phase_leave_a_truthful_state() {
 fn a_streamed_install_hands_rauc_the_url_and_falls_back_to_the_download() {
     let env = setup(true);
     let b = env.publish(&env.bundle("s1.raucb", "1.0.0", "r58-test", 4));
-    let size = b["size"].as_u64().unwrap();
+    let size = b.size as u64;
     for (id, limit, downloads) in [
         ("r58-stream", String::new(), false),
         (

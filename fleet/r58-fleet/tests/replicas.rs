@@ -103,10 +103,11 @@ fn two_replicas_share_the_ingest_without_duplicates_or_loss() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(rows(&pg), 600);
     // Both replicas serve the same inventory.
-    let (_, la) = call("GET", &a.url("/api/v1/devices"), Some(&token), None);
-    let (_, lb) = call("GET", &b.url("/api/v1/devices"), Some(&token), None);
-    assert_eq!(la["devices"].as_array().unwrap().len(), 3);
-    assert_eq!(la["devices"], lb["devices"]);
+    let all = paths::devices(&Default::default());
+    let la: r58_fleet_api::DeviceList = api_get(&a, &token, &all);
+    let lb: r58_fleet_api::DeviceList = api_get(&b, &token, &all);
+    assert_eq!(la.devices.len(), 3);
+    assert_eq!(la, lb);
 }
 
 /// A device message PostgreSQL refuses (a NUL character in a text field) is set aside —

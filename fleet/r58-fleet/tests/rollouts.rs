@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use common::ota_env::*;
 use common::*;
+use r58_fleet_api::paths::RolloutAction;
+use r58_fleet_api::{CreateRollout, DeviceList, Job, RolloutDetail, Target};
 use serde_json::json;
 
 /// Devices that speak the job protocol without RAUC, to drive the fleet's rollout logic:
@@ -28,13 +30,9 @@ fn sim_devices(env: &Env, ids: &[&str]) {
         Duration::from_secs(20),
         "simulated devices in the inventory",
         || {
-            let (_, v) = call(
-                "GET",
-                &env.fleet.url("/api/v1/devices"),
-                Some(&env.token),
-                None,
-            );
-            (v["devices"].as_array().map_or(0, Vec::len) >= ids.len()).then_some(())
+            let v: DeviceList =
+                api_get(&env.fleet, &env.token, &paths::devices(&Default::default()));
+            (v.devices.len() >= ids.len()).then_some(())
         },
     );
 }
@@ -86,7 +84,22 @@ fn rollouts_scenario(env: &Env) {
     let ids: Vec<String> = (0..6).map(|i| format!("sim-{i}")).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     sim_devices(&env, &id_refs);
-    let rollouts = env.fleet.url("/api/v1/rollouts");
+    let rollouts = env.fleet.url(&paths::rollouts());
+    // A rollout of the published bundle.
+    let create = |target: Target, waves: &[&str]| CreateRollout {
+        waves: Some(waves.iter().map(|w| w.to_string()).collect()),
+        ..CreateRollout::of_bundle(&b.sha256, target)
+    };
+    let start = |c: &CreateRollout| -> RolloutDetail {
+        let (code, v) = call(
+            "POST",
+            &rollouts,
+            Some(&env.token),
+            Some(serde_json::to_value(c).unwrap()),
+        );
+        assert_eq!(code, 201, "{v}");
+        serde_json::from_value(v).unwrap()
+    };
 
     // Bad input is refused with a reason.
     for (body, want) in [
@@ -114,28 +127,23 @@ fn rollouts_scenario(env: &Env) {
 
     // A: waves 1 then everyone; the canary succeeds, the second wave has two failures in
     // five, above the 30 % limit: halted, and the silent device times out.
-    let (code, v) = call(
-        "POST",
-        &rollouts,
-        Some(&env.token),
-        Some(
-            json!({ "bundle_sha256": b["sha256"], "target": { "all": true }, "waves": ["1", "100%"],
-                     "failure_percent": 30, "step_timeout_seconds": 10 }),
-        ),
-    );
-    assert_eq!(code, 201, "{v}");
-    let id = v["rollout"]["id"].as_str().unwrap().to_string();
-    let jobs = v["jobs"].as_array().unwrap().clone();
-    let canary = jobs.iter().find(|j| j["wave"] == 0).unwrap()["device"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(jobs.iter().filter(|j| j["wave"] == 0).count(), 1);
-    let rest: Vec<String> = jobs
-        .iter()
-        .filter(|j| j["wave"] == 1)
-        .map(|j| j["device"].as_str().unwrap().to_string())
-        .collect();
+    let v = start(&CreateRollout {
+        failure_percent: Some(30),
+        step_timeout_seconds: Some(10),
+        ..create(Target::All(true), &["1", "100%"])
+    });
+    let id = v.rollout.id;
+    let in_wave = |w: i64| -> Vec<String> {
+        v.jobs
+            .iter()
+            .filter(|j| j.wave == w)
+            .map(|j| j.device.clone())
+            .collect()
+    };
+    let canary = in_wave(0);
+    assert_eq!(canary.len(), 1);
+    let canary = canary[0].clone();
+    let rest = in_wave(1);
     let behaviour = |d: &str| -> Behaviour {
         if d == canary {
             Behaviour::Succeed
@@ -147,15 +155,7 @@ fn rollouts_scenario(env: &Env) {
             Behaviour::Succeed
         }
     };
-    let get = |id: &str| {
-        call(
-            "GET",
-            &env.fleet.url(&format!("/api/v1/rollouts/{id}")),
-            Some(&env.token),
-            None,
-        )
-        .1
-    };
+    let get = |id: &str| -> RolloutDetail { api_get(&env.fleet, &env.token, &paths::rollout(id)) };
     let mut answered = std::collections::HashSet::new();
     // Only the canary gets a job until it succeeded.
     std::thread::sleep(Duration::from_secs(2));
@@ -170,23 +170,23 @@ fn rollouts_scenario(env: &Env) {
             answer(&env, d, behaviour(d), &mut answered);
         }
         let v = get(&id);
-        (v["rollout"]["state"] == "halted").then_some(v)
+        (v.rollout.state == "halted").then_some(v)
     });
     assert!(
-        v["rollout"]["message"].as_str().unwrap().contains("failed"),
-        "{v}"
+        v.rollout
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("failed"),
+        "{v:?}"
     );
     // The silent device: failed with `timeout` after its step timeout, its job withdrawn.
     let v = wait_until(Duration::from_secs(30), "silent device timed out", || {
         let v = get(&id);
-        v["jobs"]
-            .as_array()
-            .unwrap()
+        v.jobs
             .iter()
             .any(|j| {
-                j["device"] == rest[2].as_str()
-                    && j["phase"] == "failed"
-                    && j["reason"] == "timeout"
+                j.device == rest[2] && j.phase == "failed" && j.reason.as_deref() == Some("timeout")
             })
             .then_some(v)
     });
@@ -208,16 +208,12 @@ fn rollouts_scenario(env: &Env) {
     let _ = v;
 
     // B: pause holds the next wave back, resume lets it go, abort skips what has not started.
-    let (code, v) = call(
-        "POST",
-        &rollouts,
-        Some(&env.token),
-        Some(
-            json!({ "bundle_sha256": b["sha256"], "target": { "devices": [ids[0], ids[1], ids[2]] }, "waves": ["1", "2", "100%"] }),
-        ),
-    );
-    assert_eq!(code, 201, "{v}");
-    let id2 = v["rollout"]["id"].as_str().unwrap().to_string();
+    let id2 = start(&create(
+        Target::Devices(ids[..3].to_vec()),
+        &["1", "2", "100%"],
+    ))
+    .rollout
+    .id;
     let out = env.cli(&["ota", "pause", &id2]);
     assert!(
         out.status.success(),
@@ -226,7 +222,8 @@ fn rollouts_scenario(env: &Env) {
     );
     let (code, _) = call(
         "POST",
-        &env.fleet.url(&format!("/api/v1/rollouts/{id2}/pause")),
+        &env.fleet
+            .url(&paths::rollout_action(&id2, RolloutAction::Pause)),
         Some(&env.token),
         None,
     );
@@ -240,33 +237,26 @@ fn rollouts_scenario(env: &Env) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let v = get(&id2);
-    assert_eq!(v["rollout"]["wave"], 0, "{v}");
+    assert_eq!(v.rollout.wave, 0, "{v:?}");
     assert!(
-        v["jobs"]
-            .as_array()
-            .unwrap()
+        v.jobs
             .iter()
-            .filter(|j| j["wave"] != 0)
-            .all(|j| j["phase"] == "pending"),
-        "paused rollout went on: {v}"
+            .filter(|j| j.wave != 0)
+            .all(|j| j.phase == "pending"),
+        "paused rollout went on: {v:?}"
     );
     assert!(env.cli(&["ota", "resume", &id2]).status.success());
     wait_until(Duration::from_secs(30), "first wave done", || {
         for d in &ids[..3] {
             answer(&env, d, Behaviour::Succeed, &mut answered2);
         }
-        let v = get(&id2);
-        (v["rollout"]["wave"].as_i64() >= Some(1)).then_some(())
+        (get(&id2).rollout.wave >= 1).then_some(())
     });
     assert!(env.cli(&["ota", "abort", &id2]).status.success());
     let v = get(&id2);
-    assert_eq!(v["rollout"]["state"], "aborted");
-    let phases: Vec<&str> = v["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["phase"].as_str().unwrap())
-        .collect();
+    assert_eq!(v.rollout.state, "aborted");
+    assert_eq!(v.summary.devices, 3);
+    let phases: Vec<&str> = v.jobs.iter().map(|j: &Job| j.phase.as_str()).collect();
     assert!(
         phases.contains(&"skipped") && phases.contains(&"succeeded"),
         "{phases:?}"
@@ -278,15 +268,11 @@ fn started_jobs_are_published_again_after_the_broker_lost_its_retained_store() {
     let mut env = setup(true);
     let b = env.publish(&env.bundle("v7.raucb", "7.0.0", "r58-test", 1));
     sim_devices(&env, &["sim-0"]);
-    let (code, v) = call(
-        "POST",
-        &env.fleet.url("/api/v1/rollouts"),
-        Some(&env.token),
-        Some(
-            json!({ "bundle_sha256": b["sha256"], "target": { "devices": ["sim-0"] }, "waves": ["100%"] }),
-        ),
-    );
-    assert_eq!(code, 201, "{v}");
+    let create = CreateRollout {
+        waves: Some(vec!["100%".into()]),
+        ..CreateRollout::of_bundle(&b.sha256, Target::Devices(vec!["sim-0".into()]))
+    };
+    let _: RolloutDetail = api_send(&env.fleet, &env.token, "POST", &paths::rollouts(), &create);
     let topic = "r58/v1/sim-0/jobs/next";
     let job = env
         .obs

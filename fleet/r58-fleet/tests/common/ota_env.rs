@@ -114,15 +114,17 @@ impl Env {
             .unwrap()
     }
 
-    /// `r58-fleet ota publish`; returns the bundle row.
-    pub fn publish(&self, file: &Path) -> Value {
+    /// `r58-fleet ota publish`; returns the bundle as the fleet stored it.
+    pub fn publish(&self, file: &Path) -> r58_fleet_api::Bundle {
         let out = self.cli(&["ota", "publish", file.to_str().unwrap(), "--json"]);
         assert!(
             out.status.success(),
             "publish: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].clone()
+        serde_json::from_slice::<r58_fleet_api::BundleAnswer>(&out.stdout)
+            .unwrap()
+            .bundle
     }
 
     /// A job straight to one device (retained jobs/next), for the device-side cases.
@@ -131,10 +133,10 @@ impl Env {
             .publish(&format!("r58/v1/{device}/jobs/next"), job.to_string(), true);
     }
 
-    pub fn job_doc(&self, job_id: &str, b: &Value) -> Value {
+    pub fn job_doc(&self, job_id: &str, b: &r58_fleet_api::Bundle) -> Value {
         json!({
-            "job_id": job_id, "version": b["version"], "size": b["size"], "sha256": b["sha256"],
-            "url": self.fleet.url(&format!("/ota/bundles/{}.raucb", b["sha256"].as_str().unwrap())),
+            "job_id": job_id, "version": b.version, "size": b.size, "sha256": b.sha256,
+            "url": self.fleet.url(&format!("/ota/bundles/{}.raucb", b.sha256)),
         })
     }
 
