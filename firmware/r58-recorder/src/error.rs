@@ -66,6 +66,8 @@ pub enum RecorderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("starting the GLib main loop's thread: {0}")]
+    MainLoop(#[source] std::io::Error),
     #[error("starting the RTSP server on {addr}: {reason}")]
     RtspStart { addr: String, reason: String },
     #[error("serving the HTTP API: {0}")]

@@ -13,6 +13,7 @@ use gstreamer_app as gst_app;
 use r58_config::{InputConfig, InputKind};
 
 use crate::capture::Stream;
+use crate::main_loop;
 use crate::stats::{lock, SourceState, Stats};
 
 /// Where a source pipeline's frames go: the input's encode side.
@@ -31,8 +32,8 @@ pub enum SourceEnd {
     Build(String),
     #[error("starting source pipeline: {0}")]
     Start(String),
-    #[error("pipeline has no bus")]
-    NoBus,
+    #[error("watching the pipeline's bus: {0}")]
+    NoBus(String),
     #[error("{error} ({debug})")]
     Failed { error: String, debug: String },
     #[error("end of stream")]
@@ -206,7 +207,7 @@ pub fn supervise<S: FrameSink>(
                 if let Some(i) = input.upgrade() {
                     i.source_restarted();
                 }
-                let reason = run(&pipeline, &stats, &stop, stall);
+                let reason = run(&pipeline, &id, &stats, &stop, stall);
                 let _ = pipeline.set_state(gst::State::Null);
                 reason
             }
@@ -234,32 +235,52 @@ pub fn supervise<S: FrameSink>(
     }
 }
 
-/// Plays the pipeline and watches its bus; returns why it ended.
-fn run(pipeline: &gst::Pipeline, stats: &Stats, stop: &AtomicBool, stall: Duration) -> SourceEnd {
+/// Plays the pipeline and watches its bus (on the main loop) and its frames; returns why
+/// it ended.
+fn run(
+    pipeline: &gst::Pipeline,
+    id: &str,
+    stats: &Stats,
+    stop: &AtomicBool,
+    stall: Duration,
+) -> SourceEnd {
+    // The first error or end of stream ends the run; the watch ends with it.
+    let (ended, end) = std::sync::mpsc::sync_channel::<SourceEnd>(1);
+    let watch = main_loop::watch(pipeline, id, "source", move |msg| {
+        use gst::MessageView;
+        let why = match msg.view() {
+            MessageView::Error(e) => SourceEnd::Failed {
+                error: e.error().to_string(),
+                debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
+            },
+            MessageView::Eos(_) => SourceEnd::EndOfStream,
+            MessageView::Warning(w) => {
+                tracing::debug!(warning = %w.error(), "source warning");
+                return glib::ControlFlow::Continue;
+            }
+            _ => return glib::ControlFlow::Continue,
+        };
+        let _ = ended.try_send(why);
+        glib::ControlFlow::Break
+    });
+    let _watch = match watch {
+        Ok(w) => w,
+        Err(e) => return SourceEnd::NoBus(e.to_string()),
+    };
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
         return SourceEnd::Start(e.to_string());
     }
-    let Some(bus) = pipeline.bus() else {
-        return SourceEnd::NoBus;
-    };
     let started = Instant::now();
     let mut playing = false;
     loop {
         if stop.load(Ordering::Relaxed) {
             return SourceEnd::Stopping;
         }
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-            use gst::MessageView;
-            match msg.view() {
-                MessageView::Error(e) => {
-                    return SourceEnd::Failed {
-                        error: e.error().to_string(),
-                        debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
-                    }
-                }
-                MessageView::Eos(_) => return SourceEnd::EndOfStream,
-                MessageView::Warning(w) => tracing::debug!(warning = %w.error(), "source warning"),
-                _ => {}
+        match end.recv_timeout(Duration::from_millis(100)) {
+            Ok(why) => return why,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return SourceEnd::NoBus("the bus watch ended".into())
             }
         }
         // Frames flowing since this run started?

@@ -22,6 +22,7 @@ use crate::capture::source::{self, FrameSink};
 use crate::encode::encoder;
 use crate::encode::fanout::{Fanout, Stream};
 use crate::error::RecorderError;
+use crate::main_loop::{self, BusWatch};
 use crate::stats::{lock, mono_ms, SourceFormat, Stats};
 
 /// Extra latency of the audio mixer, so that jittery source audio still makes the deadline.
@@ -48,6 +49,7 @@ pub struct Input {
     signal_timeout_ms: u64,
     stop: Arc<AtomicBool>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    bus: Mutex<Option<BusWatch>>,
 }
 
 /// The gst-launch description of the encode pipeline (also used by the benchmark baseline).
@@ -170,11 +172,13 @@ impl Input {
             signal_timeout_ms: u64::from(wd.signal_timeout_ms),
             stop: Arc::new(AtomicBool::new(false)),
             supervisor: Mutex::new(None),
+            bus: Mutex::new(None),
         });
         input.connect_output(&vout, Stream::Video);
         if let Some(aout) = &aout {
             input.connect_output(aout, Stream::Audio);
         }
+        *lock(&input.bus) = Some(input.watch_bus()?);
         input
             .pipeline
             .set_state(gst::State::Playing)
@@ -183,7 +187,6 @@ impl Input {
                 stage: "encode",
                 source,
             })?;
-        input.spawn_bus_loop();
 
         let weak = Arc::downgrade(&input);
         let stop = input.stop.clone();
@@ -409,36 +412,38 @@ impl Input {
         }
     }
 
-    fn spawn_bus_loop(self: &Arc<Self>) {
-        let Some(bus) = self.pipeline.bus() else {
-            return;
-        };
+    /// Watches the encode pipeline's bus on the main loop: an error is fatal for the input
+    /// (its health says why), warnings are logged.
+    fn watch_bus(self: &Arc<Self>) -> Result<BusWatch, RecorderError> {
         let weak = Arc::downgrade(self);
         let id = self.id.clone();
-        let stop = self.stop.clone();
-        let _ = std::thread::Builder::new().name(format!("enc-bus-{id}")).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
-                use gst::MessageView;
-                let Some(input) = weak.upgrade() else { break };
-                match msg.view() {
-                    MessageView::Error(e) => {
-                        let reason = format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default());
-                        tracing::error!(input = %id, %reason, "encode pipeline failed");
-                        *lock(&input.stats.fatal) = Some(reason);
-                    }
-                    MessageView::Warning(w) => tracing::warn!(
-                        input = %id,
-                        element = %msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
-                        warning = %w.error(),
-                        debug = ?w.debug(),
-                        "encode pipeline"
-                    ),
-                    MessageView::Eos(_) => break,
-                    _ => {}
+        main_loop::watch(&self.pipeline, &self.id, "encode", move |msg| {
+            use gst::MessageView;
+            let Some(input) = weak.upgrade() else {
+                return glib::ControlFlow::Break;
+            };
+            match msg.view() {
+                MessageView::Error(e) => {
+                    let reason = format!(
+                        "{} ({})",
+                        e.error(),
+                        e.debug().map(|d| d.to_string()).unwrap_or_default()
+                    );
+                    tracing::error!(input = %id, %reason, "encode pipeline failed");
+                    *lock(&input.stats.fatal) = Some(reason);
                 }
+                MessageView::Warning(w) => tracing::warn!(
+                    input = %id,
+                    element = %msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    warning = %w.error(),
+                    debug = ?w.debug(),
+                    "encode pipeline"
+                ),
+                MessageView::Eos(_) => return glib::ControlFlow::Break,
+                _ => {}
             }
-        });
+            glib::ControlFlow::Continue
+        })
     }
 
     /// Stops the source and the encode pipeline (consumers are stopped before this).
@@ -448,6 +453,7 @@ impl Input {
             let _ = h.join();
         }
         let _ = self.pipeline.set_state(gst::State::Null);
+        lock(&self.bus).take();
     }
 }
 

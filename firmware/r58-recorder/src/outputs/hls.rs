@@ -12,11 +12,13 @@ use r58_config::HlsConfig;
 
 use crate::encode::input::Input;
 use crate::error::RecorderError;
+use crate::main_loop::{self, BusWatch};
 
 pub struct Hls {
     pipeline: gst::Pipeline,
     input: Arc<Input>,
     consumer: u64,
+    _bus: BusWatch,
 }
 
 /// The gst-launch description of an input's HLS pipeline.
@@ -72,6 +74,7 @@ impl Hls {
         };
         let v = appsrc("v")?;
         let a = if audio { Some(appsrc("a")?) } else { None };
+        let bus = log_bus(&pipeline, id)?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|source| RecorderError::PipelineStart {
@@ -79,12 +82,12 @@ impl Hls {
                 stage: "hls",
                 source,
             })?;
-        spawn_bus_log(&pipeline, id);
         let consumer = input.fanout.attach(&format!("hls:{id}"), &v, a.as_ref());
         Ok(Self {
             pipeline,
             input: input.clone(),
             consumer,
+            _bus: bus,
         })
     }
 
@@ -98,31 +101,19 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// A bus loop of its own that logs what the consumer pipeline reports.
-pub fn spawn_bus_log(pipeline: &gst::Pipeline, id: &str) {
-    let Some(bus) = pipeline.bus() else { return };
-    let weak = pipeline.downgrade();
-    let id = id.to_string();
-    let _ = std::thread::Builder::new()
-        .name(format!("hls-bus-{id}"))
-        .spawn(move || loop {
-            if weak
-                .upgrade()
-                .map_or(true, |p| p.current_state() == gst::State::Null)
-            {
-                break;
+/// Logs what the consumer pipeline reports (errors and warnings), on the main loop.
+fn log_bus(pipeline: &gst::Pipeline, id: &str) -> Result<BusWatch, RecorderError> {
+    let input = id.to_string();
+    main_loop::watch(pipeline, id, "hls", move |msg| {
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                tracing::error!(%input, error = %e.error(), "hls pipeline")
             }
-            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
-                continue;
-            };
-            match msg.view() {
-                gst::MessageView::Error(e) => {
-                    tracing::error!(input = %id, error = %e.error(), "hls pipeline")
-                }
-                gst::MessageView::Warning(w) => {
-                    tracing::warn!(input = %id, warning = %w.error(), "hls pipeline")
-                }
-                _ => {}
+            gst::MessageView::Warning(w) => {
+                tracing::warn!(%input, warning = %w.error(), "hls pipeline")
             }
-        });
+            _ => {}
+        }
+        glib::ControlFlow::Continue
+    })
 }

@@ -1,7 +1,8 @@
 //! The recording of one input in one session: a pipeline of its own fed by the input's
-//! fan-out, `splitmuxsink` with `mpegtsmux` cutting segments on key frames. Its own bus
-//! loop turns segment open/close messages into manifest updates and turns a write error
-//! (disk full) into a clean stop of this recording only.
+//! fan-out, `splitmuxsink` with `mpegtsmux` cutting segments on key frames. Its bus is
+//! watched on the main loop; the recording's own thread turns segment open/close messages
+//! into manifest updates and a write error (disk full) into a clean stop of this recording
+//! only.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,11 @@ use gstreamer_app as gst_app;
 
 use crate::encode::input::Input;
 use crate::error::RecorderError;
+use crate::main_loop::{self, BusWatch};
 use crate::manifest::segment_name;
 use crate::stats::lock;
 
-/// What the bus loop reports to the session.
+/// What a recording reports to the session.
 #[derive(Debug)]
 pub enum RecEvent {
     Opened {
@@ -46,7 +48,8 @@ pub enum Failure {
     WriteError(String),
 }
 
-/// Where the bus loop delivers its events (called on the bus thread).
+/// Where a recording delivers its events (called on the recording's own thread, which may
+/// write to disk).
 pub type EventSink = Arc<dyn Fn(RecEvent) + Send + Sync>;
 
 pub struct Recording {
@@ -57,7 +60,17 @@ pub struct Recording {
     consumer: u64,
     /// The segment being written, for the periodic fsync.
     pub current: Arc<Mutex<Option<PathBuf>>>,
-    bus_thread: Option<JoinHandle<()>>,
+    /// Handles what the bus reports (segments opened and closed, the end), off the main loop.
+    worker: Option<JoinHandle<()>>,
+    _bus: BusWatch,
+}
+
+/// What the muxer's bus reports that a recording acts on.
+enum BusNote {
+    Opened { file: PathBuf, running_ns: u64 },
+    Closed { file: PathBuf, running_ns: u64 },
+    Failed(Failure),
+    Ended,
 }
 
 pub fn describe(segment_ns: u64, audio: bool) -> String {
@@ -127,7 +140,19 @@ impl Recording {
         };
         let vsrc = appsrc("v")?;
         let asrc = if audio { Some(appsrc("a")?) } else { None };
-        let bus = pipeline.bus().ok_or_else(|| werr("bus"))?;
+        let (notes, worker_notes) = std::sync::mpsc::channel();
+        let bus = main_loop::watch(&pipeline, &id, "recording", move |msg| {
+            let note = bus_note(msg);
+            let last = matches!(note, Some(BusNote::Failed(_) | BusNote::Ended));
+            if let Some(n) = note {
+                let _ = notes.send(n);
+            }
+            if last {
+                glib::ControlFlow::Break
+            } else {
+                glib::ControlFlow::Continue
+            }
+        })?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|source| RecorderError::PipelineStart {
@@ -136,7 +161,8 @@ impl Recording {
                 source,
             })?;
         let current = Arc::new(Mutex::new(None));
-        let bus_thread = spawn_bus_loop(bus, id.clone(), current.clone(), events);
+        let worker = spawn_worker(worker_notes, id.clone(), current.clone(), events)
+            .map_err(|e| werr(&format!("spawning its thread: {e}")))?;
         let consumer = input
             .fanout
             .attach(&format!("recording:{id}"), &vsrc, asrc.as_ref());
@@ -148,7 +174,8 @@ impl Recording {
             asrc,
             consumer,
             current,
-            bus_thread: Some(bus_thread),
+            worker: Some(worker),
+            _bus: bus,
         })
     }
 
@@ -159,8 +186,8 @@ impl Recording {
         if let Some(a) = &self.asrc {
             let _ = a.end_of_stream();
         }
-        if let Some(h) = self.bus_thread.take() {
-            // The bus loop ends at EOS or error; bounded so a wedged muxer cannot hang us.
+        if let Some(h) = self.worker.take() {
+            // The worker ends at EOS or error; bounded so a wedged muxer cannot hang us.
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while !h.is_finished() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -177,66 +204,81 @@ impl Recording {
     }
 }
 
-fn spawn_bus_loop(
-    bus: gst::Bus,
+/// Reads one bus message (on the main loop: nothing here blocks).
+fn bus_note(msg: &gst::Message) -> Option<BusNote> {
+    use gst::MessageView;
+    match msg.view() {
+        MessageView::Element(e) => {
+            let s = e.structure()?;
+            let file = PathBuf::from(s.get::<String>("location").ok()?);
+            let running_ns = s
+                .get::<gst::ClockTime>("running-time")
+                .map(|t| t.nseconds())
+                .unwrap_or(0);
+            match s.name().as_str() {
+                "splitmuxsink-fragment-opened" => Some(BusNote::Opened { file, running_ns }),
+                "splitmuxsink-fragment-closed" => Some(BusNote::Closed { file, running_ns }),
+                _ => None,
+            }
+        }
+        MessageView::Error(e) => Some(BusNote::Failed(
+            if e.error().matches(gst::ResourceError::NoSpaceLeft) {
+                Failure::DiskFull
+            } else {
+                Failure::WriteError(e.error().to_string())
+            },
+        )),
+        MessageView::Eos(_) => Some(BusNote::Ended),
+        _ => None,
+    }
+}
+
+/// The recording's thread: syncs each closed segment and reports what happened, until the
+/// recording ends (end of stream, an error, or the watch gone).
+fn spawn_worker(
+    notes: std::sync::mpsc::Receiver<BusNote>,
     input: String,
     current: Arc<Mutex<Option<PathBuf>>>,
     events: EventSink,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        use gst::MessageView;
-        for msg in bus.iter_timed(gst::ClockTime::from_seconds(3600)) {
-            match msg.view() {
-                MessageView::Element(e) => {
-                    let Some(s) = e.structure() else { continue };
-                    let file = s.get::<String>("location").map(PathBuf::from);
-                    let rt = s
-                        .get::<gst::ClockTime>("running-time")
-                        .map(|t| t.nseconds())
-                        .unwrap_or(0);
-                    match (s.name().as_str(), file) {
-                        ("splitmuxsink-fragment-opened", Ok(file)) => {
-                            *lock(&current) = Some(file.clone());
-                            events(RecEvent::Opened {
-                                input: input.clone(),
-                                file,
-                                running_ns: rt,
-                            });
-                        }
-                        ("splitmuxsink-fragment-closed", Ok(file)) => {
-                            let _ = r58_fs::sync_file(&file);
-                            events(RecEvent::Closed {
-                                input: input.clone(),
-                                file,
-                                running_ns: rt,
-                            });
-                        }
-                        _ => {}
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("rec-{input}"))
+        .spawn(move || {
+            for note in notes {
+                match note {
+                    BusNote::Opened { file, running_ns } => {
+                        *lock(&current) = Some(file.clone());
+                        events(RecEvent::Opened {
+                            input: input.clone(),
+                            file,
+                            running_ns,
+                        });
                     }
-                }
-                MessageView::Error(e) => {
-                    let reason = if e.error().matches(gst::ResourceError::NoSpaceLeft) {
-                        Failure::DiskFull
-                    } else {
-                        Failure::WriteError(e.error().to_string())
-                    };
-                    tracing::error!(%input, %reason, "recording failed");
-                    if let Some(file) = lock(&current).clone() {
+                    BusNote::Closed { file, running_ns } => {
+                        let _ = r58_fs::sync_file(&file);
                         events(RecEvent::Closed {
                             input: input.clone(),
                             file,
-                            running_ns: 0,
+                            running_ns,
                         });
                     }
-                    events(RecEvent::Failed {
-                        input: input.clone(),
-                        reason,
-                    });
-                    break;
+                    BusNote::Failed(reason) => {
+                        tracing::error!(%input, %reason, "recording failed");
+                        if let Some(file) = lock(&current).clone() {
+                            events(RecEvent::Closed {
+                                input: input.clone(),
+                                file,
+                                running_ns: 0,
+                            });
+                        }
+                        events(RecEvent::Failed {
+                            input: input.clone(),
+                            reason,
+                        });
+                        break;
+                    }
+                    BusNote::Ended => break,
                 }
-                MessageView::Eos(_) => break,
-                _ => {}
             }
-        }
-    })
+        })
 }

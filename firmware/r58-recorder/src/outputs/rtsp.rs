@@ -15,10 +15,13 @@ use r58_config::RtspConfig;
 
 use crate::encode::input::Input;
 use crate::error::RecorderError;
+use crate::main_loop;
 
+/// The server runs on the recorder's main loop; stopping it removes it from there.
 pub struct RtspServer {
-    main_loop: glib::MainLoop,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: rtsp::RTSPServer,
+    listener: glib::Source,
+    cleanup: glib::Source,
     pub port: u16,
 }
 
@@ -41,8 +44,7 @@ impl RtspServer {
         inputs: &BTreeMap<String, Arc<Input>>,
     ) -> Result<Self, RecorderError> {
         let addr = format!("{}:{}", cfg.address, cfg.port);
-        let ctx = glib::MainContext::new();
-        let main_loop = glib::MainLoop::new(Some(&ctx), false);
+        let ctx = main_loop::context()?;
         let server = rtsp::RTSPServer::new();
         server.set_address(&cfg.address);
         server.set_service(&cfg.port.to_string());
@@ -84,53 +86,46 @@ impl RtspServer {
             mounts.add_factory(&format!("/{id}"), factory);
         }
         let source_id = server
-            .attach(Some(&ctx))
+            .attach(Some(ctx))
             .map_err(|e| RecorderError::RtspStart {
                 addr: addr.clone(),
                 reason: e.to_string(),
             })?;
+        let listener =
+            ctx.find_source_by_id(&source_id)
+                .ok_or_else(|| RecorderError::RtspStart {
+                    addr: addr.clone(),
+                    reason: "the server's source is not on the main loop".into(),
+                })?;
         let port = u16::try_from(server.bound_port()).unwrap_or(cfg.port);
-        let ml = main_loop.clone();
-        let thread = std::thread::Builder::new()
-            .name("rtsp".into())
-            .spawn(move || {
-                // The server's sessions expire only if someone cleans them up.
-                let server = server;
-                let pool_ctx = ctx.clone();
-                let _guard = pool_ctx.acquire();
-                let cleanup = glib::timeout_source_new(
-                    std::time::Duration::from_secs(2),
-                    None,
-                    glib::Priority::DEFAULT,
-                    move || {
-                        if let Some(pool) = server.session_pool() {
-                            pool.cleanup();
-                        }
-                        glib::ControlFlow::Continue
-                    },
-                );
-                cleanup.attach(Some(&ctx));
-                ml.run();
-                if let Some(source) = ctx.find_source_by_id(&source_id) {
-                    source.destroy();
+        // The server's sessions expire only if someone cleans them up.
+        let cleaned = server.clone();
+        let cleanup = glib::timeout_source_new(
+            std::time::Duration::from_secs(2),
+            None,
+            glib::Priority::DEFAULT,
+            move || {
+                if let Some(pool) = cleaned.session_pool() {
+                    pool.cleanup();
                 }
-            })
-            .map_err(|e| RecorderError::RtspStart {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+                glib::ControlFlow::Continue
+            },
+        );
+        cleanup.attach(Some(ctx));
         tracing::info!(%addr, port, "RTSP server listening");
         Ok(Self {
-            main_loop,
-            thread: Some(thread),
+            server,
+            listener,
+            cleanup,
             port,
         })
     }
 
-    pub fn stop(mut self) {
-        self.main_loop.quit();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Stops listening and closes every client's connection.
+    pub fn stop(self) {
+        self.cleanup.destroy();
+        self.listener.destroy();
+        self.server
+            .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
     }
 }

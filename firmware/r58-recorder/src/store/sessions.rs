@@ -219,7 +219,7 @@ impl Sessions {
             }
             taken
         };
-        // Outside the lock: the bus loops record the last segments while the EOS drains.
+        // Outside the lock: the recordings' threads record the last segments while the EOS drains.
         let stopped: Vec<String> = taken
             .into_iter()
             .map(|(id, rec)| {
