@@ -1,6 +1,6 @@
 //! A long-running process under test: started with its output appended to a log file,
 //! stopped with SIGTERM (bounded) or SIGKILL, killed when dropped. The broker, agent,
-//! recorder, fleet and coturn handles are built on it.
+//! recorder, fleet, coturn and PostgreSQL handles are built on it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ pub struct Daemon {
     program: PathBuf,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
+    user: Option<(u32, u32)>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -24,6 +25,7 @@ impl Daemon {
             program: program.into(),
             args: Vec::new(),
             env: vec![("RUST_LOG".into(), "info".into())],
+            user: None,
             log: log.into(),
             child: None,
         }
@@ -44,6 +46,12 @@ impl Daemon {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// Runs it as this user and group (a server that refuses to run as root).
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
     /// Starts the process (the log is appended to). Not under systemd: no notify socket, no
     /// journal stream.
     pub fn spawn(&mut self) {
@@ -53,7 +61,12 @@ impl Daemon {
             .open(&self.log)
             .unwrap_or_else(|e| panic!("{}: log {}: {e}", self.name, self.log.display()));
         let err = log.try_clone().unwrap();
-        let child = Command::new(&self.program)
+        let mut cmd = Command::new(&self.program);
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("NOTIFY_SOCKET")
@@ -93,29 +106,40 @@ impl Daemon {
         assert!(ok.success(), "kill -{sig} {pid} ({})", self.name);
     }
 
-    /// SIGTERM, then waits up to `timeout` for the exit; its code (None after a signal).
-    /// Past the timeout it is killed and the test fails with its log.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+    /// Sends `sig` and waits up to `timeout` for the exit: how it ended, or None when it was
+    /// not running or had to be killed past the timeout.
+    pub fn stop(&mut self, sig: &str, timeout: Duration) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{sig}"))
             .arg(c.id().to_string())
             .status();
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s.code();
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!(
-                    "{} did not stop within {timeout:?} of SIGTERM: {}",
-                    self.name,
-                    self.log_text()
-                );
+                return None;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit; its code (None after a signal).
+    /// Past the timeout it is killed and the test fails with its log.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let running = self.child.is_some();
+        match self.stop("TERM", timeout) {
+            Some(s) => s.code(),
+            None if !running => None,
+            None => panic!(
+                "{} did not stop within {timeout:?} of SIGTERM: {}",
+                self.name,
+                self.log_text()
+            ),
         }
     }
 
@@ -160,6 +184,26 @@ mod tests {
         assert!(d.alive());
         assert_eq!(d.terminate(Duration::from_secs(5)), Some(7));
         assert!(!d.alive());
+        assert!(
+            d.stop("INT", Duration::from_secs(1)).is_none(),
+            "not running"
+        );
+        // A signal it ignores: killed once the wait is over.
+        let mut stubborn = Daemon::new("stubborn", "/bin/sh", &log).args([
+            "-c",
+            "trap '' INT; echo stubborn; while :; do sleep 0.05; done",
+        ]);
+        stubborn.spawn();
+        while !stubborn.log_text().contains("stubborn") {
+            assert!(Instant::now() < deadline + Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = stubborn.pid().unwrap();
+        assert!(stubborn.stop("INT", Duration::from_millis(300)).is_none());
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "still running after the wait"
+        );
         d.spawn();
         let pid = d.pid().unwrap();
         drop(d);

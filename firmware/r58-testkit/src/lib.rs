@@ -5,9 +5,11 @@
 
 pub mod browser;
 pub mod daemon;
+pub mod postgres;
 pub mod rauc;
 
 pub use daemon::Daemon;
+pub use postgres::Postgres;
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
