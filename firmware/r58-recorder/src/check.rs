@@ -34,6 +34,16 @@ fn runtime_elements(cfg: &InputConfig) -> &'static [&'static str] {
         InputKind::Test | InputKind::V4l2 => &[],
         InputKind::Rtsp => &["rtspsrc", "rtph264depay", "h264parse", "avdec_h264"],
         InputKind::Srt => &["srtsrc", "tsdemux", "h264parse", "avdec_h264"],
+        InputKind::Whip => &[
+            "webrtcbin",
+            "nicesrc",
+            "rtph264depay",
+            "avdec_h264",
+            "rtpvp8depay",
+            "vp8dec",
+            "rtpopusdepay",
+            "opusdec",
+        ],
     }
 }
 

@@ -6,6 +6,7 @@ mod capture;
 mod check;
 mod encode;
 pub mod error;
+mod guests;
 mod main_loop;
 mod manifest;
 mod outputs;

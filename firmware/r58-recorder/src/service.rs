@@ -33,6 +33,8 @@ pub struct Recorder {
     pub resume: Vec<String>,
     /// The TURN credential endpoint, set once the async runtime runs.
     pub turn: std::sync::OnceLock<crate::turn::TurnEndpoint>,
+    /// Invites for guests (`whip` inputs).
+    pub invites: crate::guests::Invites,
 }
 
 impl Recorder {
@@ -63,7 +65,11 @@ impl Recorder {
         } else {
             resume
         };
+        let invites = crate::guests::Invites::open(
+            cfg.recorder.data_dir.join("recorder").join("invites.json"),
+        );
         let recorder = Arc::new(Self {
+            invites,
             rtsp_port: rtsp.as_ref().map(|r| r.port),
             cfg,
             inputs,

@@ -41,6 +41,9 @@ pub enum InputKind {
     Srt,
     /// Video and audio test sources with a burnt-in clock (simulation and tests).
     Test,
+    /// A remote guest publishing from a browser over WHIP (RFC 9725): one guest at a time;
+    /// the slate while nobody is connected.
+    Whip,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +147,7 @@ impl Validate for InputConfig {
                     Some(_) => {}
                 }
             }
+            InputKind::Whip => {}
             InputKind::Test => {
                 if self.pattern.is_empty() {
                     out.push(("pattern".into(), "must name a videotestsrc pattern".into()));

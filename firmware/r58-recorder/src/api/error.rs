@@ -51,3 +51,12 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+/// A JSON body as `T`, or a 400 naming the field and what was wrong with it.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad_request(format!("body field `{path}`: {}", e.into_inner()))
+    })
+}

@@ -3,11 +3,13 @@
 //! is refused first (DNS rebinding). See docs/recorder-api.md.
 
 mod error;
+mod guests;
 mod host;
 mod metrics;
 mod recordings;
 mod status;
 mod turn;
+mod whip;
 
 use std::sync::Arc;
 
@@ -15,19 +17,21 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::services::ServeDir;
 
-pub use error::ApiError;
+pub use error::{parse_body, ApiError};
 
 use crate::service::Recorder;
 
 pub type AppState = Arc<Recorder>;
 
-/// What answers without a token: the health check (systemd, the field scenarios, a load
-/// balancer) and nothing else.
-pub const PUBLIC: &[&str] = &["/healthz"];
+/// What answers without the API token: the health check (systemd, the field scenarios, a
+/// load balancer), the guest page, and WHIP under [`GUEST_PREFIX`], whose credential is a
+/// guest's invite.
+pub const PUBLIC: &[&str] = &["/healthz", "/guest_join"];
+pub const GUEST_PREFIX: &str = "/whip";
 
 pub fn router(recorder: Arc<Recorder>) -> Router {
     let hls_dir = recorder.cfg.hls.dir.clone();
@@ -46,6 +50,19 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
         )
         .route("/api/recordings/start", post(recordings::start))
         .route("/api/recordings/stop", post(recordings::stop))
+        .route(
+            "/api/guests/invites",
+            get(guests::list).post(guests::create),
+        )
+        .route("/api/guests/invites/:id", delete(guests::revoke))
+        .route("/guest_join", get(whip::page))
+        .route("/whip", post(whip::publish).options(whip::options))
+        .route(
+            "/whip/:input/:session",
+            delete(whip::delete)
+                .patch(whip::patch)
+                .options(whip::options),
+        )
         .nest_service("/hls", ServeDir::new(hls_dir))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(
@@ -64,7 +81,11 @@ async fn require_token(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if PUBLIC.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    if PUBLIC.contains(&path)
+        || path == GUEST_PREFIX
+        || path.starts_with(&format!("{GUEST_PREFIX}/"))
+    {
         return Ok(next.run(req).await);
     }
     let expected = &rec.cfg.api.token;

@@ -33,11 +33,7 @@ fn parse_selection(body: &axum::body::Bytes) -> Result<Selection, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Selection::default());
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad_request(format!("body field `{path}`: {}", e.into_inner()))
-    })
+    super::parse_body(body)
 }
 
 pub async fn start(

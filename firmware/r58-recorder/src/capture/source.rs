@@ -76,8 +76,19 @@ pub fn describe(cfg: &InputConfig) -> String {
             }
             d
         }
-        InputKind::Rtsp | InputKind::Srt => {
-            let mut d = format!("uridecodebin name=dec videoconvert name=vconv ! {vsink}");
+        InputKind::Rtsp | InputKind::Srt | InputKind::Whip => {
+            // WebRTC delivers frames at a variable rate without durations: a fixed rate here
+            // (GStreamer 1.22's videorate asserts on such frames when its output rate is
+            // variable, as the encode pipeline's is).
+            let (src, rate) = if cfg.kind == InputKind::Whip {
+                (
+                    "webrtcbin name=web bundle-policy=max-bundle",
+                    format!("videorate ! video/x-raw,framerate={f}/1 ! "),
+                )
+            } else {
+                ("uridecodebin name=dec", String::new())
+            };
+            let mut d = format!("{src} videoconvert name=vconv ! {rate}{vsink}");
             if cfg.audio {
                 d.push_str(&format!(
                     " audioconvert name=aconv ! audioresample ! {AUDIO_CAPS} ! {asink}"
@@ -88,7 +99,10 @@ pub fn describe(cfg: &InputConfig) -> String {
     }
 }
 
-fn build<S: FrameSink>(cfg: &InputConfig, input: &Weak<S>) -> Result<gst::Pipeline, String> {
+pub(crate) fn build<S: FrameSink>(
+    cfg: &InputConfig,
+    input: &Weak<S>,
+) -> Result<gst::Pipeline, String> {
     let pipeline = gst::parse::launch(&describe(cfg))
         .map_err(|e| e.to_string())?
         .downcast::<gst::Pipeline>()
@@ -109,6 +123,7 @@ fn build<S: FrameSink>(cfg: &InputConfig, input: &Weak<S>) -> Result<gst::Pipeli
             }
         }
         InputKind::Rtsp | InputKind::Srt => wire_uridecodebin(&pipeline, cfg)?,
+        InputKind::Whip => crate::capture::whip::wire(&pipeline)?,
     }
     for (name, stream) in [("vsink", Stream::Video), ("asink", Stream::Audio)] {
         let Some(sink) = pipeline
@@ -157,31 +172,35 @@ fn wire_uridecodebin(pipeline: &gst::Pipeline, cfg: &InputConfig) -> Result<(), 
     });
     let weak = pipeline.downgrade();
     dec.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
-        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-        let media = caps
-            .as_ref()
-            .and_then(|c| c.structure(0))
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
-        let target = if media.starts_with("video/") {
-            "vconv"
-        } else if media.starts_with("audio/") {
-            "aconv"
-        } else {
-            return;
-        };
-        if let Some(sink) = pipeline.by_name(target).and_then(|e| e.static_pad("sink")) {
-            if !sink.is_linked() {
-                if let Err(e) = pad.link(&sink) {
-                    tracing::warn!(error = ?e, media, "linking decoded pad failed");
-                }
-            }
+        if let Some(pipeline) = weak.upgrade() {
+            link_decoded(&pipeline, pad);
         }
     });
     Ok(())
+}
+
+/// Links a decoded pad (video or audio) to the pipeline's converter for its kind.
+pub(crate) fn link_decoded(pipeline: &gst::Pipeline, pad: &gst::Pad) {
+    let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+    let media = caps
+        .as_ref()
+        .and_then(|c| c.structure(0))
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    let target = if media.starts_with("video/") {
+        "vconv"
+    } else if media.starts_with("audio/") {
+        "aconv"
+    } else {
+        return;
+    };
+    if let Some(sink) = pipeline.by_name(target).and_then(|e| e.static_pad("sink")) {
+        if !sink.is_linked() {
+            if let Err(e) = pad.link(&sink) {
+                tracing::warn!(error = ?e, media, "linking decoded pad failed");
+            }
+        }
+    }
 }
 
 /// Runs the source pipeline of `input` until `stop` is set, restarting it on failure.
@@ -207,7 +226,14 @@ pub fn supervise<S: FrameSink>(
                 if let Some(i) = input.upgrade() {
                     i.source_restarted();
                 }
-                let reason = run(&pipeline, &id, &stats, &stop, stall);
+                let reason = run(
+                    &pipeline,
+                    &id,
+                    &stats,
+                    &|| stop.load(Ordering::Relaxed),
+                    stall,
+                    stall,
+                );
                 let _ = pipeline.set_state(gst::State::Null);
                 reason
             }
@@ -236,12 +262,14 @@ pub fn supervise<S: FrameSink>(
 }
 
 /// Plays the pipeline and watches its bus (on the main loop) and its frames; returns why
-/// it ended.
-fn run(
+/// it ended: an error, the end of stream, `stop`, no first frame within `first_frame`, or
+/// no frame for `stall` once frames flowed.
+pub(crate) fn run(
     pipeline: &gst::Pipeline,
     id: &str,
     stats: &Stats,
-    stop: &AtomicBool,
+    stop: &dyn Fn() -> bool,
+    first_frame: Duration,
     stall: Duration,
 ) -> SourceEnd {
     // The first error or end of stream ends the run; the watch ends with it.
@@ -273,7 +301,7 @@ fn run(
     let started = Instant::now();
     let mut playing = false;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop() {
             return SourceEnd::Stopping;
         }
         match end.recv_timeout(Duration::from_millis(100)) {
@@ -290,12 +318,14 @@ fn run(
             playing = true;
             *lock(&stats.source_state) = SourceState::Playing;
         }
-        let silent_for = if fresh {
-            age.unwrap_or_default()
+        let (silent_for, limit) = if fresh {
+            (age.unwrap_or_default(), stall)
+        } else if playing {
+            (started.elapsed(), stall)
         } else {
-            started.elapsed()
+            (started.elapsed(), first_frame)
         };
-        if silent_for > stall {
+        if silent_for > limit {
             return SourceEnd::NoFrames {
                 ms: silent_for.as_millis(),
             };

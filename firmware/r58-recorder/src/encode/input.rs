@@ -16,9 +16,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use r58_config::{EncoderConfig, InputConfig, WatchdogConfig};
+use r58_config::{EncoderConfig, InputConfig, InputKind, WatchdogConfig};
 
 use crate::capture::source::{self, FrameSink};
+use crate::capture::whip::{self, GuestPort};
 use crate::encode::encoder;
 use crate::encode::fanout::{Fanout, Stream};
 use crate::error::RecorderError;
@@ -50,6 +51,8 @@ pub struct Input {
     stop: Arc<AtomicBool>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
     bus: Mutex<Option<BusWatch>>,
+    /// Where a guest connects, for a `whip` input.
+    pub guest: Option<Arc<GuestPort>>,
 }
 
 /// The gst-launch description of the encode pipeline (also used by the benchmark baseline).
@@ -173,6 +176,7 @@ impl Input {
             stop: Arc::new(AtomicBool::new(false)),
             supervisor: Mutex::new(None),
             bus: Mutex::new(None),
+            guest: (cfg.kind == InputKind::Whip).then(|| Arc::new(GuestPort::default())),
         });
         input.connect_output(&vout, Stream::Video);
         if let Some(aout) = &aout {
@@ -192,9 +196,13 @@ impl Input {
         let stop = input.stop.clone();
         let scfg = cfg.clone();
         let stall = Duration::from_millis((u64::from(wd.signal_timeout_ms) * 5).max(5000));
+        let guest = input.guest.clone();
         let handle = std::thread::Builder::new()
             .name(format!("src-{id}"))
-            .spawn(move || source::supervise(weak, scfg, stop, stall))
+            .spawn(move || match guest {
+                Some(port) => whip::supervise(weak, scfg, stop, stall, port),
+                None => source::supervise(weak, scfg, stop, stall),
+            })
             .map_err(|e| wire_err(id, &format!("spawning source thread: {e}")))?;
         *lock(&input.supervisor) = Some(handle);
         let weak = Arc::downgrade(&input);

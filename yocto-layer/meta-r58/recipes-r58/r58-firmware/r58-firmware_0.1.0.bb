@@ -127,10 +127,14 @@ RDEPENDS:${PN}-recorder = "${PN}-config \
                           "
 RDEPENDS:${PN}-agent = "${PN}-config polkit systemd"
 RDEPENDS:${PN}-config = "libubootenv-bin"
-# These exist only with the r58 distro's PACKAGECONFIGs (srt, x264) or on a Rockchip machine
-# (MPP): recommended here so the recipe builds anywhere (world, other machines); the image
-# installs them explicitly, so an r58 image without them fails to build.
-RRECOMMENDS:${PN}-recorder = "gstreamer1.0-plugins-bad-srt gstreamer1.0-plugins-ugly-x264 gstreamer1.0-rockchip"
+# These exist only with the r58 distro's PACKAGECONFIGs (srt, x264, the WebRTC set for
+# guests) or on a Rockchip machine (MPP): recommended here so the recipe builds anywhere
+# (world, other machines); the image installs them explicitly, so an r58 image without
+# them fails to build.
+RRECOMMENDS:${PN}-recorder = "gstreamer1.0-plugins-bad-srt gstreamer1.0-plugins-ugly-x264 gstreamer1.0-rockchip \
+                              gstreamer1.0-plugins-bad-webrtc gstreamer1.0-plugins-bad-dtls \
+                              gstreamer1.0-plugins-bad-srtp gstreamer1.0-plugins-bad-sctp \
+                              gstreamer1.0-plugins-good-vpx gstreamer1.0-plugins-base-opus libnice"
 
 SYSTEMD_PACKAGES = "${PN}-recorder ${PN}-agent ${PN}-config"
 SYSTEMD_SERVICE:${PN}-config = "data.mount r58-machine-id.service"

@@ -1,0 +1,243 @@
+//! WHIP (RFC 9725) for guests: `POST /whip` with an SDP offer and the invite's token as the
+//! bearer → `201 Created`, the answer, the session's `Location` and the TURN servers as
+//! `Link: <…>; rel="ice-server"`; `DELETE` on the session ends it; `OPTIONS` answers CORS
+//! preflights (with the ICE servers for a valid invite); `PATCH` is `405`: the answer carries
+//! every candidate (no trickle ICE). Public on purpose: the invite is the credential.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::capture::whip::{check_offer, WhipError};
+use crate::guests::Invite;
+
+/// How long an answer may take (the guest's pipeline, ICE gathering).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The CORS headers of every WHIP answer: a guest page may be served from elsewhere (the
+/// fleet's public path).
+fn cors(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("OPTIONS, POST, DELETE, PATCH"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, Link, ETag"),
+    );
+}
+
+fn with_cors(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    cors(&mut resp);
+    resp
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+fn invite(rec: &AppState, headers: &HeaderMap) -> Result<(Invite, String), ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token: the guest's invite",
+        )
+    })?;
+    Ok((rec.invites.check(token)?, token.to_string()))
+}
+
+/// `Link` values for the TURN servers the box hands out now (none when TURN is not ready).
+async fn ice_links(rec: &AppState) -> Vec<HeaderValue> {
+    let Some(turn) = rec.turn.get() else {
+        return Vec::new();
+    };
+    let Ok(creds) = turn.service.get().await else {
+        return Vec::new();
+    };
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    creds
+        .ice_servers
+        .iter()
+        .flat_map(|s| {
+            s.urls.iter().map(move |url| {
+                let mut v = format!("<{url}>; rel=\"ice-server\"");
+                if let (Some(u), Some(c)) = (&s.username, &s.credential) {
+                    v += &format!(
+                        "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                        quote(u),
+                        quote(c)
+                    );
+                }
+                v
+            })
+        })
+        .filter_map(|v| HeaderValue::from_str(&v).ok())
+        .collect()
+}
+
+pub async fn options(State(rec): State<AppState>, headers: HeaderMap) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    cors(&mut resp);
+    resp.headers_mut()
+        .insert("accept-post", HeaderValue::from_static("application/sdp"));
+    if invite(&rec, &headers).is_ok() {
+        for link in ice_links(&rec).await {
+            resp.headers_mut().append(header::LINK, link);
+        }
+    }
+    resp
+}
+
+pub async fn publish(State(rec): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    match publish_inner(rec, headers, body).await {
+        Ok(r) => r,
+        Err(e) => with_cors(e),
+    }
+}
+
+async fn publish_inner(
+    rec: AppState,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let (guest, token) = invite(&rec, &headers)?;
+    let sdp_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().map(str::trim) == Some("application/sdp"));
+    if !sdp_type {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the offer must be sent as application/sdp",
+        ));
+    }
+    let offer = check_offer(&body).map_err(ApiError::from)?;
+    let Some((input, port)) = rec
+        .inputs
+        .iter()
+        .filter_map(|(id, i)| i.guest.as_ref().map(|p| (id.clone(), p.clone())))
+        .find(|(_, p)| p.session().is_none())
+    else {
+        let mut e = with_cors(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "guests_full",
+            "every guest input of this box is in use",
+        ));
+        e.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        return Ok(e);
+    };
+    let session = random_id()?;
+    let (port2, session2) = (port.clone(), session.clone());
+    let answer =
+        tokio::task::spawn_blocking(move || port2.connect(&session2, offer, ANSWER_TIMEOUT))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?
+            .map_err(ApiError::from)?;
+    // Counted once the guest is in: a failed attempt does not use the invite up.
+    if let Err(e) = rec.invites.redeem(&token) {
+        port.end(&session);
+        return Err(e.into());
+    }
+    tracing::info!(%input, %session, guest = %guest.name, invite = %guest.id, "guest joined");
+    let mut resp = (StatusCode::CREATED, answer).into_response();
+    cors(&mut resp);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(loc) = HeaderValue::from_str(&format!("whip/{input}/{session}")) {
+        h.insert(header::LOCATION, loc);
+    }
+    for link in ice_links(&rec).await {
+        resp.headers_mut().append(header::LINK, link);
+    }
+    Ok(resp)
+}
+
+fn random_id() -> Result<String, ApiError> {
+    use std::io::Read;
+    let mut buf = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `DELETE /whip/<input>/<session>`: the guest leaves. The session id is the credential.
+pub async fn delete(
+    State(rec): State<AppState>,
+    Path((input, session)): Path<(String, String)>,
+) -> Response {
+    let ended = rec
+        .inputs
+        .get(&input)
+        .and_then(|i| i.guest.as_ref())
+        .is_some_and(|p| p.end(&session));
+    if ended {
+        tracing::info!(%input, %session, "guest left (DELETE)");
+        let mut resp = StatusCode::OK.into_response();
+        cors(&mut resp);
+        resp
+    } else {
+        with_cors(ApiError::not_found("no such WHIP session"))
+    }
+}
+
+/// `PATCH`: trickle ICE is not taken (RFC 9725 §4.3.1).
+pub async fn patch() -> Response {
+    let mut resp = with_cors(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "no_trickle",
+        "this endpoint does not take trickle ICE: the answer carries every candidate",
+    ));
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+    resp
+}
+
+/// `GET /guest_join?invite=…`: the guest page (public; the invite in its link is what it
+/// sends to `/whip`).
+pub async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        include_str!("pages/guest_join.html"),
+    )
+        .into_response()
+}
+
+impl From<WhipError> for ApiError {
+    fn from(e: WhipError) -> Self {
+        let (status, code) = match &e {
+            WhipError::BadOffer(_) => (StatusCode::BAD_REQUEST, "bad_offer"),
+            WhipError::NoCodec => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_codec"),
+            WhipError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "guests_full"),
+            WhipError::Answer(_) => (StatusCode::INTERNAL_SERVER_ERROR, "answer_failed"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

@@ -1,0 +1,303 @@
+//! Guests over WHIP (RFC 9725), end to end: the real recorder with a `whip` input, invites
+//! from its API, and headless Chromium with fake camera and microphone publishing from the
+//! guest page. The guest's picture becomes the input's (signal, recorded segments that
+//! decode); leaving frees the input for the next guest; the endpoint's statuses and headers
+//! one by one.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use r58_testkit::browser::Browser;
+use serde_json::{json, Value};
+
+const GUEST_INPUT: &str = "[inputs.guest1]\nkind = \"whip\"\nwidth = 320\nheight = 240\nfps = 15\n";
+
+fn invite(r: &Recorder, body: Value) -> (String, Value) {
+    let (code, made) = r.post("/api/guests/invites", &body.to_string(), Some(TOKEN));
+    assert_eq!(code, 201, "{made}");
+    (made["token"].as_str().unwrap().to_string(), made)
+}
+
+fn whip(
+    r: &Recorder,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    ctype: &str,
+    body: &str,
+) -> reqwest::blocking::Response {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut req = c
+        .request(method.parse().unwrap(), r.url(path))
+        .header("Content-Type", ctype);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.body(body.to_string()).send().unwrap()
+}
+
+fn guest_browser() -> Browser {
+    Browser::start_with(&[
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        // Host candidates as addresses, not mDNS names the box would have to resolve.
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ])
+}
+
+fn guest_state(r: &Recorder) -> Value {
+    match http_get(&r.url("/api/status")) {
+        Ok((200, body)) => {
+            serde_json::from_str::<Value>(&body).unwrap()["inputs"]["guest1"].clone()
+        }
+        other => panic!("status: {other:?}\n{}", r.log_text()),
+    }
+}
+
+#[test]
+fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Recorder::start(dir.path(), GUEST_INPUT);
+    // Before anyone joins: the slate, and the input says why.
+    assert_eq!(guest_state(&r)["source"]["reason"], "no guest connected");
+    let (token, made) = invite(&r, json!({"name": "Ada", "uses": 2}));
+    assert!(made["url"].as_str().unwrap().ends_with(&token));
+    assert!(made["invite"].get("token_sha256").is_none(), "{made}");
+
+    let mut b = guest_browser();
+    b.goto(&r.url(&format!("/guest_join?invite={token}")));
+    b.wait_js(
+        "document.querySelector('#camera option') !== null",
+        "the camera list",
+    );
+    b.eval("document.getElementById('join').click(); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'connected'",
+        "the page connected",
+    );
+    let text = b.eval("document.getElementById('state').textContent");
+    assert_eq!(text, "Connected (direct)");
+    wait_for(
+        Duration::from_secs(30),
+        "the guest's picture on the input",
+        || {
+            let g = guest_state(&r);
+            (g["source"]["state"] == "playing" && g["signal"] == true).then_some(())
+        },
+    );
+    let format = guest_state(&r)["source_format"].clone();
+    assert!(format["width"].as_i64().unwrap() > 0, "{format}");
+
+    // Recorded like any input: segments of the guest's picture that decode.
+    let (code, body) = r.post("/api/recordings/start", "", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let session = body["session"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, _) = r.post("/api/recordings/stop", "", Some(TOKEN));
+    assert_eq!(code, 200);
+    let files = segment_files(&r.data(), &session, "guest1");
+    assert!(!files.is_empty(), "no segment of the guest");
+    for f in &files {
+        decode(f.to_str().unwrap(), &[]).unwrap();
+    }
+
+    // While the guest is in, the one guest input is taken: a second guest waits (503).
+    let (other, _) = invite(&r, json!({"name": "Bob"}));
+    let offer = b.eval(
+        "(async () => { const pc = new RTCPeerConnection(); \
+           pc.addTransceiver('video', {direction: 'sendonly'}); \
+           await pc.setLocalDescription(await pc.createOffer()); \
+           return pc.localDescription.sdp; })()",
+    );
+    let offer = offer.as_str().unwrap().to_string();
+    let busy = whip(&r, "POST", "/whip", Some(&other), "application/sdp", &offer);
+    assert_eq!(busy.status().as_u16(), 503);
+    assert_eq!(busy.headers()["retry-after"], "10");
+
+    // Leaving ends the session: the input waits for the next guest, the slate back on.
+    b.eval("document.getElementById('leave').click(); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'left'",
+        "the page left",
+    );
+    wait_for(Duration::from_secs(15), "the input free again", || {
+        (guest_state(&r)["source"]["reason"] == "no guest connected").then_some(())
+    });
+    // The same invite joins again (its second use), into the same input.
+    b.eval("document.getElementById('join').click(); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'connected'",
+        "the page connected again",
+    );
+    b.eval("document.getElementById('leave').click(); 1");
+    // Used up now: a third join is refused on the page, with the reason.
+    wait_for(Duration::from_secs(15), "the input free again", || {
+        (guest_state(&r)["source"]["reason"] == "no guest connected").then_some(())
+    });
+    b.eval("document.getElementById('join').click(); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'error'",
+        "the refused join",
+    );
+    let text = b.eval("document.getElementById('state').textContent");
+    assert!(
+        text.as_str().unwrap().contains("used as often as it may"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_whip_endpoint_answers_as_rfc_9725_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Recorder::start(dir.path(), GUEST_INPUT);
+    let (token, _) = invite(&r, json!({"name": "Ada"}));
+    let mut b = guest_browser();
+    b.goto(&r.url("/healthz"));
+    let offer = |b: &mut Browser, kind: &str| -> String {
+        b.eval(&format!(
+            "(async () => {{ const pc = new RTCPeerConnection(); \
+               pc.addTransceiver('{kind}', {{direction: 'sendonly'}}); \
+               await pc.setLocalDescription(await pc.createOffer()); \
+               return pc.localDescription.sdp; }})()"
+        ))
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let video = offer(&mut b, "video");
+    let audio_only = offer(&mut b, "audio");
+
+    // CORS preflight; the ICE servers only for a valid invite.
+    let pre = whip(&r, "OPTIONS", "/whip", None, "application/sdp", "");
+    assert_eq!(pre.status().as_u16(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+    assert!(pre.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Location"));
+    assert_eq!(pre.headers()["accept-post"], "application/sdp");
+
+    // Refusals, each with its status and a JSON reason.
+    for (token, ctype, body, want, code) in [
+        (None, "application/sdp", video.as_str(), 401, "unauthorized"),
+        (
+            Some("not-an-invite"),
+            "application/sdp",
+            video.as_str(),
+            401,
+            "bad_invite",
+        ),
+        (
+            Some(token.as_str()),
+            "application/json",
+            video.as_str(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Some(token.as_str()),
+            "application/sdp",
+            "v=0 nonsense",
+            400,
+            "bad_offer",
+        ),
+        (
+            Some(token.as_str()),
+            "application/sdp",
+            audio_only.as_str(),
+            422,
+            "unsupported_codec",
+        ),
+    ] {
+        let resp = whip(&r, "POST", "/whip", token, ctype, body);
+        assert_eq!(resp.status().as_u16(), want, "{token:?} {ctype}");
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        let v: Value = resp.json().unwrap();
+        assert_eq!(v["error"], code, "{v}");
+        assert!(!v["reason"].as_str().unwrap().is_empty());
+    }
+
+    // An offer: 201, the answer as SDP, the session's Location.
+    let resp = whip(&r, "POST", "/whip", Some(&token), "application/sdp", &video);
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(resp.headers()["content-type"], "application/sdp");
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("whip/guest1/"), "{location}");
+    let answer = resp.text().unwrap();
+    assert!(
+        answer.starts_with("v=0") && answer.contains("a=candidate"),
+        "{answer}"
+    );
+    let session = format!("/{location}");
+    // No trickle ICE: 405 with what is allowed.
+    let patch = whip(
+        &r,
+        "PATCH",
+        &session,
+        None,
+        "application/trickle-ice-sdpfrag",
+        "a=end-of-candidates",
+    );
+    assert_eq!(patch.status().as_u16(), 405);
+    assert!(patch.headers()["allow"]
+        .to_str()
+        .unwrap()
+        .contains("DELETE"));
+    // The invite was for one use: used up now.
+    let again = whip(&r, "POST", "/whip", Some(&token), "application/sdp", &video);
+    assert_eq!(again.status().as_u16(), 401);
+    // DELETE ends the session; a second DELETE finds nothing.
+    assert_eq!(
+        whip(&r, "DELETE", &session, None, "", "").status().as_u16(),
+        200
+    );
+    assert_eq!(
+        whip(&r, "DELETE", &session, None, "", "").status().as_u16(),
+        404
+    );
+    assert_eq!(
+        whip(&r, "DELETE", "/whip/guest1/0000", None, "", "")
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // An expired invite is refused; a revoked one too.
+    let (short, _) = invite(&r, json!({"name": "Eve", "expires_in_seconds": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let expired = whip(&r, "POST", "/whip", Some(&short), "application/sdp", &video);
+    assert_eq!(expired.status().as_u16(), 401);
+    let (revoked, made) = invite(&r, json!({"name": "Mallory"}));
+    let id = made["invite"]["id"].as_str().unwrap();
+    let del = reqwest::blocking::Client::new()
+        .delete(r.url(&format!("/api/guests/invites/{id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let gone = whip(
+        &r,
+        "POST",
+        "/whip",
+        Some(&revoked),
+        "application/sdp",
+        &video,
+    );
+    assert_eq!(gone.status().as_u16(), 401);
+    // Invites are the API token's business: without it, nothing.
+    let (code, _) = r.post("/api/guests/invites", "{\"name\": \"x\"}", None);
+    assert_eq!(code, 401);
+    let (code, v) = r.post(
+        "/api/guests/invites",
+        "{\"name\": \"x\", \"uses\": 0}",
+        Some(TOKEN),
+    );
+    assert_eq!(code, 400, "{v}");
+}
