@@ -21,6 +21,7 @@ pub const NAMES: &[&str] = &[
     "config.get",
     "ota.cancel",
     "ota.status",
+    "guest.invite",
 ];
 
 pub fn status(
@@ -169,17 +170,22 @@ fn redacted(cfg: &R58Config) -> Value {
     v
 }
 
-async fn recorder(ctx: &Ctx, path: &str, args: &Value) -> Result<Value, String> {
-    let url = format!("{}{path}", ctx.cfg.agent.recorder_api.trim_end_matches('/'));
-    let body = match args.get("inputs") {
+/// `{"inputs": […]}` of a record command's arguments (all inputs without it).
+fn selection(args: &Value) -> Value {
+    match args.get("inputs") {
         Some(inputs) => json!({ "inputs": inputs }),
         None => json!({}),
-    };
+    }
+}
+
+/// POSTs `body` to the recorder's API; its answer, or why not.
+async fn recorder(ctx: &Ctx, path: &str, body: &Value) -> Result<Value, String> {
+    let url = format!("{}{path}", ctx.cfg.agent.recorder_api.trim_end_matches('/'));
     let resp = ctx
         .http
         .post(&url)
         .bearer_auth(&ctx.cfg.api.token)
-        .json(&body)
+        .json(body)
         .send()
         .await
         .map_err(|e| format!("recorder unreachable: {e}"))?;
@@ -209,8 +215,11 @@ where
 {
     match name {
         "ping" => Ok(json!({ "pong": true, "ts": Utc::now() })),
-        "record.start" => recorder(ctx, "/api/recordings/start", &cmd.args).await,
-        "record.stop" => recorder(ctx, "/api/recordings/stop", &cmd.args).await,
+        "record.start" => recorder(ctx, "/api/recordings/start", &selection(&cmd.args)).await,
+        "record.stop" => recorder(ctx, "/api/recordings/stop", &selection(&cmd.args)).await,
+        // An invite for a remote guest: `{"name", "expires_in_seconds"?, "uses"?}` → the
+        // invite and the guest page's link (the recorder checks the arguments).
+        "guest.invite" => recorder(ctx, "/api/guests/invites", &cmd.args).await,
         "service.restart" => {
             let unit = cmd
                 .args

@@ -79,4 +79,38 @@ fn record_commands_and_recorder_telemetry() {
         |v| v["id"] == "s2" && v["state"] == "succeeded",
     );
     assert_eq!(s2["result"]["stopped"], json!(["cam1"]));
+
+    // An invite for a guest, made from the fleet: the link comes back in the result; bad
+    // arguments come back as the recorder's reason.
+    obs.publish(
+        "r58/v1/r58-r/cmd/guest.invite",
+        cmd("g1", json!({"name": "Ada", "uses": 3})),
+        false,
+    );
+    let g1 = obs.wait_json(
+        "r58/v1/r58-r/cmd/status",
+        Duration::from_secs(15),
+        "guest.invite",
+        |v| v["id"] == "g1" && (v["state"] == "succeeded" || v["state"] == "failed"),
+    );
+    assert_eq!(g1["state"], "succeeded", "{g1}");
+    assert_eq!(g1["result"]["invite"]["uses_left"], 3);
+    let token = g1["result"]["token"].as_str().unwrap();
+    assert_eq!(
+        g1["result"]["url"].as_str().unwrap(),
+        format!("/guest_join?invite={token}")
+    );
+    obs.publish(
+        "r58/v1/r58-r/cmd/guest.invite",
+        cmd("g2", json!({"name": "", "uses": 3})),
+        false,
+    );
+    let g2 = obs.wait_json(
+        "r58/v1/r58-r/cmd/status",
+        Duration::from_secs(15),
+        "guest.invite refused",
+        |v| v["id"] == "g2" && (v["state"] == "succeeded" || v["state"] == "failed"),
+    );
+    assert_eq!(g2["state"], "failed", "{g2}");
+    assert!(g2["message"].as_str().unwrap().contains("name"), "{g2}");
 }
