@@ -45,7 +45,7 @@ impl Recorder {
             Sessions::open(&cfg.recorder.data_dir, cfg.recorder.segment_seconds)?;
         let mut inputs = BTreeMap::new();
         for (id, icfg) in cfg.inputs.iter().filter(|(_, c)| c.enabled) {
-            let input = Input::start(id, icfg, &cfg.encoder, &cfg.watchdog)?;
+            let input = Input::start(id, icfg, &cfg.encoder, &cfg.watchdog, &cfg.guests)?;
             tracing::info!(input = %id, kind = ?icfg.kind, encoder = %input.video_encoder, "input started");
             inputs.insert(id.clone(), input);
         }

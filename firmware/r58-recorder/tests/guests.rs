@@ -1,8 +1,11 @@
 //! Guests over WHIP (RFC 9725), end to end: the real recorder with a `whip` input, invites
 //! from its API, and headless Chromium with fake camera and microphone publishing from the
-//! guest page. The guest's picture becomes the input's (signal, recorded segments that
-//! decode); leaving frees the input for the next guest; the endpoint's statuses and headers
-//! one by one.
+//! guest page, relay only, through a real coturn with the credentials the box hands out
+//! (minted by the real fleet's TURN API). Everything on loopback: the box's ICE uses
+//! 127.0.0.1 (`guests.ice_addresses`). The guest's picture becomes the input's (signal,
+//! recorded segments that decode); leaving frees the input for the next guest; a relay that
+//! refuses the credentials shows why on the page; the endpoint's statuses and headers one by
+//! one.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +17,30 @@ use common::*;
 use r58_testkit::browser::Browser;
 use serde_json::{json, Value};
 
-const GUEST_INPUT: &str = "[inputs.guest1]\nkind = \"whip\"\nwidth = 320\nheight = 240\nfps = 15\n";
+const GUEST_INPUT: &str = "[guests]\nice_addresses = [\"127.0.0.1\"]\n\
+     [inputs.guest1]\nkind = \"whip\"\nwidth = 320\nheight = 240\nfps = 15\n";
+const SECRET: &str = "coturn-secret-for-guests";
+
+/// A box with one guest input whose TURN credentials come from a fleet on coturn with
+/// `secret` (another one than coturn's makes credentials the relay refuses).
+struct GuestBox {
+    r: Recorder,
+    _fleet: r58_testkit::Daemon,
+}
+
+fn guest_box(dir: &std::path::Path, coturn_port: u16, secret: &str) -> GuestBox {
+    std::fs::create_dir_all(dir).unwrap();
+    let (fleet, fleet_port, device_token) = start_fleet(dir, coturn_port, secret);
+    std::fs::write(dir.join("fleet-token"), &device_token).unwrap();
+    let r = Recorder::start(
+        &dir.join("box"),
+        &format!(
+            "{GUEST_INPUT}[turn.fleet]\nurl = \"http://127.0.0.1:{fleet_port}\"\ntoken_file = \"{}\"\n",
+            dir.join("fleet-token").display()
+        ),
+    );
+    GuestBox { r, _fleet: fleet }
+}
 
 fn invite(r: &Recorder, body: Value) -> (String, Value) {
     let (code, made) = r.post("/api/guests/invites", &body.to_string(), Some(TOKEN));
@@ -64,7 +90,9 @@ fn guest_state(r: &Recorder) -> Value {
 #[test]
 fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Recorder::start(dir.path(), GUEST_INPUT);
+    let coturn = r58_testkit::Coturn::start(&dir.path().join("coturn"), SECRET);
+    let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
+    let r = &gb.r;
     // Before anyone joins: the slate, and the input says why.
     assert_eq!(guest_state(&r)["source"]["reason"], "no guest connected");
     let (token, made) = invite(&r, json!({"name": "Ada", "uses": 2}));
@@ -72,7 +100,7 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     assert!(made["invite"].get("token_sha256").is_none(), "{made}");
 
     let mut b = guest_browser();
-    b.goto(&r.url(&format!("/guest_join?invite={token}")));
+    b.goto(&r.url(&format!("/guest_join?invite={token}&relay=1")));
     b.wait_js(
         "document.querySelector('#camera option') !== null",
         "the camera list",
@@ -83,7 +111,7 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
         "the page connected",
     );
     let text = b.eval("document.getElementById('state').textContent");
-    assert_eq!(text, "Connected (direct)");
+    assert_eq!(text, "Connected (relayed)");
     wait_for(
         Duration::from_secs(30),
         "the guest's picture on the input",
@@ -156,7 +184,9 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
 #[test]
 fn the_whip_endpoint_answers_as_rfc_9725_says() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Recorder::start(dir.path(), GUEST_INPUT);
+    let coturn = r58_testkit::Coturn::start(&dir.path().join("coturn"), SECRET);
+    let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
+    let r = &gb.r;
     let (token, _) = invite(&r, json!({"name": "Ada"}));
     let mut b = guest_browser();
     b.goto(&r.url("/healthz"));
@@ -300,4 +330,58 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
         Some(TOKEN),
     );
     assert_eq!(code, 400, "{v}");
+}
+
+/// The ICE servers come with the preflight of a valid invite; a relay that refuses the
+/// box's credentials shows why on the page, and the input stays free.
+#[test]
+fn the_relay_comes_with_the_invite_and_a_refusing_relay_shows_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let coturn = r58_testkit::Coturn::start(&dir.path().join("coturn"), SECRET);
+    let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
+    let (token, _) = invite(&gb.r, json!({"name": "Remote"}));
+    let pre = whip(
+        &gb.r,
+        "OPTIONS",
+        "/whip",
+        Some(&token),
+        "application/sdp",
+        "",
+    );
+    let link = pre.headers()["link"].to_str().unwrap().to_string();
+    assert!(
+        link.contains(&format!("<turn:127.0.0.1:{}", coturn.port))
+            && link.contains("rel=\"ice-server\"")
+            && link.contains("credential-type=\"password\""),
+        "{link}"
+    );
+    let none = whip(&gb.r, "OPTIONS", "/whip", Some("not-an-invite"), "", "");
+    assert_eq!(none.status().as_u16(), 401);
+    assert!(none.headers().get("link").is_none());
+
+    let bad = guest_box(&dir.path().join("b"), coturn.port, "not-the-relay-secret");
+    let (bad_invite, _) = invite(&bad.r, json!({"name": "Remote"}));
+    let mut b = guest_browser();
+    b.goto(
+        &bad.r
+            .url(&format!("/guest_join?invite={bad_invite}&relay=1")),
+    );
+    b.wait_js(
+        "document.querySelector('#camera option') !== null",
+        "the camera list",
+    );
+    b.eval("document.getElementById('join').click(); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'error'",
+        "the refused relay",
+    );
+    let text = b.eval("document.getElementById('state').textContent");
+    assert!(
+        text.as_str().unwrap().contains("the relay refused"),
+        "{text}"
+    );
+    assert_eq!(
+        bad.r.status()["inputs"]["guest1"]["source"]["reason"],
+        "no guest connected"
+    );
 }

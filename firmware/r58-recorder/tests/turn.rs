@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use r58_testkit::{Coturn, Daemon};
+use r58_testkit::Coturn;
 
 const SECRET: &str = "coturn-shared-secret-for-tests";
 
@@ -37,60 +36,6 @@ fn allocate(port: u16, user: &str, credential: &str) -> bool {
         .success()
 }
 
-/// `r58-fleet serve` with the configuration `cfg` (its log beside it).
-fn fleet_serve(cfg: &Path) -> Daemon {
-    Daemon::new(
-        "r58-fleet",
-        r58_testkit::workspace_bin("r58-fleet"),
-        cfg.with_file_name("fleet.log"),
-    )
-    .args([
-        std::ffi::OsStr::new("--config"),
-        cfg.as_os_str(),
-        std::ffi::OsStr::new("serve"),
-    ])
-}
-
-fn start_fleet(dir: &Path, coturn_port: u16) -> (Daemon, u16, String) {
-    let port = free_port();
-    std::fs::write(dir.join("turn-secret"), SECRET).unwrap();
-    std::fs::write(
-        dir.join("fleet.toml"),
-        format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[db]\nurl = \"sqlite://{db}\"\n[devices]\nfile = \"{}\"\n\
-             [turn]\nbackend = \"coturn\"\nttl_seconds = 600\n\
-             [turn.coturn]\nsecret_file = \"{}\"\nurls = [\"turn:127.0.0.1:{coturn_port}?transport=udp\"]\n",
-            dir.join("devices.toml").display(),
-            dir.join("turn-secret").display(),
-            db = dir.join("fleet.db").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(r58_testkit::workspace_bin("r58-fleet"))
-        .args([
-            "--config",
-            dir.join("fleet.toml").to_str().unwrap(),
-            "device-token",
-            "r58-test",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut fleet = fleet_serve(&dir.join("fleet.toml"));
-    fleet.spawn();
-    wait_for(Duration::from_secs(10), "fleet API", || {
-        http_get(&format!("http://127.0.0.1:{port}/healthz"))
-            .ok()
-            .filter(|r| r.0 == 200)
-    });
-    (fleet, port, token)
-}
-
 fn post_fleet(port: u16, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
     let (code, text) = http_post(
         &format!("http://127.0.0.1:{port}/turn/credentials"),
@@ -106,7 +51,7 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
     let dir = tempfile::tempdir().unwrap();
     let coturn = Coturn::start(&dir.path().join("coturn"), SECRET);
     let turn_port = coturn.port;
-    let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port);
+    let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port, SECRET);
 
     // The fleet API refuses what it does not know.
     assert_eq!(post_fleet(fleet_port, None, "").0, 401);
@@ -248,7 +193,7 @@ fn the_fleet_limits_each_device_and_sees_new_tokens_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let coturn = Coturn::start(&dir.path().join("coturn"), SECRET);
     let turn_port = coturn.port;
-    let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port);
+    let (_fleet, fleet_port, token) = start_fleet(dir.path(), turn_port, SECRET);
     let codes: Vec<u16> = (0..12)
         .map(|_| post_fleet(fleet_port, Some(&token), "").0)
         .collect();

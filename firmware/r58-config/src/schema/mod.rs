@@ -33,6 +33,7 @@ pub struct R58Config {
     pub hls: HlsConfig,
     pub watchdog: WatchdogConfig,
     pub turn: TurnConfig,
+    pub guests: GuestsConfig,
     pub agent: AgentConfig,
     pub ota: OtaConfig,
     /// Inputs by id. The id names the RTSP path, the HLS folder and the recording folder.
@@ -49,6 +50,7 @@ impl Validate for R58Config {
         out.extend(prefixed("hls", self.hls.validate()));
         out.extend(prefixed("watchdog", self.watchdog.validate()));
         out.extend(prefixed("turn", self.turn.validate()));
+        out.extend(prefixed("guests", self.guests.validate()));
         out.extend(prefixed("agent", self.agent.validate()));
         out.extend(prefixed("ota", self.ota.validate()));
         for (id, input) in &self.inputs {

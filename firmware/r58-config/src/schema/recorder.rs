@@ -220,6 +220,25 @@ impl Default for RtspConfig {
     }
 }
 
+/// Remote guests (`whip` inputs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuestsConfig {
+    /// The local addresses the guests' ICE uses (e.g. the venue network's); empty: every
+    /// interface but loopback.
+    pub ice_addresses: Vec<String>,
+}
+
+impl Validate for GuestsConfig {
+    fn validate(&self) -> Vec<(String, String)> {
+        self.ice_addresses
+            .iter()
+            .filter(|a| a.parse::<std::net::IpAddr>().is_err())
+            .map(|a| ("ice_addresses".into(), format!("{a:?} is not an IP address")))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HlsConfig {

@@ -1,8 +1,9 @@
 //! WHIP (RFC 9725) for guests: `POST /whip` with an SDP offer and the invite's token as the
 //! bearer → `201 Created`, the answer, the session's `Location` and the TURN servers as
 //! `Link: <…>; rel="ice-server"`; `DELETE` on the session ends it; `OPTIONS` answers CORS
-//! preflights (with the ICE servers for a valid invite); `PATCH` is `405`: the answer carries
-//! every candidate (no trickle ICE). Public on purpose: the invite is the credential.
+//! preflights (with the ICE servers for a valid invite, `401` for a bad one); `PATCH` is
+//! `405`: the answer carries every candidate (no trickle ICE). Public on purpose: the invite
+//! is the credential.
 
 use std::time::Duration;
 
@@ -92,12 +93,20 @@ async fn ice_links(rec: &AppState) -> Vec<HeaderValue> {
         .collect()
 }
 
+/// A CORS preflight (no credentials) gets `204`; with an invite as the bearer, the ICE
+/// servers too, and a bad invite is a `401` with the reason (the guest page shows it before
+/// it tries to connect).
 pub async fn options(State(rec): State<AppState>, headers: HeaderMap) -> Response {
+    if bearer(&headers).is_some() {
+        if let Err(e) = invite(&rec, &headers) {
+            return with_cors(e);
+        }
+    }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     cors(&mut resp);
     resp.headers_mut()
         .insert("accept-post", HeaderValue::from_static("application/sdp"));
-    if invite(&rec, &headers).is_ok() {
+    if bearer(&headers).is_some() {
         for link in ice_links(&rec).await {
             resp.headers_mut().append(header::LINK, link);
         }

@@ -14,6 +14,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
+use gstreamer_webrtc::prelude::WebRTCICEExt;
 
 use r58_config::InputConfig;
 
@@ -50,18 +51,8 @@ pub struct GuestPort {
     incoming: Mutex<Option<Receiver<Offer>>>,
     session: Mutex<Option<String>>,
     leave: AtomicBool,
-}
-
-impl Default for GuestPort {
-    fn default() -> Self {
-        let (offers, incoming) = sync_channel(1);
-        Self {
-            offers,
-            incoming: Mutex::new(Some(incoming)),
-            session: Mutex::new(None),
-            leave: AtomicBool::new(false),
-        }
-    }
+    /// The local addresses ICE uses (`guests.ice_addresses`); empty: libnice's choice.
+    ice_addresses: Vec<String>,
 }
 
 /// Checks that `text` is an SDP offer with video this box decodes.
@@ -88,6 +79,17 @@ pub fn check_offer(text: &str) -> Result<gst_sdp::SDPMessage, WhipError> {
 }
 
 impl GuestPort {
+    pub fn new(ice_addresses: Vec<String>) -> Self {
+        let (offers, incoming) = sync_channel(1);
+        Self {
+            offers,
+            incoming: Mutex::new(Some(incoming)),
+            session: Mutex::new(None),
+            leave: AtomicBool::new(false),
+            ice_addresses,
+        }
+    }
+
     /// The session connected now, if any.
     pub fn session(&self) -> Option<String> {
         lock(&self.session).clone()
@@ -177,9 +179,22 @@ pub fn wire(pipeline: &gst::Pipeline) -> Result<(), String> {
 }
 
 /// Answers `offer` on the pipeline's `webrtcbin`: remote description, answer, local
-/// description, then waits for ICE gathering so the answer carries every candidate.
-fn answer(pipeline: &gst::Pipeline, offer: gst_sdp::SDPMessage) -> Result<String, String> {
+/// description, then waits for ICE gathering so the answer carries every candidate. ICE
+/// uses `addresses` only, when some are given.
+fn answer(
+    pipeline: &gst::Pipeline,
+    offer: gst_sdp::SDPMessage,
+    addresses: &[String],
+) -> Result<String, String> {
     let web = pipeline.by_name("web").ok_or("no webrtcbin")?;
+    if !addresses.is_empty() {
+        let ice = web.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        for a in addresses {
+            if !ice.emit_add_local_ip_address(a) {
+                return Err(format!("ICE does not take the local address {a}"));
+            }
+        }
+    }
     let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
     let done = gst::Promise::new();
     web.emit_by_name::<()>("set-remote-description", &[&offer, &done]);
@@ -262,7 +277,7 @@ pub fn supervise<S: FrameSink>(
         let ready = pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| e.to_string())
-            .and_then(|_| answer(&pipeline, offer.sdp));
+            .and_then(|_| answer(&pipeline, offer.sdp, &port.ice_addresses));
         let reason = match ready {
             Ok(sdp) => {
                 let _ = offer.answer.send(Ok(sdp));

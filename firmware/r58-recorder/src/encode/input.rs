@@ -16,7 +16,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use r58_config::{EncoderConfig, InputConfig, InputKind, WatchdogConfig};
+use r58_config::{EncoderConfig, GuestsConfig, InputConfig, InputKind, WatchdogConfig};
 
 use crate::capture::source::{self, FrameSink};
 use crate::capture::whip::{self, GuestPort};
@@ -103,6 +103,7 @@ impl Input {
         cfg: &InputConfig,
         enc: &EncoderConfig,
         wd: &WatchdogConfig,
+        guests: &GuestsConfig,
     ) -> Result<Arc<Self>, RecorderError> {
         let venc = encoder::pick_video(enc)?;
         let aenc = if cfg.audio {
@@ -176,7 +177,8 @@ impl Input {
             stop: Arc::new(AtomicBool::new(false)),
             supervisor: Mutex::new(None),
             bus: Mutex::new(None),
-            guest: (cfg.kind == InputKind::Whip).then(|| Arc::new(GuestPort::default())),
+            guest: (cfg.kind == InputKind::Whip)
+                .then(|| Arc::new(GuestPort::new(guests.ice_addresses.clone()))),
         });
         input.connect_output(&vout, Stream::Video);
         if let Some(aout) = &aout {

@@ -340,3 +340,59 @@ pub fn mean_luma(input: &str, extra: &[&str]) -> f64 {
     );
     out.stdout.iter().map(|&b| f64::from(b)).sum::<f64>() / out.stdout.len() as f64
 }
+
+/// `r58-fleet serve` with the configuration `cfg` (its log beside it).
+pub fn fleet_serve(cfg: &Path) -> Daemon {
+    Daemon::new(
+        "r58-fleet",
+        r58_testkit::workspace_bin("r58-fleet"),
+        cfg.with_file_name("fleet.log"),
+    )
+    .args([
+        std::ffi::OsStr::new("--config"),
+        cfg.as_os_str(),
+        std::ffi::OsStr::new("serve"),
+    ])
+}
+
+/// The fleet with its TURN API on coturn (shared `secret`) and a device token for
+/// `r58-test`: (the fleet, its HTTP port, the token).
+pub fn start_fleet(dir: &Path, coturn_port: u16, secret: &str) -> (Daemon, u16, String) {
+    let port = free_port();
+    std::fs::write(dir.join("turn-secret"), secret).unwrap();
+    std::fs::write(
+        dir.join("fleet.toml"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[db]\nurl = \"sqlite://{db}\"\n[devices]\nfile = \"{}\"\n\
+             [turn]\nbackend = \"coturn\"\nttl_seconds = 600\n\
+             [turn.coturn]\nsecret_file = \"{}\"\nurls = [\"turn:127.0.0.1:{coturn_port}?transport=udp\"]\n",
+            dir.join("devices.toml").display(),
+            dir.join("turn-secret").display(),
+            db = dir.join("fleet.db").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(r58_testkit::workspace_bin("r58-fleet"))
+        .args([
+            "--config",
+            dir.join("fleet.toml").to_str().unwrap(),
+            "device-token",
+            "r58-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut fleet = fleet_serve(&dir.join("fleet.toml"));
+    fleet.spawn();
+    wait_for(Duration::from_secs(10), "fleet API", || {
+        http_get(&format!("http://127.0.0.1:{port}/healthz"))
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
+    (fleet, port, token)
+}
