@@ -234,7 +234,12 @@ impl Validate for GuestsConfig {
         self.ice_addresses
             .iter()
             .filter(|a| a.parse::<std::net::IpAddr>().is_err())
-            .map(|a| ("ice_addresses".into(), format!("{a:?} is not an IP address")))
+            .map(|a| {
+                (
+                    "ice_addresses".into(),
+                    format!("{a:?} is not an IP address"),
+                )
+            })
             .collect()
     }
 }
