@@ -122,6 +122,8 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     );
     let format = guest_state(&r)["source_format"].clone();
     assert!(format["width"].as_i64().unwrap() > 0, "{format}");
+    // Restreamed like any input: RTSP that a player other than GStreamer decodes.
+    play_frames(&r.rtsp_url("guest1"), &["-rtsp_transport", "tcp"], 20).unwrap();
 
     // Recorded like any input: segments of the guest's picture that decode.
     let (code, body) = r.post("/api/recordings/start", "", Some(TOKEN));
@@ -164,6 +166,17 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
         "document.getElementById('state').dataset.state === 'connected'",
         "the page connected again",
     );
+    // The box's operator ends the guest's session (kick); the API token is needed.
+    let kick = |token: Option<&str>| {
+        let mut req = reqwest::blocking::Client::new().delete(r.url("/api/guests/guest1"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    assert_eq!(kick(None), 401);
+    assert_eq!(kick(Some(TOKEN)), 204);
+    assert_eq!(kick(Some(TOKEN)), 404, "nobody left to kick");
     b.eval("document.getElementById('leave').click(); 1");
     // Used up now: a third join is refused on the page, with the reason.
     wait_for(Duration::from_secs(15), "the input free again", || {

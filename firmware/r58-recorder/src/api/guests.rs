@@ -1,5 +1,5 @@
-//! Guest invites (`/api/guests/invites`, with the API token): make one (its token is in the
-//! answer, once), list them, revoke one.
+//! Guests, with the API token: invites (`/api/guests/invites`: make one, its token in the
+//! answer once; list; revoke) and ending a guest's session (`DELETE /api/guests/{input}`).
 
 use std::time::Duration;
 
@@ -93,5 +93,24 @@ pub async fn revoke(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no invite {id:?}")))
+    }
+}
+
+/// `DELETE /api/guests/{input}`: ends the session of the guest connected to `input` (kick).
+pub async fn kick(
+    State(rec): State<AppState>,
+    Path(input): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let port = rec
+        .inputs
+        .get(&input)
+        .and_then(|i| i.guest.as_ref())
+        .ok_or_else(|| ApiError::not_found(format!("no guest input {input:?}")))?;
+    match port.session() {
+        Some(session) if port.end(&session) => {
+            tracing::info!(%input, %session, "guest removed by the box's operator");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(ApiError::not_found(format!("no guest on {input:?}"))),
     }
 }

@@ -55,6 +55,7 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
             get(guests::list).post(guests::create),
         )
         .route("/api/guests/invites/:id", delete(guests::revoke))
+        .route("/api/guests/:input", delete(guests::kick))
         .route("/guest_join", get(whip::page))
         .route("/whip", post(whip::publish).options(whip::options))
         .route(
