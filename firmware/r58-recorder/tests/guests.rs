@@ -94,8 +94,8 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
     let r = &gb.r;
     // Before anyone joins: the slate, and the input says why.
-    assert_eq!(guest_state(&r)["source"]["reason"], "no guest connected");
-    let (token, made) = invite(&r, json!({"name": "Ada", "uses": 2}));
+    assert_eq!(guest_state(r)["source"]["reason"], "no guest connected");
+    let (token, made) = invite(r, json!({"name": "Ada", "uses": 2}));
     assert!(made["url"].as_str().unwrap().ends_with(&token));
     assert!(made["invite"].get("token_sha256").is_none(), "{made}");
 
@@ -116,11 +116,11 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
         Duration::from_secs(30),
         "the guest's picture on the input",
         || {
-            let g = guest_state(&r);
+            let g = guest_state(r);
             (g["source"]["state"] == "playing" && g["signal"] == true).then_some(())
         },
     );
-    let format = guest_state(&r)["source_format"].clone();
+    let format = guest_state(r)["source_format"].clone();
     assert!(format["width"].as_i64().unwrap() > 0, "{format}");
     // Restreamed like any input: RTSP that a player other than GStreamer decodes.
     play_frames(&r.rtsp_url("guest1"), &["-rtsp_transport", "tcp"], 20).unwrap();
@@ -139,7 +139,7 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     }
 
     // While the guest is in, the one guest input is taken: a second guest waits (503).
-    let (other, _) = invite(&r, json!({"name": "Bob"}));
+    let (other, _) = invite(r, json!({"name": "Bob"}));
     let offer = b.eval(
         "(async () => { const pc = new RTCPeerConnection(); \
            pc.addTransceiver('video', {direction: 'sendonly'}); \
@@ -147,7 +147,7 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
            return pc.localDescription.sdp; })()",
     );
     let offer = offer.as_str().unwrap().to_string();
-    let busy = whip(&r, "POST", "/whip", Some(&other), "application/sdp", &offer);
+    let busy = whip(r, "POST", "/whip", Some(&other), "application/sdp", &offer);
     assert_eq!(busy.status().as_u16(), 503);
     assert_eq!(busy.headers()["retry-after"], "10");
 
@@ -158,7 +158,7 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
         "the page left",
     );
     wait_for(Duration::from_secs(15), "the input free again", || {
-        (guest_state(&r)["source"]["reason"] == "no guest connected").then_some(())
+        (guest_state(r)["source"]["reason"] == "no guest connected").then_some(())
     });
     // The same invite joins again (its second use), into the same input.
     b.eval("document.getElementById('join').click(); 1");
@@ -180,7 +180,7 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     b.eval("document.getElementById('leave').click(); 1");
     // Used up now: a third join is refused on the page, with the reason.
     wait_for(Duration::from_secs(15), "the input free again", || {
-        (guest_state(&r)["source"]["reason"] == "no guest connected").then_some(())
+        (guest_state(r)["source"]["reason"] == "no guest connected").then_some(())
     });
     b.eval("document.getElementById('join').click(); 1");
     b.wait_js(
@@ -200,7 +200,7 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
     let coturn = r58_testkit::Coturn::start(&dir.path().join("coturn"), SECRET);
     let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
     let r = &gb.r;
-    let (token, _) = invite(&r, json!({"name": "Ada"}));
+    let (token, _) = invite(r, json!({"name": "Ada"}));
     let mut b = guest_browser();
     b.goto(&r.url("/healthz"));
     let offer = |b: &mut Browser, kind: &str| -> String {
@@ -218,7 +218,7 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
     let audio_only = offer(&mut b, "audio");
 
     // CORS preflight; the ICE servers only for a valid invite.
-    let pre = whip(&r, "OPTIONS", "/whip", None, "application/sdp", "");
+    let pre = whip(r, "OPTIONS", "/whip", None, "application/sdp", "");
     assert_eq!(pre.status().as_u16(), 204);
     assert_eq!(pre.headers()["access-control-allow-origin"], "*");
     assert!(pre.headers()["access-control-expose-headers"]
@@ -259,7 +259,7 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
             "unsupported_codec",
         ),
     ] {
-        let resp = whip(&r, "POST", "/whip", token, ctype, body);
+        let resp = whip(r, "POST", "/whip", token, ctype, body);
         assert_eq!(resp.status().as_u16(), want, "{token:?} {ctype}");
         assert_eq!(resp.headers()["access-control-allow-origin"], "*");
         let v: Value = resp.json().unwrap();
@@ -268,7 +268,7 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
     }
 
     // An offer: 201, the answer as SDP, the session's Location.
-    let resp = whip(&r, "POST", "/whip", Some(&token), "application/sdp", &video);
+    let resp = whip(r, "POST", "/whip", Some(&token), "application/sdp", &video);
     assert_eq!(resp.status().as_u16(), 201);
     assert_eq!(resp.headers()["content-type"], "application/sdp");
     let location = resp.headers()["location"].to_str().unwrap().to_string();
@@ -281,7 +281,7 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
     let session = format!("/{location}");
     // No trickle ICE: 405 with what is allowed.
     let patch = whip(
-        &r,
+        r,
         "PATCH",
         &session,
         None,
@@ -294,30 +294,30 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
         .unwrap()
         .contains("DELETE"));
     // The invite was for one use: used up now.
-    let again = whip(&r, "POST", "/whip", Some(&token), "application/sdp", &video);
+    let again = whip(r, "POST", "/whip", Some(&token), "application/sdp", &video);
     assert_eq!(again.status().as_u16(), 401);
     // DELETE ends the session; a second DELETE finds nothing.
     assert_eq!(
-        whip(&r, "DELETE", &session, None, "", "").status().as_u16(),
+        whip(r, "DELETE", &session, None, "", "").status().as_u16(),
         200
     );
     assert_eq!(
-        whip(&r, "DELETE", &session, None, "", "").status().as_u16(),
+        whip(r, "DELETE", &session, None, "", "").status().as_u16(),
         404
     );
     assert_eq!(
-        whip(&r, "DELETE", "/whip/guest1/0000", None, "", "")
+        whip(r, "DELETE", "/whip/guest1/0000", None, "", "")
             .status()
             .as_u16(),
         404
     );
 
     // An expired invite is refused; a revoked one too.
-    let (short, _) = invite(&r, json!({"name": "Eve", "expires_in_seconds": 1}));
+    let (short, _) = invite(r, json!({"name": "Eve", "expires_in_seconds": 1}));
     std::thread::sleep(Duration::from_millis(1500));
-    let expired = whip(&r, "POST", "/whip", Some(&short), "application/sdp", &video);
+    let expired = whip(r, "POST", "/whip", Some(&short), "application/sdp", &video);
     assert_eq!(expired.status().as_u16(), 401);
-    let (revoked, made) = invite(&r, json!({"name": "Mallory"}));
+    let (revoked, made) = invite(r, json!({"name": "Mallory"}));
     let id = made["invite"]["id"].as_str().unwrap();
     let del = reqwest::blocking::Client::new()
         .delete(r.url(&format!("/api/guests/invites/{id}")))
@@ -326,7 +326,7 @@ fn the_whip_endpoint_answers_as_rfc_9725_says() {
         .unwrap();
     assert_eq!(del.status().as_u16(), 204);
     let gone = whip(
-        &r,
+        r,
         "POST",
         "/whip",
         Some(&revoked),

@@ -70,7 +70,7 @@ fn hls_playlist_is_served_and_its_segments_decode() {
     let last = playlist
         .lines()
         .filter(|l| l.ends_with(".ts"))
-        .last()
+        .next_back()
         .unwrap();
     let auth = auth_header();
     let luma = mean_luma(&r.url(&format!("/hls/cam1/{last}")), &[&auth[0], &auth[1]]);

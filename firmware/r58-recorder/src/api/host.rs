@@ -46,7 +46,7 @@ impl Allowed {
             })
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        name.parse::<IpAddr>().is_ok() || self.names.iter().any(|n| *n == name)
+        name.parse::<IpAddr>().is_ok() || self.names.contains(&name)
     }
 }
 

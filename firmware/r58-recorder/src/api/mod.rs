@@ -6,6 +6,7 @@ mod error;
 mod guests;
 mod host;
 mod metrics;
+mod pages;
 mod recordings;
 mod status;
 mod turn;
@@ -28,9 +29,9 @@ use crate::service::Recorder;
 pub type AppState = Arc<Recorder>;
 
 /// What answers without the API token: the health check (systemd, the field scenarios, a
-/// load balancer), the guest page, and WHIP under [`GUEST_PREFIX`], whose credential is a
-/// guest's invite.
-pub const PUBLIC: &[&str] = &["/healthz", "/guest_join"];
+/// load balancer), the box's pages (static: they call the API with a token or an invite),
+/// and WHIP under [`GUEST_PREFIX`], whose credential is a guest's invite.
+pub const PUBLIC: &[&str] = &["/healthz", "/", "/guest_join"];
 pub const GUEST_PREFIX: &str = "/whip";
 
 pub fn router(recorder: Arc<Recorder>) -> Router {
@@ -56,7 +57,8 @@ pub fn router(recorder: Arc<Recorder>) -> Router {
         )
         .route("/api/guests/invites/:id", delete(guests::revoke))
         .route("/api/guests/:input", delete(guests::kick))
-        .route("/guest_join", get(whip::page))
+        .route("/", get(pages::ui))
+        .route("/guest_join", get(pages::guest))
         .route("/whip", post(whip::publish).options(whip::options))
         .route(
             "/whip/:input/:session",

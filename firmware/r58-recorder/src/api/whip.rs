@@ -226,19 +226,6 @@ pub async fn patch() -> Response {
     resp
 }
 
-/// `GET /guest_join?invite=…`: the guest page (public; the invite in its link is what it
-/// sends to `/whip`).
-pub async fn page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        include_str!("pages/guest_join.html"),
-    )
-        .into_response()
-}
-
 impl From<WhipError> for ApiError {
     fn from(e: WhipError) -> Self {
         let (status, code) = match &e {

@@ -306,7 +306,7 @@ pub fn finish_player(mut child: Child, timeout: Duration) -> Result<(String, u64
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .filter_map(|v| v.trim().parse().ok())
-        .last();
+        .next_back();
     match frames {
         Some(n) if out.status.success() || interrupted => Ok((stderr, n)),
         _ => Err(format!("ffmpeg: {} {stderr}", out.status)),
