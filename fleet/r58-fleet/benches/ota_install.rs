@@ -91,8 +91,10 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let b: Value = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].clone();
-    let size = b["size"].as_u64().unwrap();
+    let b = serde_json::from_slice::<r58_fleet_api::BundleAnswer>(&out.stdout)
+        .unwrap()
+        .bundle;
+    let size = b.size as u64;
 
     let bus = dev.sim.bus.clone();
     let rauc_install = |label: &str| -> f64 {
@@ -112,7 +114,7 @@ fn main() {
         s
     };
     let job = |job_id: &str, url: String| {
-        let doc = json!({ "job_id": job_id, "version": "9.0.0", "size": size, "sha256": b["sha256"], "url": url, "reboot_policy": "manual" });
+        let doc = json!({ "job_id": job_id, "version": "9.0.0", "size": size, "sha256": b.sha256, "url": url, "reboot_policy": "manual" });
         obs.publish("r58/v1/r58-bench/jobs/next", doc.to_string(), true);
         let topic = format!("r58/v1/r58-bench/jobs/{job_id}/update");
         let end = obs.wait_json(
@@ -141,8 +143,7 @@ fn main() {
     let proxy = CutProxy::start(fleet.port, 1, size / 2, 0);
     let cut_url = format!(
         "http://127.0.0.1:{}/ota/bundles/{}.raucb",
-        proxy.port,
-        b["sha256"].as_str().unwrap()
+        proxy.port, b.sha256
     );
     let _ = job("bench-cut", cut_url);
     let passed = proxy.passed.load(std::sync::atomic::Ordering::SeqCst);
@@ -160,10 +161,7 @@ fn main() {
 
     // Now the timing, all three into the same (other) slot.
     let base1 = rauc_install("baseline 1");
-    let url = fleet.url(&format!(
-        "/ota/bundles/{}.raucb",
-        b["sha256"].as_str().unwrap()
-    ));
+    let url = fleet.url(&format!("/ota/bundles/{}.raucb", b.sha256));
     let agent = job("bench-1", url);
     let base2 = rauc_install("baseline 2");
     let base = (base1 + base2) / 2.0;
