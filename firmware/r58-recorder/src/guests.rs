@@ -135,8 +135,8 @@ impl Invites {
         Ok(true)
     }
 
-    /// The invite `token` belongs to, if it may be used now (nothing is counted).
-    pub fn check(&self, token: &str) -> Result<Invite, InviteError> {
+    /// The invite `token` belongs to, if it is known and not expired (uses not looked at).
+    pub fn find(&self, token: &str) -> Result<Invite, InviteError> {
         let hash = sha256_hex(token);
         let list = lock(&self.list);
         let invite = list
@@ -146,10 +146,17 @@ impl Invites {
         if invite.expires_at <= Utc::now() {
             return Err(InviteError::Expired(invite.expires_at));
         }
+        Ok(invite.public())
+    }
+
+    /// The invite `token` belongs to, if it may be used for a new join now (nothing is
+    /// counted).
+    pub fn check(&self, token: &str) -> Result<Invite, InviteError> {
+        let invite = self.find(token)?;
         if invite.uses_left == 0 {
             return Err(InviteError::UsedUp);
         }
-        Ok(invite.public())
+        Ok(invite)
     }
 
     /// Counts one use of the invite `token` belongs to.

@@ -151,6 +151,34 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     assert_eq!(busy.status().as_u16(), 503);
     assert_eq!(busy.headers()["retry-after"], "10");
 
+    // A dropped guest (its network gone: no DELETE) comes back into the same input without
+    // using the invite again.
+    let uses_left = || -> u64 {
+        let (_, list) = http_get(&r.url("/api/guests/invites")).unwrap();
+        let list: Value = serde_json::from_str(&list).unwrap();
+        list["invites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "Ada")
+            .unwrap()["uses_left"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(uses_left(), 1);
+    b.eval("pc.close(); pc = null; 1");
+    wait_for(
+        Duration::from_secs(30),
+        "the dropped guest's input free",
+        || (guest_state(r)["source"]["reason"] == "no guest connected").then_some(()),
+    );
+    b.eval("join(sessionId); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'connected'",
+        "the guest back",
+    );
+    assert_eq!(uses_left(), 1, "coming back uses nothing");
+
     // Leaving ends the session: the input waits for the next guest, the slate back on.
     b.eval("document.getElementById('leave').click(); 1");
     b.wait_js(
@@ -166,7 +194,10 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
         "document.getElementById('state').dataset.state === 'connected'",
         "the page connected again",
     );
-    // The box's operator ends the guest's session (kick); the API token is needed.
+    assert_eq!(uses_left(), 0);
+    // The box's operator removes the guest (kick); the API token is needed. A removed guest
+    // does not come back on its session.
+    let kicked = b.eval("sessionId").as_str().unwrap().to_string();
     let kick = |token: Option<&str>| {
         let mut req = reqwest::blocking::Client::new().delete(r.url("/api/guests/guest1"));
         if let Some(t) = token {
@@ -177,15 +208,15 @@ fn a_guest_publishes_from_the_guest_page_is_recorded_and_leaves() {
     assert_eq!(kick(None), 401);
     assert_eq!(kick(Some(TOKEN)), 204);
     assert_eq!(kick(Some(TOKEN)), 404, "nobody left to kick");
-    b.eval("document.getElementById('leave').click(); 1");
-    // Used up now: a third join is refused on the page, with the reason.
     wait_for(Duration::from_secs(15), "the input free again", || {
         (guest_state(r)["source"]["reason"] == "no guest connected").then_some(())
     });
-    b.eval("document.getElementById('join').click(); 1");
+    b.eval(&format!(
+        "pc && pc.close(); pc = null; session = null; join('{kicked}'); 1"
+    ));
     b.wait_js(
         "document.getElementById('state').dataset.state === 'error'",
-        "the refused join",
+        "the removed guest refused",
     );
     let text = b.eval("document.getElementById('state').textContent");
     assert!(

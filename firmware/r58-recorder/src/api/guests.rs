@@ -106,11 +106,10 @@ pub async fn kick(
         .get(&input)
         .and_then(|i| i.guest.as_ref())
         .ok_or_else(|| ApiError::not_found(format!("no guest input {input:?}")))?;
-    match port.session() {
-        Some(session) if port.end(&session) => {
-            tracing::info!(%input, %session, "guest removed by the box's operator");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        _ => Err(ApiError::not_found(format!("no guest on {input:?}"))),
+    if port.remove() {
+        tracing::info!(%input, "guest removed by the box's operator");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no guest on {input:?}")))
     }
 }

@@ -11,9 +11,14 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
+use axum::extract::Query;
+use serde::Deserialize;
+
 use super::{ApiError, AppState};
-use crate::capture::whip::{check_offer, WhipError};
-use crate::guests::Invite;
+use crate::capture::whip::{check_offer, GuestPort, WhipError};
+use crate::guests::{Invite, InviteError};
 
 /// How long an answer may take (the guest's pipeline, ICE gathering).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,7 +58,24 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-fn invite(rec: &AppState, headers: &HeaderMap) -> Result<(Invite, String), ApiError> {
+/// `?resume=<session>`: the guest comes back after its session `<session>` ended.
+#[derive(Debug, Default, Deserialize)]
+pub struct Resume {
+    resume: Option<String>,
+}
+
+/// The returning guest's input, if any.
+type Back = Option<(String, Arc<GuestPort>)>;
+
+/// Who is asking and where they may go: the invite, its token, and for a guest coming back
+/// (`resume` names the session that ended on a free input less than
+/// [`RETURN_WINDOW`](crate::capture::whip::RETURN_WINDOW) ago, its guest not removed) that
+/// input — which takes no use of the invite. Anyone else needs an invite with uses left.
+fn admit(
+    rec: &AppState,
+    headers: &HeaderMap,
+    resume: Option<&str>,
+) -> Result<(Invite, String, Back), ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -61,7 +83,19 @@ fn invite(rec: &AppState, headers: &HeaderMap) -> Result<(Invite, String), ApiEr
             "missing bearer token: the guest's invite",
         )
     })?;
-    Ok((rec.invites.check(token)?, token.to_string()))
+    let invite = rec.invites.find(token)?;
+    let back = resume.and_then(|s| {
+        rec.inputs.iter().find_map(|(id, i)| {
+            i.guest
+                .as_ref()
+                .filter(|p| p.returning(s))
+                .map(|p| (id.clone(), p.clone()))
+        })
+    });
+    if back.is_none() && invite.uses_left == 0 {
+        return Err(InviteError::UsedUp.into());
+    }
+    Ok((invite, token.to_string(), back))
 }
 
 /// `Link` values for the TURN servers the box hands out now (none when TURN is not ready).
@@ -96,9 +130,13 @@ async fn ice_links(rec: &AppState) -> Vec<HeaderValue> {
 /// A CORS preflight (no credentials) gets `204`; with an invite as the bearer, the ICE
 /// servers too, and a bad invite is a `401` with the reason (the guest page shows it before
 /// it tries to connect).
-pub async fn options(State(rec): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn options(
+    State(rec): State<AppState>,
+    Query(q): Query<Resume>,
+    headers: HeaderMap,
+) -> Response {
     if bearer(&headers).is_some() {
-        if let Err(e) = invite(&rec, &headers) {
+        if let Err(e) = admit(&rec, &headers, q.resume.as_deref()) {
             return with_cors(e);
         }
     }
@@ -114,8 +152,13 @@ pub async fn options(State(rec): State<AppState>, headers: HeaderMap) -> Respons
     resp
 }
 
-pub async fn publish(State(rec): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    match publish_inner(rec, headers, body).await {
+pub async fn publish(
+    State(rec): State<AppState>,
+    Query(q): Query<Resume>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    match publish_inner(rec, q, headers, body).await {
         Ok(r) => r,
         Err(e) => with_cors(e),
     }
@@ -123,10 +166,12 @@ pub async fn publish(State(rec): State<AppState>, headers: HeaderMap, body: Stri
 
 async fn publish_inner(
     rec: AppState,
+    q: Resume,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let (guest, token) = invite(&rec, &headers)?;
+    let (guest, token, back) = admit(&rec, &headers, q.resume.as_deref())?;
+    let returning = back.is_some();
     let sdp_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -139,12 +184,13 @@ async fn publish_inner(
         ));
     }
     let offer = check_offer(&body).map_err(ApiError::from)?;
-    let Some((input, port)) = rec
-        .inputs
-        .iter()
-        .filter_map(|(id, i)| i.guest.as_ref().map(|p| (id.clone(), p.clone())))
-        .find(|(_, p)| p.session().is_none())
-    else {
+    let free = back.or_else(|| {
+        rec.inputs
+            .iter()
+            .filter_map(|(id, i)| i.guest.as_ref().map(|p| (id.clone(), p.clone())))
+            .find(|(_, p)| p.session().is_none())
+    });
+    let Some((input, port)) = free else {
         let mut e = with_cors(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "guests_full",
@@ -163,12 +209,15 @@ async fn publish_inner(
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             })?
             .map_err(ApiError::from)?;
-    // Counted once the guest is in: a failed attempt does not use the invite up.
-    if let Err(e) = rec.invites.redeem(&token) {
-        port.end(&session);
-        return Err(e.into());
+    // Counted once the guest is in: a failed attempt does not use the invite up, nor does
+    // coming back.
+    if !returning {
+        if let Err(e) = rec.invites.redeem(&token) {
+            port.end(&session);
+            return Err(e.into());
+        }
     }
-    tracing::info!(%input, %session, guest = %guest.name, invite = %guest.id, "guest joined");
+    tracing::info!(%input, %session, guest = %guest.name, invite = %guest.id, returning, "guest joined");
     let mut resp = (StatusCode::CREATED, answer).into_response();
     cors(&mut resp);
     let h = resp.headers_mut();

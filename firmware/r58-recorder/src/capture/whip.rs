@@ -25,6 +25,9 @@ use crate::stats::{lock, SourceState};
 const FIRST_FRAME: Duration = Duration::from_secs(30);
 /// How long gathering the answer's ICE candidates may take.
 const GATHERING: Duration = Duration::from_secs(10);
+/// How long after a session ended its guest may come back into the same input without
+/// using the invite again.
+pub const RETURN_WINDOW: Duration = Duration::from_secs(600);
 
 /// Why an offer got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +54,9 @@ pub struct GuestPort {
     incoming: Mutex<Option<Receiver<Offer>>>,
     session: Mutex<Option<String>>,
     leave: AtomicBool,
+    /// The session that ended last and when: its guest may come back (unless removed).
+    last: Mutex<Option<(String, Instant)>>,
+    removed: AtomicBool,
     /// The local addresses ICE uses (`guests.ice_addresses`); empty: libnice's choice.
     ice_addresses: Vec<String>,
 }
@@ -86,8 +92,28 @@ impl GuestPort {
             incoming: Mutex::new(Some(incoming)),
             session: Mutex::new(None),
             leave: AtomicBool::new(false),
+            last: Mutex::new(None),
+            removed: AtomicBool::new(false),
             ice_addresses,
         }
+    }
+
+    /// Whether `session` is the one that ended last here, less than [`RETURN_WINDOW`] ago,
+    /// its guest not removed, and the input free: its guest is coming back.
+    pub fn returning(&self, session: &str) -> bool {
+        self.session().is_none()
+            && lock(&self.last)
+                .as_ref()
+                .is_some_and(|(s, at)| s == session && at.elapsed() < RETURN_WINDOW)
+    }
+
+    /// Ends the connected session and does not let its guest come back (kick).
+    pub fn remove(&self) -> bool {
+        let Some(session) = self.session() else {
+            return false;
+        };
+        self.removed.store(true, Ordering::Relaxed);
+        self.end(&session)
     }
 
     /// The session connected now, if any.
@@ -111,6 +137,8 @@ impl GuestPort {
             *session = Some(id.to_string());
         }
         self.leave.store(false, Ordering::Relaxed);
+        self.removed.store(false, Ordering::Relaxed);
+        *lock(&self.last) = None;
         let (answer, answered) = sync_channel(1);
         let result = self
             .offers
@@ -140,6 +168,8 @@ impl GuestPort {
         let mut session = lock(&self.session);
         if session.as_deref() == Some(id) {
             *session = None;
+            *lock(&self.last) =
+                (!self.removed.load(Ordering::Relaxed)).then(|| (id.to_string(), Instant::now()));
         }
     }
 }
