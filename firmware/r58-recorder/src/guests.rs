@@ -57,7 +57,8 @@ fn sha256_hex(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
-fn random_hex(bytes: usize) -> Result<String, InviteError> {
+/// `bytes` random bytes from the kernel, as hex (tokens, ids).
+pub fn random_hex(bytes: usize) -> Result<String, InviteError> {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")

@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::capture::whip::WhipError;
 use crate::error::RecorderError;
+use crate::guests::InviteError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -39,6 +41,33 @@ impl From<RecorderError> for ApiError {
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Self::new(status, code, r58_log::error_chain(&e))
+    }
+}
+
+impl From<InviteError> for ApiError {
+    fn from(e: InviteError) -> Self {
+        match e {
+            InviteError::Unknown | InviteError::Expired(_) | InviteError::UsedUp => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "bad_invite", e.to_string())
+            }
+            InviteError::Random(_) | InviteError::Store(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                r58_log::error_chain(&e),
+            ),
+        }
+    }
+}
+
+impl From<WhipError> for ApiError {
+    fn from(e: WhipError) -> Self {
+        let (status, code) = match &e {
+            WhipError::BadOffer(_) => (StatusCode::BAD_REQUEST, "bad_offer"),
+            WhipError::NoCodec => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_codec"),
+            WhipError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "guests_full"),
+            WhipError::Answer(_) => (StatusCode::INTERNAL_SERVER_ERROR, "answer_failed"),
+        };
+        ApiError::new(status, code, e.to_string())
     }
 }
 

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{parse_body, ApiError, AppState};
-use crate::guests::{Invite, InviteError};
+use crate::guests::Invite;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,21 +34,6 @@ struct Made {
 #[derive(Debug, Serialize)]
 struct List {
     invites: Vec<Invite>,
-}
-
-impl From<InviteError> for ApiError {
-    fn from(e: InviteError) -> Self {
-        match e {
-            InviteError::Unknown | InviteError::Expired(_) | InviteError::UsedUp => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "bad_invite", e.to_string())
-            }
-            InviteError::Random(_) | InviteError::Store(_) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                r58_log::error_chain(&e),
-            ),
-        }
-    }
 }
 
 pub async fn create(

@@ -17,7 +17,7 @@ use axum::extract::Query;
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::capture::whip::{check_offer, GuestPort, WhipError};
+use crate::capture::whip::{check_offer, GuestPort};
 use crate::guests::{Invite, InviteError};
 
 /// How long an answer may take (the guest's pipeline, ICE gathering).
@@ -200,7 +200,7 @@ async fn publish_inner(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
         return Ok(e);
     };
-    let session = random_id()?;
+    let session = crate::guests::random_hex(12)?;
     let (port2, session2) = (port.clone(), session.clone());
     let answer =
         tokio::task::spawn_blocking(move || port2.connect(&session2, offer, ANSWER_TIMEOUT))
@@ -234,15 +234,6 @@ async fn publish_inner(
     Ok(resp)
 }
 
-fn random_id() -> Result<String, ApiError> {
-    use std::io::Read;
-    let mut buf = [0u8; 12];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// `DELETE /whip/<input>/<session>`: the guest leaves. The session id is the credential.
 pub async fn delete(
     State(rec): State<AppState>,
@@ -273,16 +264,4 @@ pub async fn patch() -> Response {
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
     resp
-}
-
-impl From<WhipError> for ApiError {
-    fn from(e: WhipError) -> Self {
-        let (status, code) = match &e {
-            WhipError::BadOffer(_) => (StatusCode::BAD_REQUEST, "bad_offer"),
-            WhipError::NoCodec => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_codec"),
-            WhipError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "guests_full"),
-            WhipError::Answer(_) => (StatusCode::INTERNAL_SERVER_ERROR, "answer_failed"),
-        };
-        ApiError::new(status, code, e.to_string())
-    }
 }
