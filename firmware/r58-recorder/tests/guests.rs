@@ -383,7 +383,7 @@ fn the_relay_comes_with_the_invite_and_a_refusing_relay_shows_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let coturn = r58_testkit::Coturn::start(&dir.path().join("coturn"), SECRET);
     let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
-    let (token, _) = invite(&gb.r, json!({"name": "Remote"}));
+    let (token, made) = invite(&gb.r, json!({"name": "Remote"}));
     let pre = whip(
         &gb.r,
         "OPTIONS",
@@ -393,6 +393,12 @@ fn the_relay_comes_with_the_invite_and_a_refusing_relay_shows_an_error() {
         "",
     );
     let link = pre.headers()["link"].to_str().unwrap().to_string();
+    // The guest's own credentials: a relay user of its own, named after the invite.
+    let scoped = format!(
+        ":r58-test.guest.{}\"",
+        made["invite"]["id"].as_str().unwrap()
+    );
+    assert!(link.contains(&scoped), "{link}");
     assert!(
         link.contains(&format!("<turn:127.0.0.1:{}", coturn.port))
             && link.contains("rel=\"ice-server\"")

@@ -63,6 +63,29 @@ fn credentials_from_fleet_via_device_allocate_a_real_relay_and_bad_ones_are_refu
         post_fleet(fleet_port, Some(&token), "{\"ttl\": \"x\"}").0,
         400
     );
+    assert_eq!(
+        post_fleet(fleet_port, Some(&token), "{\"guest\": \"a b\"}").0,
+        400,
+        "a guest name with a space"
+    );
+    // Credentials of one guest of the device: a user of its own that coturn takes.
+    let (code, guest) = post_fleet(
+        fleet_port,
+        Some(&token),
+        "{\"guest\": \"inv-42\", \"ttl\": 300}",
+    );
+    assert_eq!(code, 200, "{guest}");
+    let g = &guest["iceServers"][0];
+    let guest_user = g["username"].as_str().unwrap();
+    assert!(
+        guest_user.ends_with(":r58-test.guest.inv-42"),
+        "{guest_user}"
+    );
+    assert!(allocate(
+        turn_port,
+        guest_user,
+        g["credential"].as_str().unwrap()
+    ));
 
     // The device gets its credentials through the fleet.
     std::fs::write(dir.path().join("fleet-token"), &token).unwrap();

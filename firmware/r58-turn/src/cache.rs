@@ -103,6 +103,36 @@ impl TurnService {
         }
     }
 
+    /// Credentials for one remote guest, lasting `ttl`: asked of each provider in order (the
+    /// fleet scopes them to the guest), never cached nor shared with other guests.
+    pub async fn for_guest(&self, guest: &str, ttl: Duration) -> Result<Credentials, TurnError> {
+        if self.providers.is_empty() {
+            return Err(TurnError::NoProviders);
+        }
+        let mut reasons = Vec::new();
+        for p in &self.providers {
+            self.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            let result =
+                match tokio::time::timeout(self.settings.timeout, p.fetch_for_guest(ttl, guest))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
+                };
+            match result.map(|c| self.clean(c)) {
+                Ok(creds) if !creds.ice_servers.is_empty() && creds.expires_at > Utc::now() => {
+                    return Ok(creds)
+                }
+                Ok(_) => reasons.push(format!("{}: no usable ICE servers", p.name())),
+                Err(e) => {
+                    tracing::warn!(provider = p.name(), reason = %e, "TURN provider failed (guest)");
+                    reasons.push(format!("{}: {e}", p.name()));
+                }
+            }
+        }
+        Err(TurnError::Unavailable { reasons })
+    }
+
     /// Tries each provider in order; caches and returns the first success.
     async fn fetch_all(&self) -> Result<Arc<Cached>, TurnError> {
         if self.providers.is_empty() {

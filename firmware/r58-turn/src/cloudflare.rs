@@ -10,7 +10,13 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::ice::{Credentials, IceServer};
-use crate::provider::{post_ttl, ProviderError, TurnProvider};
+use crate::provider::{post_json, ProviderError, TurnProvider};
+
+/// Cloudflare's request body: how long the credentials last.
+#[derive(serde::Serialize)]
+struct TtlRequest {
+    ttl: u64,
+}
 
 pub const CLOUDFLARE_API: &str = "https://rtc.live.cloudflare.com";
 
@@ -55,7 +61,8 @@ impl CloudflareProvider {
             self.api_base, self.key_id
         );
         let started = Utc::now();
-        let answer: Answer = post_ttl(&self.client, &url, &self.api_token, ttl).await?;
+        let body = TtlRequest { ttl: ttl.as_secs() };
+        let answer: Answer = post_json(&self.client, &url, &self.api_token, &body).await?;
         let ice_servers = match answer.ice_servers {
             Servers::Many(v) => v,
             Servers::One(s) => vec![s],

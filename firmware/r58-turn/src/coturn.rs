@@ -20,7 +20,23 @@ pub fn mint(
     urls: &[String],
     expires_at: DateTime<Utc>,
 ) -> Credentials {
-    let username = format!("{}:{device}", expires_at.timestamp());
+    mint_user(secret, device, urls, expires_at)
+}
+
+/// Credentials for one remote guest of `device`: the coturn user `<device>.guest.<guest>`,
+/// so that the relay's logs and quotas tell guests apart.
+pub fn mint_for_guest(
+    secret: &[u8],
+    device: &str,
+    guest: &str,
+    urls: &[String],
+    expires_at: DateTime<Utc>,
+) -> Credentials {
+    mint_user(secret, &format!("{device}.guest.{guest}"), urls, expires_at)
+}
+
+fn mint_user(secret: &[u8], user: &str, urls: &[String], expires_at: DateTime<Utc>) -> Credentials {
+    let username = format!("{}:{user}", expires_at.timestamp());
     let credential = credential(secret, &username);
     Credentials {
         ice_servers: vec![IceServer {
@@ -36,6 +52,23 @@ pub fn mint(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_gets_a_user_of_its_own_with_its_own_credential() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let device = mint(b"s", "r58-1", &[], at);
+        let guest = mint_for_guest(b"s", "r58-1", "inv-7", &[], at);
+        let user = guest.ice_servers[0].username.as_deref().unwrap();
+        assert_eq!(user, "1700000000:r58-1.guest.inv-7");
+        assert_eq!(
+            guest.ice_servers[0].credential.as_deref(),
+            Some(credential(b"s", user).as_str())
+        );
+        assert_ne!(
+            guest.ice_servers[0].credential,
+            device.ice_servers[0].credential
+        );
+    }
 
     #[test]
     fn matches_the_rest_api_scheme() {

@@ -17,7 +17,7 @@ mod ratelimit;
 
 pub use cache::{TurnError, TurnService, TurnSettings};
 pub use cloudflare::{CloudflareProvider, CLOUDFLARE_API};
-pub use fleet::FleetProvider;
+pub use fleet::{CredentialsRequest, FleetProvider};
 pub use ice::{drop_port_53, Credentials, IceServer};
 pub use provider::{ProviderError, TurnProvider};
 pub use ratelimit::RateLimiter;

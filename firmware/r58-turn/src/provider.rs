@@ -25,19 +25,28 @@ pub trait TurnProvider: Send + Sync {
     fn name(&self) -> &str;
     /// Fetches fresh credentials valid for about `ttl`.
     fn fetch(&self, ttl: Duration) -> BoxFuture<'_, Result<Credentials, ProviderError>>;
+    /// Credentials for one remote guest (`guest` names it, e.g. the invite): scoped to it
+    /// where the provider can, the device's own otherwise.
+    fn fetch_for_guest<'a>(
+        &'a self,
+        ttl: Duration,
+        _guest: &'a str,
+    ) -> BoxFuture<'a, Result<Credentials, ProviderError>> {
+        self.fetch(ttl)
+    }
 }
 
-/// POSTs `{"ttl": seconds}` with a bearer token and decodes a 2xx JSON answer as `T`.
-pub(crate) async fn post_ttl<T: serde::de::DeserializeOwned>(
+/// POSTs `body` as JSON with a bearer token and decodes a 2xx JSON answer as `T`.
+pub(crate) async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     url: &str,
     token: &str,
-    ttl: Duration,
+    body: &B,
 ) -> Result<T, ProviderError> {
     let resp = client
         .post(url)
         .bearer_auth(token)
-        .json(&serde_json::json!({ "ttl": ttl.as_secs() }))
+        .json(body)
         .send()
         .await
         .map_err(|e| request_error(&e))?;

@@ -12,8 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use r58_turn::{CloudflareProvider, Credentials, RateLimiter, TurnProvider};
-use serde::Deserialize;
+use r58_turn::{CloudflareProvider, Credentials, CredentialsRequest, RateLimiter, TurnProvider};
 
 use crate::config::{FleetConfig, TurnBackend};
 use crate::devices::Devices;
@@ -107,12 +106,6 @@ impl TurnApi {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Request {
-    ttl: Option<u64>,
-}
-
 fn error(status: StatusCode, code: &str, reason: impl Into<String>) -> Response {
     (
         status,
@@ -159,14 +152,25 @@ pub async fn credentials(
             "too many requests for this device: retry in a minute",
         );
     }
-    let req: Request = if body.iter().all(u8::is_ascii_whitespace) {
-        Request::default()
+    let req: CredentialsRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CredentialsRequest::default()
     } else {
         match serde_json::from_slice(&body) {
             Ok(r) => r,
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")),
         }
     };
+    if let Some(g) = req
+        .guest
+        .as_deref()
+        .filter(|g| !CredentialsRequest::valid_guest(g))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("guest {g:?}: use 1-64 of A-Z a-z 0-9 . _ -"),
+        );
+    }
     let ttl = req.ttl.map_or(api.max_ttl, |t| {
         Duration::from_secs(t.clamp(60, api.max_ttl.as_secs()))
     });
@@ -180,7 +184,10 @@ pub async fn credentials(
         }
         Backend::Coturn { secret, urls } => {
             let expires = Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
-            Ok(coturn::mint(secret, &device, urls, expires))
+            Ok(match &req.guest {
+                Some(guest) => coturn::mint_for_guest(secret, &device, guest, urls, expires),
+                None => coturn::mint(secret, &device, urls, expires),
+            })
         }
         Backend::Cloudflare(cf) => match tokio::time::timeout(api.timeout, cf.fetch(ttl)).await {
             Ok(Ok(c)) => Ok(c),
@@ -190,7 +197,7 @@ pub async fn credentials(
     };
     match result {
         Ok(c) => {
-            tracing::info!(%device, expires_at = %c.expires_at, "TURN credentials issued");
+            tracing::info!(%device, guest = req.guest.as_deref().unwrap_or(""), expires_at = %c.expires_at, "TURN credentials issued");
             ([(header::CACHE_CONTROL, "no-store")], Json(c)).into_response()
         }
         Err(reason) => {

@@ -98,13 +98,26 @@ fn admit(
     Ok((invite, token.to_string(), back))
 }
 
-/// `Link` values for the TURN servers the box hands out now (none when TURN is not ready).
-async fn ice_links(rec: &AppState) -> Vec<HeaderValue> {
+/// How long a guest's TURN credentials last at most (and never past the invite).
+const GUEST_TURN_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// `Link` values for the TURN servers of the invite's guest: credentials of its own, lasting
+/// until the invite expires (at most [`GUEST_TURN_TTL`], and what the provider allows);
+/// none when no provider answers.
+async fn ice_links(rec: &AppState, guest: &Invite) -> Vec<HeaderValue> {
     let Some(turn) = rec.turn.get() else {
         return Vec::new();
     };
-    let Ok(creds) = turn.service.get().await else {
-        return Vec::new();
+    let left = (guest.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        .clamp(Duration::from_secs(60), GUEST_TURN_TTL);
+    let creds = match turn.service.for_guest(&guest.id, left).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(invite = %guest.id, error = %e, "no TURN credentials for a guest");
+            return Vec::new();
+        }
     };
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     creds
@@ -135,17 +148,17 @@ pub async fn options(
     Query(q): Query<Resume>,
     headers: HeaderMap,
 ) -> Response {
-    if bearer(&headers).is_some() {
-        if let Err(e) = admit(&rec, &headers, q.resume.as_deref()) {
-            return with_cors(e);
-        }
-    }
+    let guest = match bearer(&headers).map(|_| admit(&rec, &headers, q.resume.as_deref())) {
+        Some(Ok((guest, _, _))) => Some(guest),
+        Some(Err(e)) => return with_cors(e),
+        None => None,
+    };
     let mut resp = StatusCode::NO_CONTENT.into_response();
     cors(&mut resp);
     resp.headers_mut()
         .insert("accept-post", HeaderValue::from_static("application/sdp"));
-    if bearer(&headers).is_some() {
-        for link in ice_links(&rec).await {
+    if let Some(guest) = guest {
+        for link in ice_links(&rec, &guest).await {
             resp.headers_mut().append(header::LINK, link);
         }
     }
@@ -228,7 +241,7 @@ async fn publish_inner(
     if let Ok(loc) = HeaderValue::from_str(&format!("whip/{input}/{session}")) {
         h.insert(header::LOCATION, loc);
     }
-    for link in ice_links(&rec).await {
+    for link in ice_links(&rec, &guest).await {
         resp.headers_mut().append(header::LINK, link);
     }
     Ok(resp)
