@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 
 use crate::ice::{drop_port_53, Credentials};
 use crate::provider::{ProviderError, TurnProvider};
@@ -106,64 +107,44 @@ impl TurnService {
     /// Credentials for one remote guest, lasting `ttl`: asked of each provider in order (the
     /// fleet scopes them to the guest), never cached nor shared with other guests.
     pub async fn for_guest(&self, guest: &str, ttl: Duration) -> Result<Credentials, TurnError> {
-        if self.providers.is_empty() {
-            return Err(TurnError::NoProviders);
-        }
-        let mut reasons = Vec::new();
-        for p in &self.providers {
-            self.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            let result =
-                match tokio::time::timeout(self.settings.timeout, p.fetch_for_guest(ttl, guest))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
-                };
-            match result.map(|c| self.clean(c)) {
-                Ok(creds) if !creds.ice_servers.is_empty() && creds.expires_at > Utc::now() => {
-                    return Ok(creds)
-                }
-                Ok(_) => reasons.push(format!("{}: no usable ICE servers", p.name())),
-                Err(e) => {
-                    tracing::warn!(provider = p.name(), reason = %e, "TURN provider failed (guest)");
-                    reasons.push(format!("{}: {e}", p.name()));
-                }
-            }
-        }
-        Err(TurnError::Unavailable { reasons })
+        self.first_usable(|p| p.fetch_for_guest(ttl, guest)).await
     }
 
     /// Tries each provider in order; caches and returns the first success.
     async fn fetch_all(&self) -> Result<Arc<Cached>, TurnError> {
+        let creds = self.first_usable(|p| p.fetch(self.settings.ttl)).await?;
+        let json = serde_json::to_vec(&creds).map_err(|e| TurnError::Unavailable {
+            reasons: vec![format!("encoding the credentials: {e}")],
+        })?;
+        let cached = Arc::new(Cached {
+            creds,
+            json: bytes::Bytes::from(json),
+            fetched_at: Utc::now(),
+        });
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
+        Ok(cached)
+    }
+
+    /// Asks each provider in order through `call` (each bounded by the timeout); the first
+    /// answer with usable servers that has not expired, or every provider's reason.
+    async fn first_usable<'a, F>(&'a self, call: F) -> Result<Credentials, TurnError>
+    where
+        F: Fn(&'a dyn TurnProvider) -> BoxFuture<'a, Result<Credentials, ProviderError>>,
+    {
         if self.providers.is_empty() {
             return Err(TurnError::NoProviders);
         }
         let mut reasons = Vec::new();
         for p in &self.providers {
             self.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            let result =
-                match tokio::time::timeout(self.settings.timeout, p.fetch(self.settings.ttl)).await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
-                };
+            let result = match tokio::time::timeout(self.settings.timeout, call(p.as_ref())).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::Timeout(self.settings.timeout)),
+            };
             match result.map(|c| self.clean(c)) {
                 Ok(creds) if !creds.ice_servers.is_empty() && creds.expires_at > Utc::now() => {
                     tracing::info!(provider = p.name(), expires_at = %creds.expires_at, "TURN credentials fetched");
-                    let json = match serde_json::to_vec(&creds) {
-                        Ok(v) => bytes::Bytes::from(v),
-                        Err(e) => {
-                            reasons.push(format!("{}: encoding: {e}", p.name()));
-                            continue;
-                        }
-                    };
-                    let cached = Arc::new(Cached {
-                        creds,
-                        json,
-                        fetched_at: Utc::now(),
-                    });
-                    *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
-                    return Ok(cached);
+                    return Ok(creds);
                 }
                 Ok(_) => {
                     tracing::warn!(provider = p.name(), "TURN provider gave no usable servers");
