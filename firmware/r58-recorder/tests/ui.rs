@@ -1,7 +1,7 @@
 //! The box's own web UI (`/`) clicked through in headless Chromium against the real
 //! recorder: sign in (a wrong token refused), inputs with their signal, start and stop a
-//! recording, the session in the recordings, an invite made and revoked, a guest input
-//! waiting. Screenshots are kept under `target/test-artifacts/ui/`.
+//! recording, the session in the recordings, a recorded segment played in the page, the
+//! live preview of an input, an invite made and revoked, a guest input waiting. Screenshots are kept under `target/test-artifacts/ui/`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -42,6 +42,17 @@ fn base64_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The page's player shows decoded frames of the 320×240 input and its clock moves (a media
+/// error is on the page, printed when this times out).
+fn wait_playing(b: &mut Browser, what: &str) {
+    b.wait_js(
+        "(() => { const v = document.getElementById('player-video');\
+           return v.videoWidth === 320 && v.videoHeight === 240 && v.currentTime > 0.5\
+             && v.getVideoPlaybackQuality().totalVideoFrames > 10; })()",
+        what,
+    );
 }
 
 fn text(b: &mut Browser, js: &str) -> String {
@@ -94,6 +105,57 @@ fn the_local_ui_signs_in_records_invites_and_lists_recordings() {
     );
     assert!(segments.parse::<u32>().unwrap() >= 1, "{segments}");
 
+    // A recorded segment of cam1 plays in the page: decoded frames at the input's size.
+    b.eval(&format!(
+        "const sel = document.querySelector('#recordings tr[data-session=\"{session}\"] select');\
+         sel.value = [...sel.options].find((o) => o.value.startsWith('cam1/')).value;\
+         document.querySelector('#recordings tr[data-session=\"{session}\"] button.play').click(); 1"
+    ));
+    wait_playing(&mut b, "the recorded segment playing");
+    assert!(
+        text(
+            &mut b,
+            "document.getElementById('player-title').textContent"
+        )
+        .contains("cam1/"),
+        "the player names the segment"
+    );
+    screenshot(&mut b, "3-segment");
+
+    // The live preview of cam1: playing, and staying near the live edge.
+    b.eval("document.querySelector('#inputs tr[data-input=\"cam1\"] button.preview').click(); 1");
+    b.wait_js(
+        "document.getElementById('player-title').textContent === 'Live: cam1'",
+        "the preview opened",
+    );
+    wait_playing(&mut b, "the live preview playing");
+    let t0 = b
+        .eval("document.getElementById('player-video').currentTime")
+        .as_f64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let t1 = b
+        .eval("document.getElementById('player-video').currentTime")
+        .as_f64()
+        .unwrap();
+    assert!(
+        t1 - t0 > 1.5,
+        "the preview advances with the clock: {t0} → {t1}"
+    );
+    assert_eq!(
+        text(
+            &mut b,
+            "document.getElementById('player-state').textContent"
+        ),
+        "live"
+    );
+    screenshot(&mut b, "4-preview");
+    b.eval("document.getElementById('player-close').click(); 1");
+    b.wait_js(
+        "document.getElementById('player').hidden",
+        "the player closed",
+    );
+
     // An invite: its link on the page, listed, then revoked.
     b.eval("document.getElementById('invite-name').value = 'Ada'; document.querySelector('#invite-form button').click(); 1");
     b.wait_js(
@@ -106,7 +168,7 @@ fn the_local_ui_signs_in_records_invites_and_lists_recordings() {
         "document.querySelectorAll('#invites tbody tr').length === 1",
         "the invite listed",
     );
-    screenshot(&mut b, "3-invite");
+    screenshot(&mut b, "5-invite");
     b.eval("document.querySelector('#invites tbody tr button').click(); 1");
     b.wait_js(
         "document.querySelectorAll('#invites tbody tr').length === 0",
