@@ -435,3 +435,48 @@ fn the_relay_comes_with_the_invite_and_a_refusing_relay_shows_an_error() {
         "no guest connected"
     );
 }
+
+/// A guest with the camera alone (no microphone, or "No microphone" chosen) on an input that
+/// records audio: the picture comes through and is recorded, with silence for the sound.
+#[test]
+fn a_guest_without_a_microphone_is_seen_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let coturn = r58_testkit::Coturn::start(&dir.path().join("coturn"), SECRET);
+    let gb = guest_box(&dir.path().join("a"), coturn.port, SECRET);
+    let r = &gb.r;
+    let (token, _) = invite(r, json!({"name": "Quiet"}));
+    let mut b = guest_browser();
+    b.goto(&r.url(&format!("/guest_join?invite={token}")));
+    b.wait_js(
+        "document.querySelector('#mic option[value=\"none\"]') !== null",
+        "the microphone list",
+    );
+    b.eval("const m = document.getElementById('mic'); m.value = 'none'; m.dispatchEvent(new Event('change')); 1");
+    b.eval("document.getElementById('join').click(); 1");
+    b.wait_js(
+        "document.getElementById('state').dataset.state === 'connected'",
+        "the page connected",
+    );
+    let kinds =
+        b.eval("pc.getTransceivers().map((t) => t.sender.track && t.sender.track.kind).join(',')");
+    assert_eq!(kinds, "video", "what the page sends");
+    wait_for(
+        Duration::from_secs(30),
+        "the guest's picture on the input",
+        || {
+            let g = guest_state(r);
+            (g["source"]["state"] == "playing" && g["signal"] == true).then_some(())
+        },
+    );
+    let (code, body) = r.post("/api/recordings/start", "", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let session = body["session"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, _) = r.post("/api/recordings/stop", "", Some(TOKEN));
+    assert_eq!(code, 200);
+    let files = segment_files(&r.data(), &session, "guest1");
+    assert!(!files.is_empty(), "no segment of the guest");
+    for f in &files {
+        decode(f.to_str().unwrap(), &[]).unwrap();
+    }
+}

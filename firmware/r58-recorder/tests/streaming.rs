@@ -208,3 +208,23 @@ fn rtsp_input_shows_slate_when_camera_goes_and_recovers_when_it_returns() {
             >= 1
     );
 }
+
+/// A camera that sends no audio on an input that carries audio: its picture still comes
+/// through (the missing stream holds nothing up), and the restream plays.
+#[test]
+fn rtsp_camera_without_audio_on_an_audio_input_delivers_its_picture() {
+    let cam_dir = tempfile::tempdir().unwrap();
+    let camera = Recorder::start(cam_dir.path(), &format!("{ONE_TEST_INPUT}audio = false\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!(
+        "[inputs.ipcam]\nkind = \"rtsp\"\nurl = \"{}\"\nwidth = 320\nheight = 240\n\
+         audio = true\nlatency_ms = 100\n",
+        camera.rtsp_url("cam1")
+    );
+    let r = Recorder::start(dir.path(), &input);
+    wait_for(Duration::from_secs(20), "the camera's picture", || {
+        let s = &r.status()["inputs"]["ipcam"];
+        (s["signal"] == true && s["source"]["state"] == "playing").then_some(())
+    });
+    play_frames(&r.rtsp_url("ipcam"), &["-rtsp_transport", "tcp"], 20).unwrap();
+}

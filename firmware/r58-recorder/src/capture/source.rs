@@ -49,8 +49,11 @@ const AUDIO_CAPS: &str = "audio/x-raw,rate=48000,channels=2";
 /// The gst-launch description of the source pipeline for `cfg`.
 pub fn describe(cfg: &InputConfig) -> String {
     let (w, h, f) = (cfg.width, cfg.height, cfg.fps);
-    let vsink = "appsink name=vsink sync=false max-buffers=2 drop=true";
-    let asink = "appsink name=asink sync=false max-buffers=20 drop=true";
+    // `async=false`: a sink that never gets a buffer must not hold the pipeline out of
+    // PLAYING. A source may never send one of the streams (a guest without a microphone, a
+    // camera without audio); with prerolling sinks its video would never flow either.
+    let vsink = "appsink name=vsink sync=false async=false max-buffers=2 drop=true";
+    let asink = "appsink name=asink sync=false async=false max-buffers=20 drop=true";
     match cfg.kind {
         InputKind::Test => {
             let mut d = format!(
