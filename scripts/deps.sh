@@ -24,6 +24,8 @@ R58_DEBIAN_PACKAGES=(
   # RAUC from Debian's source with HTTP streaming (hil-tests/vr58/build-rauc).
   libnl-genl-3-dev libcurl4-gnutls-dev libdbus-1-dev libfdisk-dev libjson-glib-dev
   autoconf automake libtool
+  # The benches' WebRTC peers (bench/whip.py): GStreamer from Python.
+  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
 )
 
 # The external programs that scripts, tests and benches call, each from a package above.
