@@ -1,5 +1,6 @@
-//! Broker URLs (`mqtts://host:port`) and the rustls client configuration (trust one CA,
-//! present one certificate) used by both ends of the MQTT protocol.
+//! Broker URLs (`mqtts://host:port`) and the rustls configurations of mutual TLS: the client's
+//! (trust one CA, present one certificate) used by both ends of the MQTT protocol, and the
+//! server's (present one certificate, accept clients of one CA) of the fleet's tunnel relay.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,49 @@ pub fn client_config(
     cert: &Path,
     key: &Path,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let (roots, certs, private) = load(ca, cert, key)?;
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| material(ca, e))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, private)
+        .map_err(|e| material(cert, e))?;
+    Ok(Arc::new(cfg))
+}
+
+/// A rustls server config (ring provider) that presents `cert` with `key` and accepts only
+/// clients with a certificate the CA in `ca` issued (all PEM).
+pub fn server_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (roots, certs, private) = load(ca, cert, key)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| material(ca, e))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| material(ca, e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, private)
+        .map_err(|e| material(cert, e))?;
+    Ok(Arc::new(cfg))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+type Material = (
+    rustls::RootCertStore,
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// The CA in `ca`, the chain in `cert` and the key in `key`, each file named when it fails.
+fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Material, TlsError> {
     let open = |p: &Path| {
         std::fs::File::open(p)
             .map(BufReader::new)
@@ -98,15 +142,7 @@ pub fn client_config(
     let private = rustls_pemfile::private_key(&mut open(key)?)
         .map_err(|e| material(key, e))?
         .ok_or_else(|| material(key, "no private key in file"))?;
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| material(ca, e))?
-    .with_root_certificates(roots)
-    .with_client_auth_cert(certs, private)
-    .map_err(|e| material(cert, e))?;
-    Ok(Arc::new(cfg))
+    Ok((roots, certs, private))
 }
 
 #[cfg(test)]

@@ -13,6 +13,20 @@ pub enum TunnelError {
     Refused { port: u16, reason: String },
     #[error("bad stream header {0:?}")]
     BadHeader(String),
+    #[error("the peer's identity: {0}")]
+    Identity(String),
+    #[error("TLS with {peer}: {source}")]
+    Tls {
+        peer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("WebSocket with {peer}: {source}")]
+    WebSocket {
+        peer: String,
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
     #[error("stream I/O: {0}")]
     Io(#[from] std::io::Error),
 }

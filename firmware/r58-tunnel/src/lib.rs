@@ -8,14 +8,21 @@
 //!   ports its [`device::Policy`] allows and nothing else.
 //! - [`relay::connect`] is the fleet's end: a [`relay::Tunnel`] handle that opens streams,
 //!   and the driver future that runs the connection.
+//! - [`listen::Relay`] is the fleet's listener: mutual TLS (the box's certificate names
+//!   the device), the WebSocket, and the register of the boxes connected now.
+//! - [`dial::Dialer`] is the box's side of the connection: dials the relay, serves the
+//!   tunnel, dials again with backoff when it drops.
 //!
 //! Each stream starts with one line from the fleet, `R58T/1 open <port>`, answered by the
 //! box with `OK` or `NO <reason>` ([`header`]); then it carries the bytes of one TCP
 //! connection to `127.0.0.1:<port>` on the box.
 
 pub mod device;
+pub mod dial;
 pub mod error;
 pub mod header;
+pub mod identity;
+pub mod listen;
 pub mod relay;
 pub mod ws_io;
 
