@@ -13,6 +13,7 @@ pub mod health;
 pub mod ota;
 pub mod paths;
 pub mod session;
+pub mod tunnels;
 
 pub use commands::{
     Command, CommandAnswer, CommandList, CommandsSent, SendCommand, SendToMany, Target,
@@ -29,3 +30,4 @@ pub use ota::{
     RolloutSummary,
 };
 pub use session::{Login, Role, Session};
+pub use tunnels::TunnelList;

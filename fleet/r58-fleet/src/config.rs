@@ -20,6 +20,38 @@ pub struct FleetConfig {
     pub devices: DevicesConfig,
     pub turn: TurnConfig,
     pub ota: OtaConfig,
+    pub relay: RelayConfig,
+}
+
+/// The remote-access relay (docs/remote-access.md): boxes dial it with their device
+/// certificate and the fleet reaches their local ports through it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Where boxes dial (mutual TLS); absent: no relay.
+    pub listen: Option<SocketAddr>,
+    /// The relay's certificate and key (the name boxes dial must be in it).
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The CA whose device certificates the relay accepts: the fleet's PKI.
+    pub ca_file: PathBuf,
+    /// Streams open at once per box.
+    pub max_streams: u32,
+    /// The port of the box's web UI (the recorder's API).
+    pub ui_port: u16,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            ca_file: PathBuf::new(),
+            max_streams: 64,
+            ui_port: 8000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +256,20 @@ impl Validate for FleetConfig {
                 "db.url".into(),
                 format!("{:?} is neither sqlite:… nor postgres://…", self.db.url),
             ));
+        }
+        if self.relay.listen.is_some() {
+            for (key, path) in [
+                ("relay.cert_file", &self.relay.cert_file),
+                ("relay.key_file", &self.relay.key_file),
+                ("relay.ca_file", &self.relay.ca_file),
+            ] {
+                if path.as_os_str().is_empty() {
+                    out.push((key.into(), "needed when relay.listen is set".into()));
+                }
+            }
+        }
+        if self.relay.max_streams == 0 {
+            out.push(("relay.max_streams".into(), "must be at least 1".into()));
         }
         if self.db.max_connections == 0 {
             out.push(("db.max_connections".into(), "must be at least 1".into()));

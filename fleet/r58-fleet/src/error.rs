@@ -28,6 +28,14 @@ pub enum FleetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("[relay]: {0}")]
+    RelayTls(#[source] r58_tls::TlsError),
+    #[error("binding the relay on {addr}: {source}")]
+    RelayBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
     #[error("bad device id {0:?}: use 1-64 characters of a-z, 0-9, '-', '_', not one of the reserved names {reserved:?}", reserved = r58_proto::RESERVED_IDS)]

@@ -77,6 +77,10 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         ));
         tokio::spawn(driver.run(Duration::from_millis(u64::from(cfg.ota.tick_ms))));
     }
+    let relay = match cfg.relay.listen {
+        Some(addr) => Some(start_relay(&cfg.relay, addr).await?),
+        None => None,
+    };
     let state = api::AppState {
         db,
         mqtt,
@@ -85,6 +89,8 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         command_timeout_s: cfg.mqtt.command_timeout_seconds,
         ota: Arc::new(cfg.ota.clone()),
         withheld,
+        relay,
+        ui_port: cfg.relay.ui_port,
     };
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -102,6 +108,22 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
     )
     .await;
     Ok(())
+}
+
+/// Listens for the boxes' remote-access tunnels on `addr`.
+async fn start_relay(
+    cfg: &config::RelayConfig,
+    addr: std::net::SocketAddr,
+) -> Result<Arc<r58_tunnel::listen::Relay>, FleetError> {
+    let tls = r58_tls::server_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)
+        .map_err(FleetError::RelayTls)?;
+    let relay = r58_tunnel::listen::Relay::new(tls, cfg.max_streams as usize);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| FleetError::RelayBind { addr, source })?;
+    tracing::info!(%addr, "relay for remote access listening");
+    tokio::spawn(relay.clone().run(listener));
+    Ok(relay)
 }
 
 /// The API's bounds on the internet: devices asking for TURN credentials, operators'

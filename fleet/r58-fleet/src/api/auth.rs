@@ -25,10 +25,23 @@ pub struct Operator(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct OperatorRole(pub Role);
 
-/// The role a request needs: reading needs `viewer`; publishing bundles and starting or
-/// steering rollouts `admin`; every other change (commands, desired configuration, tags)
-/// `operator`. `path` is the route's pattern.
+/// The routes of a box's web UI through its tunnel (its root, and below): `admin` only, and
+/// the fleet's session comes from the cookie (the `Authorization` header is the box's own,
+/// passed on to it).
+pub const BOX_UI_ROOT: &str = "/api/v1/devices/:id/ui/";
+pub const BOX_UI_ROUTE: &str = "/api/v1/devices/:id/ui/*path";
+
+fn is_box_ui(path: &str) -> bool {
+    path == BOX_UI_ROOT || path == BOX_UI_ROUTE
+}
+
+/// The role a request needs: reading needs `viewer`; publishing bundles, starting or
+/// steering rollouts and reaching a box through its tunnel `admin`; every other change
+/// (commands, desired configuration, tags) `operator`. `path` is the route's pattern.
 pub fn required_role(method: &Method, path: &str) -> Role {
+    if is_box_ui(path) {
+        return Role::Admin;
+    }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Role::Viewer;
     }
@@ -54,6 +67,11 @@ fn token(headers: &HeaderMap) -> Option<(String, Source)> {
     {
         return Some((t.trim().to_string(), Source::Header));
     }
+    cookie_token(headers).map(|t| (t, Source::Cookie))
+}
+
+/// The operator token in the session cookie.
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -61,7 +79,17 @@ fn token(headers: &HeaderMap) -> Option<(String, Source)> {
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| (v.to_string(), Source::Cookie))
+        .map(|(_, v)| v.to_string())
+}
+
+/// The `Cookie` header without the fleet's session cookie (for a box behind a tunnel).
+pub fn without_session_cookie(value: &str) -> String {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|kv| kv.split_once('=').map_or(true, |(k, _)| k != COOKIE))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A change (any method but GET/HEAD/OPTIONS) authenticated by the cookie must come from the
@@ -106,8 +134,14 @@ async fn operator(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
+    cookie_only: bool,
 ) -> Result<(String, Role), ApiError> {
-    let (t, source) = token(headers).ok_or(ApiError::NoToken)?;
+    let (t, source) = if cookie_only {
+        cookie_token(headers).map(|t| (t, Source::Cookie))
+    } else {
+        token(headers)
+    }
+    .ok_or(ApiError::NoToken)?;
     if source == Source::Cookie {
         same_site(method, headers)?;
     }
@@ -119,12 +153,13 @@ async fn operator(
 }
 
 pub async fn require(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    match operator(&state, req.method(), req.headers()).await {
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let cookie_only = is_box_ui(&path);
+    match operator(&state, req.method(), req.headers(), cookie_only).await {
         Ok((name, role)) => {
-            let path = req
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
             let needed = required_role(req.method(), &path);
             if role < needed {
                 return ApiError::Forbidden(format!(

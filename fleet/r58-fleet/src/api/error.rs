@@ -36,6 +36,11 @@ pub enum ApiError {
     /// The uploaded content is refused (e.g. a bundle whose signature does not verify).
     #[error("{0}")]
     Unprocessable(String),
+    #[error("no remote-access relay configured on this server")]
+    NoRelay,
+    /// The box could not be reached through its tunnel.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("storage: {0}")]
     Storage(String),
     #[error(transparent)]
@@ -55,7 +60,10 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
-            Self::NoBroker | Self::Publish(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::NoBroker | Self::Publish(_) | Self::NoRelay => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
             Self::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "database"),
         }
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 mod metrics;
 mod ota;
+mod tunnels;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{middleware, Json, Router};
 use r58_fleet_api::Health;
 use tokio::sync::broadcast;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub command_timeout_s: u32,
     pub ota: Arc<crate::config::OtaConfig>,
     pub withheld: crate::ota::bundle::Withheld,
+    /// The remote-access relay, when configured.
+    pub relay: Option<Arc<r58_tunnel::listen::Relay>>,
+    /// The port of the boxes' web UI.
+    pub ui_port: u16,
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
@@ -84,6 +89,9 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
             get(commands::of_device).post(commands::send),
         )
         .route("/api/v1/commands", post(commands::send_many))
+        .route("/api/v1/tunnels", get(tunnels::list))
+        .route(auth::BOX_UI_ROOT, any(tunnels::ui_root))
+        .route(auth::BOX_UI_ROUTE, any(tunnels::ui))
         .route("/api/v1/commands/:id", get(commands::one))
         .route("/api/v1/events", get(events::stream))
         .route(
