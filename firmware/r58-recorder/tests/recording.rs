@@ -143,3 +143,55 @@ fn control_needs_the_token_and_bad_requests_get_reasons() {
     // Nothing started by the rejected requests.
     assert!(r.status()["session"].is_null());
 }
+
+/// The decode timestamps of each stream of `file`, in file order (ffprobe, not GStreamer).
+fn decode_timestamps(file: &std::path::Path) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,dts",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe {}", file.display());
+    let mut by_stream = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut f = line.split(',');
+        if let (Some(s), Some(Ok(dts))) = (f.next(), f.next().map(str::parse::<i64>)) {
+            by_stream.entry(s.to_string()).or_default().push(dts);
+        }
+    }
+    by_stream
+}
+
+/// Each session starts on a key frame with audio and video whose decode timestamps only go
+/// forward (what a browser's MPEG-TS demuxer insists on), however soon after the last
+/// session it starts.
+#[test]
+fn every_session_starts_with_timestamps_that_only_go_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Recorder::start(dir.path(), ONE_TEST_INPUT);
+    for _ in 0..4 {
+        let session = start_recording(&r);
+        std::thread::sleep(Duration::from_millis(2500));
+        let (code, _) = r.post("/api/recordings/stop", "", Some(TOKEN));
+        assert_eq!(code, 200);
+        for file in segment_files(&r.data(), &session, "cam1") {
+            let streams = decode_timestamps(&file);
+            assert_eq!(streams.len(), 2, "video and audio in {}", file.display());
+            for (stream, dts) in streams {
+                assert!(
+                    dts.windows(2).all(|w| w[0] < w[1]),
+                    "stream {stream} of {} goes back: {:?}",
+                    file.display(),
+                    &dts[..dts.len().min(12)]
+                );
+            }
+        }
+    }
+}

@@ -3,7 +3,10 @@
 //!
 //! A consumer is a pair of `appsrc` elements in its own pipeline, held by weak reference
 //! so that a consumer pipeline that goes away simply drops out. Each consumer starts on a
-//! key frame, and its timestamps are moved into its own pipeline's running time.
+//! key frame, and its timestamps are moved into its own pipeline's running time: that key
+//! frame lands on the consumer's running time at the moment it starts, and what was encoded
+//! before it (audio from just before the key frame) is not handed to that consumer, so each
+//! consumer's timestamps start at or after zero and only increase.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -19,8 +22,9 @@ struct Consumer {
     name: String,
     video: glib::WeakRef<gst_app::AppSrc>,
     audio: Option<glib::WeakRef<gst_app::AppSrc>>,
-    /// Added to encode-pipeline timestamps to get consumer running time (ns).
-    offset: Option<i64>,
+    /// Added to encode-pipeline running time to get consumer running time (ns); set on the
+    /// consumer's first key frame.
+    offset: i64,
     started: bool,
     video_caps: Option<gst::Caps>,
     audio_caps: Option<gst::Caps>,
@@ -63,7 +67,7 @@ impl Fanout {
             name: name.to_string(),
             video: video.downgrade(),
             audio: audio.map(|a| a.downgrade()),
-            offset: None,
+            offset: 0,
             started: false,
             video_caps: None,
             audio_caps: None,
@@ -92,14 +96,8 @@ impl Fanout {
         self.consumers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands one encoded sample to every consumer. `now_rt` is the encode pipeline's
-    /// running time at this moment, used to map timestamps on a consumer's first buffer.
-    pub fn push(
-        &self,
-        stream: Stream,
-        sample: &gst::Sample,
-        now_rt: Option<gst::ClockTime>,
-    ) -> PushOutcome {
+    /// Hands one encoded sample to every consumer.
+    pub fn push(&self, stream: Stream, sample: &gst::Sample) -> PushOutcome {
         let mut outcome = PushOutcome::default();
         let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else {
             return outcome;
@@ -108,6 +106,16 @@ impl Fanout {
         let segment = sample
             .segment()
             .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+        // Timestamps become running time first: encoders shift them and their segment
+        // (x264enc by 1000 h), and only running time means the same in both pipelines.
+        let running = |t: Option<gst::ClockTime>| -> Option<i64> {
+            let rt = match segment.as_ref() {
+                Some(seg) => seg.to_running_time(t?)?,
+                None => t?,
+            };
+            Some(rt.nseconds() as i64)
+        };
+        let (pts, dts) = (running(buffer.pts()), running(buffer.dts()));
         let mut consumers = self.lock();
         consumers.retain_mut(|c| {
             let src = match stream {
@@ -130,12 +138,18 @@ impl Fanout {
                     return true;
                 }
                 // The consumer's pipeline must be running to map timestamps into it.
-                let (Some(cons_rt), Some(enc_rt)) = (src.current_running_time(), now_rt) else {
+                let (Some(cons_rt), Some(key_rt)) = (src.current_running_time(), dts.or(pts))
+                else {
                     outcome.waiting_for_keyframe = true;
                     return true;
                 };
-                c.offset = Some(cons_rt.nseconds() as i64 - enc_rt.nseconds() as i64);
+                c.offset = cons_rt.nseconds() as i64 - key_rt;
                 c.started = true;
+            }
+            let (out_pts, out_dts) = (pts.map(|t| t + c.offset), dts.map(|t| t + c.offset));
+            if out_pts.is_some_and(|t| t < 0) || out_dts.is_some_and(|t| t < 0) {
+                // Encoded before this consumer's first key frame.
+                return true;
             }
             let last_caps = match stream {
                 Stream::Video => &mut c.video_caps,
@@ -152,17 +166,9 @@ impl Fanout {
             let mut out = buffer.copy();
             {
                 let out = out.make_mut();
-                // Timestamps become running time first: encoders shift them and their segment
-                // (x264enc by 1000 h), and only running time means the same in both pipelines.
-                let shift = |t: Option<gst::ClockTime>| {
-                    let rt = match segment.as_ref() {
-                        Some(seg) => seg.to_running_time(t?)?,
-                        None => t?,
-                    };
-                    Some(gst::ClockTime::from_nseconds((rt.nseconds() as i64 + c.offset.unwrap_or(0)).max(0) as u64))
-                };
-                out.set_pts(shift(buffer.pts()));
-                out.set_dts(shift(buffer.dts()));
+                let at = |t: Option<i64>| t.map(|t| gst::ClockTime::from_nseconds(t as u64));
+                out.set_pts(at(out_pts));
+                out.set_dts(at(out_dts));
             }
             match src.push_buffer(out) {
                 Ok(_) => true,

@@ -248,9 +248,7 @@ impl Input {
                 }
             }
         }
-        let outcome = self
-            .fanout
-            .push(stream, sample, self.pipeline.current_running_time());
+        let outcome = self.fanout.push(stream, sample);
         if outcome.waiting_for_keyframe {
             self.request_keyframe();
         }
