@@ -144,14 +144,15 @@ fn control_needs_the_token_and_bad_requests_get_reasons() {
     assert!(r.status()["session"].is_null());
 }
 
-/// The decode timestamps of each stream of `file`, in file order (ffprobe, not GStreamer).
-fn decode_timestamps(file: &std::path::Path) -> std::collections::BTreeMap<String, Vec<i64>> {
+/// The packets of each stream of `file`, in file order, as (decode timestamp, end of
+/// presentation) in 90 kHz ticks (ffprobe, not GStreamer).
+fn packets(file: &std::path::Path) -> std::collections::BTreeMap<String, Vec<(i64, i64)>> {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",
             "error",
             "-show_entries",
-            "packet=stream_index,dts",
+            "packet=stream_index,dts,pts,duration",
             "-of",
             "csv=p=0",
         ])
@@ -159,11 +160,17 @@ fn decode_timestamps(file: &std::path::Path) -> std::collections::BTreeMap<Strin
         .output()
         .unwrap();
     assert!(out.status.success(), "ffprobe {}", file.display());
-    let mut by_stream = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    let mut by_stream = std::collections::BTreeMap::<String, Vec<(i64, i64)>>::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut f = line.split(',');
-        if let (Some(s), Some(Ok(dts))) = (f.next(), f.next().map(str::parse::<i64>)) {
-            by_stream.entry(s.to_string()).or_default().push(dts);
+        // stream_index,pts,dts,duration
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<i64>().ok());
+        if let (Some(pts), Some(dts)) = (num(1), num(2)) {
+            let end = pts + num(3).unwrap_or(0);
+            by_stream
+                .entry(f[0].to_string())
+                .or_default()
+                .push((dts, end));
         }
     }
     by_stream
@@ -171,9 +178,9 @@ fn decode_timestamps(file: &std::path::Path) -> std::collections::BTreeMap<Strin
 
 /// Each session starts on a key frame with audio and video whose decode timestamps only go
 /// forward (what a browser's MPEG-TS demuxer insists on), however soon after the last
-/// session it starts.
+/// session it starts, and ends with as much audio as picture.
 #[test]
-fn every_session_starts_with_timestamps_that_only_go_forward() {
+fn every_session_starts_with_timestamps_that_only_go_forward_and_ends_with_its_audio() {
     let dir = tempfile::tempdir().unwrap();
     let r = Recorder::start(dir.path(), ONE_TEST_INPUT);
     for _ in 0..4 {
@@ -181,10 +188,12 @@ fn every_session_starts_with_timestamps_that_only_go_forward() {
         std::thread::sleep(Duration::from_millis(2500));
         let (code, _) = r.post("/api/recordings/stop", "", Some(TOKEN));
         assert_eq!(code, 200);
-        for file in segment_files(&r.data(), &session, "cam1") {
-            let streams = decode_timestamps(&file);
+        let files = segment_files(&r.data(), &session, "cam1");
+        for file in &files {
+            let streams = packets(file);
             assert_eq!(streams.len(), 2, "video and audio in {}", file.display());
-            for (stream, dts) in streams {
+            for (stream, p) in &streams {
+                let dts: Vec<i64> = p.iter().map(|p| p.0).collect();
                 assert!(
                     dts.windows(2).all(|w| w[0] < w[1]),
                     "stream {stream} of {} goes back: {:?}",
@@ -193,5 +202,17 @@ fn every_session_starts_with_timestamps_that_only_go_forward() {
                 );
             }
         }
+        // The session's audio lasts as long as its picture: what the audio encoder still
+        // held when the stop came is in the last segment.
+        let last = packets(files.last().expect("a segment"));
+        let end = |s: &str| last[s].iter().map(|p| p.1).max().unwrap();
+        let (video_end, audio_end) = (end("0"), end("1"));
+        eprintln!("video ends {video_end}, audio ends {audio_end} (90 kHz)");
+        assert!(
+            audio_end >= video_end - 90 * 25,
+            "audio stops {} ms before the picture in {}",
+            (video_end - audio_end) / 90,
+            files.last().unwrap().display()
+        );
     }
 }

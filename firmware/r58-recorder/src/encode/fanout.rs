@@ -7,6 +7,10 @@
 //! frame lands on the consumer's running time at the moment it starts, and what was encoded
 //! before it (audio from just before the key frame) is not handed to that consumer, so each
 //! consumer's timestamps start at or after zero and only increase.
+//!
+//! A consumer that finishes (a recording that stops) ends its picture at once and its
+//! sound once the sound has reached the end of the picture: the audio encoder runs some tens
+//! of milliseconds behind the video, and that audio belongs in the last segment.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -28,6 +32,22 @@ struct Consumer {
     started: bool,
     video_caps: Option<gst::Caps>,
     audio_caps: Option<gst::Caps>,
+    /// End of the last video buffer handed over, in consumer running time (ns).
+    video_end: Option<i64>,
+    /// Set by [`Fanout::finish`]: the picture has ended, the sound goes on to `video_end`.
+    finishing: bool,
+}
+
+impl Consumer {
+    /// Ends both streams of this consumer.
+    fn end(&self) {
+        if let Some(v) = self.video.upgrade() {
+            let _ = v.end_of_stream();
+        }
+        if let Some(a) = self.audio.as_ref().and_then(|a| a.upgrade()) {
+            let _ = a.end_of_stream();
+        }
+    }
 }
 
 /// The consumers of one input's encode.
@@ -71,6 +91,8 @@ impl Fanout {
             started: false,
             video_caps: None,
             audio_caps: None,
+            video_end: None,
+            finishing: false,
         };
         self.lock().push(consumer);
         tracing::debug!(input = %self.input, consumer = name, id, "consumer attached");
@@ -79,6 +101,30 @@ impl Fanout {
 
     pub fn detach(&self, id: u64) {
         self.lock().retain(|c| c.id != id);
+    }
+
+    /// Ends a consumer's streams: the video now, the audio once it has reached the end of
+    /// the video (at once if the consumer has no audio or never started). The consumer is
+    /// detached when both have ended; [`Fanout::is_attached`] tells when.
+    pub fn finish(&self, id: u64) {
+        let mut consumers = self.lock();
+        let Some(i) = consumers.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let c = &mut consumers[i];
+        if c.audio.is_none() || !c.started || c.video_end.is_none() {
+            c.end();
+            consumers.remove(i);
+            return;
+        }
+        if let Some(v) = c.video.upgrade() {
+            let _ = v.end_of_stream();
+        }
+        c.finishing = true;
+    }
+
+    pub fn is_attached(&self, id: u64) -> bool {
+        self.lock().iter().any(|c| c.id == id)
     }
 
     /// The names of the attached consumers (`recording:<input>`, `hls:<input>`, `rtsp:<input>`),
@@ -129,6 +175,9 @@ impl Fanout {
                 tracing::debug!(input = %self.input, consumer = %c.name, "consumer gone");
                 return false;
             };
+            if c.finishing && stream == Stream::Video {
+                return true;
+            }
             if !c.started {
                 if stream == Stream::Audio {
                     return true;
@@ -151,6 +200,13 @@ impl Fanout {
                 // Encoded before this consumer's first key frame.
                 return true;
             }
+            if c.finishing {
+                // Audio only: the sound has caught up with the end of the picture.
+                if out_pts.is_none() || out_pts >= c.video_end {
+                    let _ = src.end_of_stream();
+                    return false;
+                }
+            }
             let last_caps = match stream {
                 Stream::Video => &mut c.video_caps,
                 Stream::Audio => &mut c.audio_caps,
@@ -162,6 +218,12 @@ impl Fanout {
             if src.current_level_bytes() >= src.max_bytes() && src.max_bytes() > 0 {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return true;
+            }
+            if stream == Stream::Video {
+                let duration = buffer.duration().map_or(0, |d| d.nseconds() as i64);
+                if let Some(t) = out_pts {
+                    c.video_end = Some(c.video_end.map_or(t + duration, |e| e.max(t + duration)));
+                }
             }
             let mut out = buffer.copy();
             {

@@ -179,9 +179,17 @@ impl Recording {
         })
     }
 
-    /// Ends the recording: EOS through the muxer so the last segment is complete, then NULL.
+    /// Ends the recording: the picture ends now, the sound once it has caught up (bounded),
+    /// EOS through the muxer so the last segment is complete, then NULL.
     pub fn stop(mut self) {
-        self.input.fanout.detach(self.consumer);
+        let fanout = &self.input.fanout;
+        fanout.finish(self.consumer);
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while fanout.is_attached(self.consumer) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Whatever the sound reached: both streams end (a second EOS is harmless).
+        fanout.detach(self.consumer);
         let _ = self.vsrc.end_of_stream();
         if let Some(a) = &self.asrc {
             let _ = a.end_of_stream();
