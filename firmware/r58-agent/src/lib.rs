@@ -12,6 +12,7 @@ pub mod mqtt;
 pub mod ota;
 pub mod queue;
 pub mod recorder_api;
+pub mod remote_access;
 pub mod system;
 pub mod telemetry;
 pub mod twin;

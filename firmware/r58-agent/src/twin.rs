@@ -40,6 +40,7 @@ pub const SUPPORTED: &[(&str, Applies)] = &[
     ("rtsp.enabled", Applies::Recorder),
     ("turn.allow_port_53", Applies::Recorder),
     ("agent.telemetry_interval_seconds", Applies::AgentLive),
+    ("remote_access.enabled", Applies::AgentLive),
 ];
 
 pub fn applies(key: &str) -> Option<Applies> {

@@ -152,3 +152,99 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404, "a box without a tunnel");
 }
+
+/// The whole path: real Mosquitto, the real fleet with its relay, the real agent, the real
+/// recorder as the box's web UI. Remote access is off until the fleet's desired config turns
+/// it on; the tunnel survives the agent's `kill -9` (it dials again on restart, from the
+/// config it keeps), and the fleet turns it off again.
+#[test]
+fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let broker = r58_testkit::Broker::start_with_certs(dir.path(), &pki);
+    let relay_port = free_port();
+    let (recorder, ui_port) = r58_testkit::start_recorder(
+        &dir.path().join("recorder"),
+        "[api]\ntoken = \"the-box-token-0123\"\n",
+    );
+    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
+    let f = Fleet::start_with(
+        &dir.path().join("fleet"),
+        &pki,
+        broker.port,
+        &db,
+        "fleet-tunnels-e2e",
+        &format!(
+            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
+             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n",
+            p = pki.display()
+        ),
+    );
+    let admin = f.operator("ada");
+    let (ca, cert, key) = device_files(dir.path(), &pki, broker.port, "r58-0001");
+    let mut agent = r58_testkit::AgentProc::start_with(
+        &dir.path().join("r58-0001"),
+        &ca,
+        &cert,
+        &key,
+        broker.port,
+        "r58-0001",
+        &format!(
+            "[remote_access]\nrelay = \"127.0.0.1:{relay_port}\"\nserver_name = \"localhost\"\n\
+             ports = [{ui_port}]\nreconnect_max_seconds = 1\n"
+        ),
+    );
+    wait_device(&f, &admin, "r58-0001", "device online", |d| {
+        d.status == "online"
+    });
+    let tunnels = || -> Value { call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None).1 };
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(tunnels()["devices"], json!([]), "off by default");
+
+    let set = |on: bool| {
+        let (code, v) = call(
+            "PUT",
+            &f.url("/api/v1/devices/r58-0001/config"),
+            Some(&admin),
+            Some(json!({"settings": {"remote_access.enabled": on}})),
+        );
+        assert_eq!(code, 200, "{v}");
+    };
+    let open = |want: bool, what: &str| {
+        wait_until(Duration::from_secs(30), what, || {
+            ((tunnels()["devices"] == json!(["r58-0001"])) == want).then_some(())
+        })
+    };
+    set(true);
+    open(true, "the tunnel the fleet turned on");
+
+    let session = login(&f, &admin);
+    let c = reqwest::blocking::Client::new();
+    let get = |path: &str, box_token: Option<&str>| {
+        let mut r = c
+            .get(f.url(&format!("/api/v1/devices/r58-0001/ui/{path}")))
+            .header("Cookie", &session);
+        if let Some(t) = box_token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    let (code, page) = get("", None);
+    assert_eq!(code, 200);
+    assert!(page.contains("R58 recorder"), "the box's own page");
+    assert_eq!(get("api/status", None).0, 401, "the box asks for its token");
+    let (code, status) = get("api/status", Some("the-box-token-0123"));
+    assert_eq!(code, 200, "{status}");
+    assert!(status.contains("cam1"), "{status}");
+
+    agent.kill9();
+    open(false, "the killed box's tunnel gone");
+    agent.spawn();
+    open(true, "the tunnel back after the restart");
+    assert_eq!(get("api/status", Some("the-box-token-0123")).0, 200);
+
+    set(false);
+    open(false, "the tunnel the fleet turned off");
+    drop(recorder);
+}

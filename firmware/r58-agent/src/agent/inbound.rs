@@ -210,6 +210,8 @@ impl Agent {
                 tracing::info!(version = desired.version, "desired config applied");
                 self.cfg.agent.telemetry_interval_seconds = cfg.agent.telemetry_interval_seconds;
                 self.cfg.encoder = cfg.encoder;
+                self.cfg.remote_access = cfg.remote_access;
+                self.remote.apply(&self.cfg);
                 self.persisted.twin_version = Some(desired.version);
                 self.persisted.twin_applied = outcome.reported.applied.clone();
                 self.save();

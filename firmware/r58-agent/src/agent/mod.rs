@@ -92,6 +92,8 @@ pub struct Agent {
     /// The booted slot: `R58_BOOTED_SLOT` if set, else RAUC's answer, else the boot
     /// loader's `rauc.slot=` on the kernel command line.
     booted_slot: Option<String>,
+    /// The remote-access tunnel's dialer.
+    remote: crate::remote_access::RemoteAccess,
 }
 
 fn now_ms(started: Instant) -> u64 {
@@ -144,6 +146,7 @@ impl Agent {
             ota: None,
             firmware_version: env!("CARGO_PKG_VERSION").into(),
             booted_slot: running::slot_at_start(),
+            remote: Default::default(),
         })
     }
 
@@ -220,6 +223,7 @@ impl Agent {
 
     /// Runs until `shutdown` resolves. Never returns an error for connectivity: it retries.
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        self.remote.apply(&self.cfg);
         let (tx, mut rx) = mpsc::channel::<ToLoop>(256);
         let (ota_out_tx, mut ota_out) = mpsc::channel::<r58_ota::Out>(64);
         let mut engine_task = None;

@@ -4,12 +4,14 @@ mod agent;
 mod inputs;
 mod ota;
 mod recorder;
+mod remote_access;
 mod turn;
 
 pub use agent::*;
 pub use inputs::*;
 pub use ota::*;
 pub use recorder::*;
+pub use remote_access::*;
 pub use turn::*;
 
 use std::collections::BTreeMap;
@@ -36,6 +38,7 @@ pub struct R58Config {
     pub guests: GuestsConfig,
     pub agent: AgentConfig,
     pub ota: OtaConfig,
+    pub remote_access: RemoteAccessConfig,
     /// Inputs by id. The id names the RTSP path, the HLS folder and the recording folder.
     pub inputs: BTreeMap<String, InputConfig>,
 }
@@ -53,6 +56,7 @@ impl Validate for R58Config {
         out.extend(prefixed("guests", self.guests.validate()));
         out.extend(prefixed("agent", self.agent.validate()));
         out.extend(prefixed("ota", self.ota.validate()));
+        out.extend(prefixed("remote_access", self.remote_access.validate()));
         for (id, input) in &self.inputs {
             if let Err(reason) = check_input_id(id) {
                 out.push((format!("inputs.{id}"), reason));
