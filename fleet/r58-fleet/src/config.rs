@@ -39,6 +39,14 @@ pub struct RelayConfig {
     pub max_streams: u32,
     /// The port of the box's web UI (the recorder's API).
     pub ui_port: u16,
+    /// Requests on the public guest path (`/g/<device>/…`) one source address may make per
+    /// minute (a burst of that many, then refilled evenly).
+    pub guest_per_address_per_minute: u32,
+    /// Requests on the public guest path to one device per minute, from all addresses.
+    pub guest_per_device_per_minute: u32,
+    /// Take the source address from the last `X-Forwarded-For` entry (the fleet behind a
+    /// reverse proxy such as Coolify's, which adds it); otherwise the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for RelayConfig {
@@ -50,6 +58,9 @@ impl Default for RelayConfig {
             ca_file: PathBuf::new(),
             max_streams: 64,
             ui_port: 8000,
+            guest_per_address_per_minute: 60,
+            guest_per_device_per_minute: 600,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -268,8 +279,20 @@ impl Validate for FleetConfig {
                 }
             }
         }
-        if self.relay.max_streams == 0 {
-            out.push(("relay.max_streams".into(), "must be at least 1".into()));
+        for (key, v) in [
+            ("relay.max_streams", self.relay.max_streams),
+            (
+                "relay.guest_per_address_per_minute",
+                self.relay.guest_per_address_per_minute,
+            ),
+            (
+                "relay.guest_per_device_per_minute",
+                self.relay.guest_per_device_per_minute,
+            ),
+        ] {
+            if v == 0 {
+                out.push((key.into(), "must be at least 1".into()));
+            }
         }
         if self.db.max_connections == 0 {
             out.push(("db.max_connections".into(), "must be at least 1".into()));

@@ -91,6 +91,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         withheld,
         relay,
         ui_port: cfg.relay.ui_port,
+        guest_limits: Arc::new(api::guest_path::GuestLimits::new(&cfg.relay)),
     };
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)

@@ -153,6 +153,139 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
     assert_eq!(resp.status().as_u16(), 404, "a box without a tunnel");
 }
 
+/// The public guest path: no account, only the guest page and the WHIP endpoints of the
+/// box reach it (no cookie with them; the invite in `Authorization` goes on), everything else
+/// is answered by the fleet; requests are limited per source address (here behind a proxy
+/// that names it in `X-Forwarded-For`) and per device.
+#[test]
+fn guests_reach_only_the_guest_page_and_whip_of_a_box_and_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let (relay_port, ui_port) = (free_port(), free_port());
+    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
+    let f = Fleet::start_with(
+        &dir.path().join("fleet"),
+        &pki,
+        free_port(),
+        &db,
+        "fleet-guest-path",
+        &format!(
+            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
+             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n\
+             guest_per_address_per_minute = 12\nguest_per_device_per_minute = 15\n\
+             trust_forwarded_for = true\n",
+            p = pki.display()
+        ),
+    );
+    let admin = f.operator("ada");
+    let files = device_files(dir.path(), &pki, 1, "r58-0001");
+    let _box = start_box(relay_port, ui_port, files);
+    wait_until(Duration::from_secs(20), "the box's tunnel", || {
+        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
+        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
+    });
+    let session = login(&f, &admin);
+    let c = reqwest::blocking::Client::new();
+    let guest = |from: &str, method: &str, path: &str| {
+        let resp = c
+            .request(method.parse().unwrap(), f.url(&format!("/g/{path}")))
+            .header("X-Forwarded-For", format!("203.0.113.9, {from}"))
+            .header("Cookie", format!("{session}; other=1"))
+            .bearer_auth("the-invite")
+            .header("Content-Type", "application/sdp")
+            .body("v=0")
+            .send()
+            .unwrap();
+        let code = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (code, resp.json::<Value>().unwrap_or(Value::Null), retry)
+    };
+    let a = "198.51.100.1";
+    let (code, seen, _) = guest(a, "GET", "r58-0001/guest_join?invite=abc");
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["uri"], "/guest_join?invite=abc");
+    assert_eq!(seen["headers"]["authorization"], "Bearer the-invite");
+    assert!(
+        seen["headers"].get("cookie").is_none(),
+        "no cookie goes to the box from the public path: {seen}"
+    );
+    assert_eq!(seen["headers"]["host"], format!("127.0.0.1:{ui_port}"));
+    let (code, seen, _) = guest(a, "POST", "r58-0001/whip?resume=s1");
+    assert_eq!(
+        (code, seen["method"].as_str()),
+        (200, Some("POST")),
+        "{seen}"
+    );
+    assert_eq!(
+        (seen["uri"].as_str(), seen["body"].as_str()),
+        (Some("/whip?resume=s1"), Some("v=0"))
+    );
+    let (code, seen, _) = guest(a, "DELETE", "r58-0001/whip/guest-ann/0a1b");
+    assert_eq!(
+        (code, seen["uri"].as_str()),
+        (200, Some("/whip/guest-ann/0a1b"))
+    );
+    // The rest of the box is not on the guest path: the fleet answers, the box never sees it.
+    for (method, path) in [
+        ("GET", "r58-0001/api/status"),
+        ("POST", "r58-0001/api/recordings/start"),
+        ("GET", "r58-0001/hls/cam1/index.m3u8"),
+        ("GET", "r58-0001/whip/..%2Fapi/status"),
+        ("POST", "r58-0001/guest_join"),
+    ] {
+        let (code, body, _) = guest(a, method, path);
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (404, Some("not_found")),
+            "{method} {path}: {body}"
+        );
+    }
+    let (code, body, _) = guest(a, "GET", "r58-0002/guest_join");
+    assert_eq!(code, 404, "a box without a tunnel: {body}");
+
+    // Address a has made 9 requests of its 12; the 13th is refused with when to come back.
+    let mut ok = 0;
+    let refused = loop {
+        let (code, body, retry) = guest(a, "GET", "r58-0001/guest_join");
+        if code != 200 {
+            break (code, body, retry);
+        }
+        ok += 1;
+        assert!(ok <= 4, "more than 12 requests a minute from one address");
+    };
+    // 3, or 4 if the test took more than the 5 s one request comes back in.
+    assert!((3..=4).contains(&ok), "{ok}");
+    assert_eq!(refused.0, 429, "{}", refused.1);
+    assert_eq!(refused.1["error"], "rate_limited");
+    let wait: u64 = refused.2.expect("Retry-After").parse().unwrap();
+    assert!(
+        (1..=5).contains(&wait),
+        "one request back every 5 s: {wait}"
+    );
+    // Another address is not held up by the first, until the device's 15 a minute are used:
+    // a's requests that reached the box count (6), its refused and not-found ones do not.
+    let mut from_b = 0;
+    loop {
+        let (code, body, _) = guest("198.51.100.2", "GET", "r58-0001/guest_join");
+        if code == 429 {
+            assert!(
+                body["reason"].as_str().unwrap().contains("device r58-0001"),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(code, 200, "{body}");
+        from_b += 1;
+        assert!(from_b <= 11);
+    }
+    assert!((9..=11).contains(&from_b), "{from_b} from a second address");
+    let (code, _, _) = guest("198.51.100.3", "GET", "r58-0001/guest_join");
+    assert_eq!(code, 429, "the device's limit holds for every address");
+}
+
 /// The whole path: real Mosquitto, the real fleet with its relay, the real agent, the real
 /// recorder as the box's web UI. Remote access is off until the fleet's desired config turns
 /// it on; the tunnel survives the agent's `kill -9` (it dials again on restart, from the
@@ -237,6 +370,56 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     let (code, status) = get("api/status", Some("the-box-token-0123"));
     assert_eq!(code, 200, "{status}");
     assert!(status.contains("cam1"), "{status}");
+
+    // A guest, with no account, on the public path: the box's guest page, its WHIP endpoint
+    // with the invite as the credential (an invite made through the admin's UI path), and
+    // nothing else of the box.
+    let post = |path: &str, token: &str, body: &str| {
+        c.post(f.url(&format!("/api/v1/devices/r58-0001/ui/{path}")))
+            .header("Cookie", &session)
+            .header("Sec-Fetch-Site", "same-origin")
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let invite: Value = post(
+        "api/guests/invites",
+        "the-box-token-0123",
+        r#"{"name": "Ann", "uses": 1}"#,
+    )
+    .json()
+    .unwrap();
+    let token = invite["token"]
+        .as_str()
+        .expect("an invite token")
+        .to_string();
+    let g = |method: &str, path: &str, bearer: &str| {
+        let resp = c
+            .request(
+                method.parse().unwrap(),
+                f.url(&format!("/g/r58-0001/{path}")),
+            )
+            .bearer_auth(bearer)
+            .header("Content-Type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    let (code, page) = g("GET", &format!("guest_join?invite={token}"), "");
+    assert_eq!(code, 200);
+    assert!(page.contains("Join as a guest"), "the box's guest page");
+    assert_eq!(g("OPTIONS", "whip", &token).0, 204, "the invite admits");
+    let (code, body) = g("OPTIONS", "whip", "not-an-invite-0123456789");
+    assert_eq!(code, 401, "the box refuses a bad invite: {body}");
+    let (code, body) = g("POST", "whip", &token);
+    assert_eq!(
+        code, 400,
+        "the box's reason for an offer that is not one: {body}"
+    );
+    assert_eq!(g("GET", "api/status", "the-box-token-0123").0, 404);
 
     agent.kill9();
     open(false, "the killed box's tunnel gone");

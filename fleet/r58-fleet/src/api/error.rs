@@ -41,6 +41,11 @@ pub enum ApiError {
     /// The box could not be reached through its tunnel.
     #[error("{0}")]
     BadGateway(String),
+    /// A rate limit of the public guest path; try again after `retry_after_s`.
+    #[error("too many requests {what}; try again in {retry_after_s} s")]
+    RateLimited { what: String, retry_after_s: u64 },
+    #[error("{0}")]
+    TooLarge(String),
     #[error("storage: {0}")]
     Storage(String),
     #[error(transparent)]
@@ -64,6 +69,8 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "database"),
         }
     }
@@ -75,14 +82,19 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %r58_log::error_chain(&self), "API request failed");
         }
-        (
+        let mut resp = (
             status,
             Json(r58_fleet_api::ErrorBody {
                 error: code.into(),
                 reason: r58_log::error_chain(&self),
             }),
         )
-            .into_response()
+            .into_response();
+        if let Self::RateLimited { retry_after_s, .. } = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_s.into());
+        }
+        resp
     }
 }
 

@@ -1,14 +1,17 @@
 //! The operator REST API (`/api/v1`, JSON; "REST API" in docs/fleet.md), the dashboard, metrics and
-//! health. Every route but `/healthz`, the login page and the static dashboard files needs
-//! an operator token.
+//! health. Every route but `/healthz`, the login page, the static dashboard files, bundle
+//! downloads and the public guest path (`/g/<device>/…`, guest_path.rs) needs an operator
+//! token.
 
 pub mod auth;
 mod commands;
 mod devices;
 pub mod error;
 pub mod events;
+pub mod guest_path;
 mod metrics;
 mod ota;
+mod rate;
 mod tunnels;
 
 use std::sync::atomic::Ordering;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub relay: Option<Arc<r58_tunnel::listen::Relay>>,
     /// The port of the boxes' web UI.
     pub ui_port: u16,
+    /// The rate limits of the public guest path.
+    pub guest_limits: Arc<guest_path::GuestLimits>,
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
@@ -121,6 +126,7 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route("/healthz", get(healthz))
         .route("/ota/bundles/:file", get(ota::download))
         .route("/api/v1/session", post(auth::login).delete(auth::logout))
+        .route("/g/:id/*path", any(guest_path::guest))
         .merge(crate::dashboard::routes());
     let turn = Router::new()
         .route("/turn/credentials", post(crate::turn_api::credentials))

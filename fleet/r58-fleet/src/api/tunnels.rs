@@ -41,7 +41,7 @@ pub async fn ui(
     Path((id, path)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(s, id, path, req).await
+    forward(s, id, path, req, Caller::Operator).await
 }
 
 /// `ANY /api/v1/devices/:id/ui/`: the box's UI root, as [`ui`].
@@ -50,14 +50,26 @@ pub async fn ui_root(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(s, id, String::new(), req).await
+    forward(s, id, String::new(), req, Caller::Operator).await
 }
 
-async fn forward(
+/// Who a request through a tunnel comes from, which decides the cookies passed on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Caller {
+    /// An admin: the fleet's session cookie stays here, the box's own cookies go on.
+    Operator,
+    /// A guest on the public path: no cookie goes to the box.
+    Guest,
+}
+
+/// `req` as `/<path>?<query>` to the box's web UI through its tunnel, and the box's answer
+/// back: hop-by-hop headers stay, `Host` names the box's loopback.
+pub async fn forward(
     s: AppState,
     id: String,
     path: String,
     req: Request,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let relay = s.relay.as_ref().ok_or(ApiError::NoRelay)?;
     let tunnel = relay
@@ -88,13 +100,16 @@ async fn forward(
     for h in HOP_BY_HOP {
         headers.remove(h);
     }
-    let cookies: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(without_session_cookie)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let cookies: Vec<String> = match caller {
+        Caller::Operator => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(without_session_cookie)
+            .filter(|c| !c.is_empty())
+            .collect(),
+        Caller::Guest => Vec::new(),
+    };
     headers.remove(header::COOKIE);
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(&c) {

@@ -1,0 +1,157 @@
+//! The public guest path, `/g/<device>/…` (docs/remote-access.md): a guest with no account
+//! reaches the guest page and the WHIP endpoints of one box through its tunnel, and nothing
+//! else of the box. The invite the guest page sends is the credential, checked by the box.
+//! Requests are limited per source address and per device.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::rate::RateLimit;
+use super::tunnels::{forward, Caller};
+use super::AppState;
+
+/// The largest request body a guest sends (an SDP offer, an ICE fragment).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The rate limits of the guest path and where the source address comes from.
+pub struct GuestLimits {
+    pub per_address: RateLimit,
+    pub per_device: RateLimit,
+    pub trust_forwarded_for: bool,
+}
+
+impl GuestLimits {
+    pub fn new(cfg: &crate::config::RelayConfig) -> Self {
+        Self {
+            per_address: RateLimit::new(cfg.guest_per_address_per_minute),
+            per_device: RateLimit::new(cfg.guest_per_device_per_minute),
+            trust_forwarded_for: cfg.trust_forwarded_for,
+        }
+    }
+
+    /// The guest's address: the TCP peer, or the entry the reverse proxy in front added
+    /// (the last of `X-Forwarded-For`) when configured to trust it.
+    fn source(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        if self.trust_forwarded_for {
+            let last = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|a| a.trim().parse::<IpAddr>().ok());
+            if let Some(a) = last {
+                return a;
+            }
+        }
+        peer.ip()
+    }
+}
+
+/// Whether `method` on `path` (below `/g/<device>/`, query excluded) is part of what guests
+/// may reach: the guest page, the WHIP endpoint, and a WHIP session's resource.
+pub fn allowed(method: &Method, path: &str) -> bool {
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["guest_join"] => matches!(*method, Method::GET | Method::HEAD),
+        ["whip"] => matches!(*method, Method::POST | Method::OPTIONS),
+        ["whip", input, session] => {
+            segment_ok(input)
+                && segment_ok(session)
+                && matches!(*method, Method::DELETE | Method::PATCH | Method::OPTIONS)
+        }
+        _ => false,
+    }
+}
+
+/// `ANY /g/:device/*path`.
+pub async fn guest(
+    State(s): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let limits = &s.guest_limits;
+    let now = Instant::now();
+    let source = limits.source(peer, req.headers());
+    limits
+        .per_address
+        .take(&source.to_string(), now)
+        .map_err(|retry_after_s| ApiError::RateLimited {
+            what: format!("from {source}"),
+            retry_after_s,
+        })?;
+    if !allowed(req.method(), &path) {
+        return Err(ApiError::NotFound(format!(
+            "{} /{path} on the guest path",
+            req.method()
+        )));
+    }
+    limits
+        .per_device
+        .take(&id, now)
+        .map_err(|retry_after_s| ApiError::RateLimited {
+            what: format!("to device {id}"),
+            retry_after_s,
+        })?;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|e| ApiError::TooLarge(format!("a guest's request body: {e}")))?;
+    let req = Request::from_parts(parts, Body::from(body));
+    forward(s, id, path, req, Caller::Guest).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_guest_page_and_whip_are_reachable() {
+        assert!(allowed(&Method::GET, "guest_join"));
+        assert!(allowed(&Method::POST, "whip"));
+        assert!(allowed(&Method::OPTIONS, "whip"));
+        assert!(allowed(&Method::DELETE, "whip/guest-ann/0a1b2c"));
+        assert!(allowed(&Method::PATCH, "whip/guest-ann/0a1b2c"));
+        for (m, p) in [
+            (Method::POST, "guest_join"),
+            (Method::GET, "whip"),
+            (Method::GET, ""),
+            (Method::GET, "api/status"),
+            (Method::POST, "api/recordings/start"),
+            (Method::GET, "hls/cam1/index.m3u8"),
+            (Method::DELETE, "whip/../api"),
+            (Method::DELETE, "whip/a/b/c"),
+            (Method::DELETE, "whip//b"),
+            (Method::DELETE, "whip/a%2F/b"),
+            (Method::GET, "guest_join/"),
+            (Method::GET, "./guest_join"),
+        ] {
+            assert!(!allowed(&m, p), "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn the_proxy_s_address_is_used_only_when_trusted() {
+        let peer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "1.2.3.4, 5.6.7.8".parse().unwrap());
+        let mut l = GuestLimits::new(&Default::default());
+        assert_eq!(l.source(peer, &h).to_string(), "10.0.0.1");
+        l.trust_forwarded_for = true;
+        assert_eq!(l.source(peer, &h).to_string(), "5.6.7.8");
+        assert_eq!(l.source(peer, &HeaderMap::new()).to_string(), "10.0.0.1");
+    }
+}
