@@ -30,4 +30,4 @@ pub use ota::{
     RolloutSummary,
 };
 pub use session::{Login, Role, Session};
-pub use tunnels::TunnelList;
+pub use tunnels::{TunnelList, TunnelSession, TunnelSessionList};

@@ -7,3 +7,34 @@ pub struct TunnelList {
     /// Device ids, sorted.
     pub devices: Vec<String>,
 }
+
+/// One stream the fleet opened through a box's tunnel, as the audit keeps it
+/// (`GET /api/v1/tunnel-sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSession {
+    pub id: String,
+    pub device: String,
+    /// `ui` (an admin's request to the box's web UI) or `guest` (the public guest path).
+    pub kind: String,
+    /// Who opened it: the operator's name, or `guest <address>`.
+    pub opened_by: String,
+    /// The box's local port.
+    pub port: u16,
+    /// What it was for: the HTTP request line (`GET /api/status`).
+    pub target: String,
+    /// Unix ms.
+    pub opened_at: i64,
+    /// Unix ms; absent while open.
+    pub closed_at: Option<i64>,
+    pub bytes_to_device: i64,
+    pub bytes_from_device: i64,
+    /// Why it ended: `closed` (either end), `idle`, `max_duration`, `closed_by_operator`,
+    /// `error`, `fleet_stopped` (the fleet process that held it went away).
+    pub end_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSessionList {
+    /// Newest first.
+    pub sessions: Vec<TunnelSession>,
+}

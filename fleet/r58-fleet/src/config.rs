@@ -47,6 +47,10 @@ pub struct RelayConfig {
     /// Take the source address from the last `X-Forwarded-For` entry (the fleet behind a
     /// reverse proxy such as Coolify's, which adds it); otherwise the TCP peer.
     pub trust_forwarded_for: bool,
+    /// The longest a stream through a tunnel stays open.
+    pub session_max_seconds: u32,
+    /// A stream through a tunnel with no byte either way for this long is closed.
+    pub session_idle_seconds: u32,
 }
 
 impl Default for RelayConfig {
@@ -61,6 +65,8 @@ impl Default for RelayConfig {
             guest_per_address_per_minute: 60,
             guest_per_device_per_minute: 600,
             trust_forwarded_for: false,
+            session_max_seconds: 14_400,
+            session_idle_seconds: 900,
         }
     }
 }
@@ -288,6 +294,11 @@ impl Validate for FleetConfig {
             (
                 "relay.guest_per_device_per_minute",
                 self.relay.guest_per_device_per_minute,
+            ),
+            ("relay.session_max_seconds", self.relay.session_max_seconds),
+            (
+                "relay.session_idle_seconds",
+                self.relay.session_idle_seconds,
             ),
         ] {
             if v == 0 {

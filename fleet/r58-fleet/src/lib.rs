@@ -13,6 +13,7 @@ pub mod mqtt;
 pub mod ota;
 pub mod pki;
 mod republish;
+pub mod tunnel_sessions;
 pub mod turn_api;
 
 use std::sync::Arc;
@@ -82,7 +83,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         None => None,
     };
     let state = api::AppState {
-        db,
+        db: db.clone(),
         mqtt,
         stats,
         events,
@@ -92,7 +93,15 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         relay,
         ui_port: cfg.relay.ui_port,
         guest_limits: Arc::new(api::guest_path::GuestLimits::new(&cfg.relay)),
+        sessions: tunnel_sessions::Sessions::new(
+            db.clone(),
+            tunnel_sessions::Limits {
+                max_duration: Duration::from_secs(cfg.relay.session_max_seconds.into()),
+                idle: Duration::from_secs(cfg.relay.session_idle_seconds.into()),
+            },
+        ),
     };
+    tokio::spawn(tunnel_sessions::close_stale(db.clone()));
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

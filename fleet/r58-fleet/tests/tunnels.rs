@@ -27,21 +27,39 @@ fn start_box(
 ) -> tokio::runtime::Runtime {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.spawn(async move {
-        let app = axum::Router::new().fallback(any(|req: Request| async move {
-            let headers: serde_json::Map<String, Value> = req
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
-                .collect();
-            let (parts, body) = req.into_parts();
-            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-            axum::Json(json!({
-                "method": parts.method.as_str(),
-                "uri": parts.uri.to_string(),
-                "headers": headers,
-                "body": String::from_utf8_lossy(&body),
-            }))
-        }));
+        let app = axum::Router::new()
+            .route(
+                "/slow",
+                any(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/drip",
+                any(|| async {
+                    let ticks = futures::stream::unfold((), |()| async {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Some((Ok::<_, std::io::Error>(vec![b'.'; 100]), ()))
+                    });
+                    axum::body::Body::from_stream(ticks)
+                }),
+            )
+            .fallback(any(|req: Request| async move {
+                let headers: serde_json::Map<String, Value> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                    .collect();
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                axum::Json(json!({
+                    "method": parts.method.as_str(),
+                    "uri": parts.uri.to_string(),
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&body),
+                }))
+            }));
         let l = tokio::net::TcpListener::bind(("127.0.0.1", ui_port))
             .await
             .unwrap();
@@ -138,6 +156,39 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         (Some("POST"), Some("sent body"))
     );
 
+    // Each request through the tunnel is in the audit: who, what (no query: it may hold
+    // secrets), how many bytes, how it ended. Viewers may read it.
+    let audit = wait_until(Duration::from_secs(10), "the sessions closed", || {
+        let (code, list) = call(
+            "GET",
+            &f.url("/api/v1/tunnel-sessions?device=r58-0001"),
+            Some(&viewer),
+            None,
+        );
+        assert_eq!(code, 200, "{list}");
+        let s = list["sessions"].as_array().unwrap().clone();
+        (s.len() == 3 && s.iter().all(|x| x["end_reason"] == "closed")).then_some(s)
+    });
+    let targets: Vec<&str> = audit
+        .iter()
+        .map(|x| x["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["POST /api/recordings/start", "GET /api/status", "GET /"],
+        "newest first"
+    );
+    for x in &audit {
+        assert_eq!(
+            (x["kind"].as_str(), x["opened_by"].as_str()),
+            (Some("ui"), Some("ada"))
+        );
+        assert_eq!(x["port"], ui_port);
+        assert!(x["bytes_to_device"].as_i64().unwrap() > 100, "{x}");
+        assert!(x["bytes_from_device"].as_i64().unwrap() > 100, "{x}");
+        assert!(x["closed_at"].as_i64().unwrap() >= x["opened_at"].as_i64().unwrap());
+    }
+
     // The fleet's session is the cookie only: a bearer token alone is the box's, not an operator's.
     let (code, _) = through("GET", "api/status", None);
     assert_eq!(code, 401);
@@ -151,6 +202,142 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         .send()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404, "a box without a tunnel");
+}
+
+/// Every stream through a tunnel ends at its idle timeout or its maximum duration, or when
+/// an admin closes it, and the audit says which.
+#[test]
+fn sessions_end_at_their_limits_or_when_an_admin_closes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let (relay_port, ui_port) = (free_port(), free_port());
+    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
+    let f = Fleet::start_with(
+        &dir.path().join("fleet"),
+        &pki,
+        free_port(),
+        &db,
+        "fleet-tunnel-limits",
+        &format!(
+            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
+             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n\
+             session_idle_seconds = 2\nsession_max_seconds = 5\n",
+            p = pki.display()
+        ),
+    );
+    let admin = f.operator("ada");
+    let viewer = f.operator_as("val", "viewer");
+    let files = device_files(dir.path(), &pki, 1, "r58-0001");
+    let _box = start_box(relay_port, ui_port, files);
+    wait_until(Duration::from_secs(20), "the box's tunnel", || {
+        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
+        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
+    });
+    let session = login(&f, &admin);
+    let url = f.url("/api/v1/devices/r58-0001/ui/");
+    // Reads `path` through the tunnel to its end; the status (0 if none came), the bytes
+    // read and the time it took.
+    let read = move |path: &str| {
+        let started = std::time::Instant::now();
+        let c = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut bytes = 0usize;
+        let code = match c
+            .get(format!("{url}{path}"))
+            .header("Cookie", &session)
+            .send()
+        {
+            Ok(mut resp) => {
+                let code = resp.status().as_u16();
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = std::io::Read::read(&mut resp, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    bytes += n;
+                }
+                code
+            }
+            Err(_) => 0,
+        };
+        (code, bytes, started.elapsed())
+    };
+    let ended = |target: &str| -> Value {
+        wait_until(
+            Duration::from_secs(10),
+            "the session's end recorded",
+            || {
+                let (_, list) = call("GET", &f.url("/api/v1/tunnel-sessions"), Some(&admin), None);
+                list["sessions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["target"] == target && !x["end_reason"].is_null())
+                    .cloned()
+            },
+        )
+    };
+
+    let (code, _, took) = read("slow");
+    assert_eq!(
+        code, 502,
+        "nothing came from the box before the idle timeout"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(ended("GET /slow")["end_reason"], "idle");
+
+    let (code, bytes, took) = read("drip");
+    assert_eq!(code, 200);
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_secs(15),
+        "a busy stream runs to its maximum duration: {took:?}"
+    );
+    let drip = ended("GET /drip");
+    assert_eq!(drip["end_reason"], "max_duration");
+    assert!(bytes > 1000 && drip["bytes_from_device"].as_i64().unwrap() >= bytes as i64);
+
+    // An admin closes an open session; a viewer may not.
+    let reader = std::thread::spawn(move || read("drip?again"));
+    let open = wait_until(Duration::from_secs(10), "the session open", || {
+        let (_, list) = call(
+            "GET",
+            &f.url("/api/v1/tunnel-sessions?open=true"),
+            Some(&admin),
+            None,
+        );
+        list["sessions"].as_array().unwrap().first().cloned()
+    });
+    assert!(open["closed_at"].is_null());
+    let id = open["id"].as_str().unwrap();
+    let close = |token: &str| {
+        call(
+            "DELETE",
+            &f.url(&format!("/api/v1/tunnel-sessions/{id}")),
+            Some(token),
+            None,
+        )
+        .0
+    };
+    assert_eq!(close(&viewer), 403);
+    assert_eq!(close(&admin), 204);
+    let (_, _, took) = reader.join().unwrap();
+    assert!(
+        took < Duration::from_millis(4500),
+        "closed before its limit: {took:?}"
+    );
+    let closed = wait_until(Duration::from_secs(10), "the close recorded", || {
+        let (_, list) = call("GET", &f.url("/api/v1/tunnel-sessions"), Some(&admin), None);
+        list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id && !x["end_reason"].is_null())
+            .cloned()
+    });
+    assert_eq!(closed["end_reason"], "closed_by_operator");
+    assert_eq!(close(&admin), 404, "no longer open");
 }
 
 /// The public guest path: no account, only the guest page and the WHIP endpoints of the
@@ -284,6 +471,21 @@ fn guests_reach_only_the_guest_page_and_whip_of_a_box_and_are_rate_limited() {
     assert!((9..=11).contains(&from_b), "{from_b} from a second address");
     let (code, _, _) = guest("198.51.100.3", "GET", "r58-0001/guest_join");
     assert_eq!(code, 429, "the device's limit holds for every address");
+    // What reached the box is in the audit, as a guest's, by address.
+    let (_, list) = call(
+        "GET",
+        &f.url("/api/v1/tunnel-sessions?device=r58-0001"),
+        Some(&admin),
+        None,
+    );
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3 + ok + from_b, "{list}");
+    assert!(sessions.iter().all(|x| x["kind"] == "guest"));
+    let by_a = sessions
+        .iter()
+        .filter(|x| x["opened_by"] == "guest 198.51.100.1")
+        .count();
+    assert_eq!(by_a, 3 + ok);
 }
 
 /// The whole path: real Mosquitto, the real fleet with its relay, the real agent, the real

@@ -36,7 +36,8 @@ fn is_box_ui(path: &str) -> bool {
 }
 
 /// The role a request needs: reading needs `viewer`; publishing bundles, starting or
-/// steering rollouts and reaching a box through its tunnel `admin`; every other change
+/// steering rollouts, reaching a box through its tunnel and closing a tunnel session `admin`;
+/// every other change
 /// (commands, desired configuration, tags) `operator`. `path` is the route's pattern.
 pub fn required_role(method: &Method, path: &str) -> Role {
     if is_box_ui(path) {
@@ -46,7 +47,10 @@ pub fn required_role(method: &Method, path: &str) -> Role {
         return Role::Viewer;
     }
     match path {
-        "/api/v1/bundles" | "/api/v1/rollouts" | "/api/v1/rollouts/:id/:action" => Role::Admin,
+        "/api/v1/bundles"
+        | "/api/v1/rollouts"
+        | "/api/v1/rollouts/:id/:action"
+        | "/api/v1/tunnel-sessions/:id" => Role::Admin,
         _ => Role::Operator,
     }
 }

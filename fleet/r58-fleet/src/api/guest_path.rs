@@ -111,7 +111,7 @@ pub async fn guest(
         .await
         .map_err(|e| ApiError::TooLarge(format!("a guest's request body: {e}")))?;
     let req = Request::from_parts(parts, Body::from(body));
-    forward(s, id, path, req, Caller::Guest).await
+    forward(s, id, path, req, Caller::Guest(source)).await
 }
 
 #[cfg(test)]

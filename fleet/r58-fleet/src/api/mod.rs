@@ -44,6 +44,8 @@ pub struct AppState {
     pub ui_port: u16,
     /// The rate limits of the public guest path.
     pub guest_limits: Arc<guest_path::GuestLimits>,
+    /// The streams through tunnels this process holds, audited and limited.
+    pub sessions: Arc<crate::tunnel_sessions::Sessions>,
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
@@ -95,6 +97,11 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         )
         .route("/api/v1/commands", post(commands::send_many))
         .route("/api/v1/tunnels", get(tunnels::list))
+        .route("/api/v1/tunnel-sessions", get(tunnels::sessions))
+        .route(
+            "/api/v1/tunnel-sessions/:id",
+            axum::routing::delete(tunnels::close_session),
+        )
         .route(auth::BOX_UI_ROOT, any(tunnels::ui_root))
         .route(auth::BOX_UI_ROUTE, any(tunnels::ui))
         .route("/api/v1/commands/:id", get(commands::one))

@@ -2,16 +2,19 @@
 //! open, and a box's web UI through it.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use hyper_util::rt::TokioIo;
-use r58_fleet_api::TunnelList;
+use r58_fleet_api::{TunnelList, TunnelSessionList};
+use serde::Deserialize;
 
-use super::auth::without_session_cookie;
+use super::auth::{without_session_cookie, Operator};
 use super::error::ApiError;
 use super::AppState;
+use crate::tunnel_sessions::Opening;
 
 /// `GET /api/v1/tunnels`.
 pub async fn list(State(s): State<AppState>) -> Result<Json<TunnelList>, ApiError> {
@@ -19,6 +22,39 @@ pub async fn list(State(s): State<AppState>) -> Result<Json<TunnelList>, ApiErro
     Ok(Json(TunnelList {
         devices: relay.devices(),
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    device: Option<String>,
+    #[serde(default)]
+    open: bool,
+}
+
+/// `GET /api/v1/tunnel-sessions[?device=<id>][&open=true]`: the audit, newest first.
+pub async fn sessions(
+    State(s): State<AppState>,
+    Query(q): Query<SessionQuery>,
+) -> Result<Json<TunnelSessionList>, ApiError> {
+    Ok(Json(TunnelSessionList {
+        sessions: s.db.tunnel_sessions(q.device.as_deref(), q.open).await?,
+    }))
+}
+
+/// `DELETE /api/v1/tunnel-sessions/:id`: ends an open session held by this fleet process.
+pub async fn close_session(
+    State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if !s.sessions.close(&id) {
+        return Err(ApiError::NotFound(format!(
+            "open tunnel session {id:?} on this fleet process"
+        )));
+    }
+    tracing::info!(session = %id, by = %op.0, "tunnel session closed by an operator");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Headers that belong to one hop and are not passed on.
@@ -38,32 +74,51 @@ const HOP_BY_HOP: [&str; 8] = [
 /// here; the box's own `Authorization` goes on.
 pub async fn ui(
     State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
     Path((id, path)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(s, id, path, req, Caller::Operator).await
+    forward(s, id, path, req, Caller::Operator(op.0)).await
 }
 
 /// `ANY /api/v1/devices/:id/ui/`: the box's UI root, as [`ui`].
 pub async fn ui_root(
     State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(s, id, String::new(), req, Caller::Operator).await
+    forward(s, id, String::new(), req, Caller::Operator(op.0)).await
 }
 
-/// Who a request through a tunnel comes from, which decides the cookies passed on.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Who a request through a tunnel comes from: the audit's `opened_by`, and the cookies
+/// passed on.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
-    /// An admin: the fleet's session cookie stays here, the box's own cookies go on.
-    Operator,
-    /// A guest on the public path: no cookie goes to the box.
-    Guest,
+    /// An admin, by name: the fleet's session cookie stays here, the box's own cookies go on.
+    Operator(String),
+    /// A guest on the public path, by source address: no cookie goes to the box.
+    Guest(std::net::IpAddr),
 }
 
-/// `req` as `/<path>?<query>` to the box's web UI through its tunnel, and the box's answer
-/// back: hop-by-hop headers stay, `Host` names the box's loopback.
+impl Caller {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Operator(_) => "ui",
+            Self::Guest(_) => "guest",
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Operator(name) => name.clone(),
+            Self::Guest(addr) => format!("guest {addr}"),
+        }
+    }
+}
+
+/// `req` as `/<path>?<query>` to the box's web UI through its tunnel, as an audited session,
+/// and the box's answer back: hop-by-hop headers stay, `Host` names the box's loopback.
 pub async fn forward(
     s: AppState,
     id: String,
@@ -79,7 +134,26 @@ pub async fn forward(
         .open(s.ui_port)
         .await
         .map_err(|e| ApiError::BadGateway(format!("device {id}: {e}")))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (mut parts, body) = req.into_parts();
+    let target = match parts.uri.query() {
+        Some(q) => format!("/{path}?{q}"),
+        None => format!("/{path}"),
+    };
+    let (near, far) = tokio::io::duplex(64 * 1024);
+    s.sessions
+        .run(
+            Opening {
+                device: id.clone(),
+                kind: caller.kind(),
+                opened_by: caller.name(),
+                port: s.ui_port,
+                target: format!("{} /{path}", parts.method),
+            },
+            far,
+            stream,
+        )
+        .await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(near))
         .await
         .map_err(|e| ApiError::BadGateway(format!("device {id}: HTTP: {e}")))?;
     tokio::spawn(async move {
@@ -87,11 +161,6 @@ pub async fn forward(
             tracing::debug!(error = %e, "a request through a tunnel ended");
         }
     });
-    let (mut parts, body) = req.into_parts();
-    let target = match parts.uri.query() {
-        Some(q) => format!("/{path}?{q}"),
-        None => format!("/{path}"),
-    };
     parts.uri = target
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("path {target:?}: {e}")))?;
@@ -101,14 +170,14 @@ pub async fn forward(
         headers.remove(h);
     }
     let cookies: Vec<String> = match caller {
-        Caller::Operator => headers
+        Caller::Operator(_) => headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .map(without_session_cookie)
             .filter(|c| !c.is_empty())
             .collect(),
-        Caller::Guest => Vec::new(),
+        Caller::Guest(_) => Vec::new(),
     };
     headers.remove(header::COOKIE);
     for c in cookies {

@@ -136,6 +136,28 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         // Operators made before roles could do everything: they stay admins.
         &["ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"],
     ),
+    (
+        5,
+        "tunnel sessions",
+        &[
+            "CREATE TABLE IF NOT EXISTS tunnel_sessions (
+            id TEXT PRIMARY KEY,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            port BIGINT NOT NULL,
+            target TEXT NOT NULL,
+            opened_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            closed_at BIGINT,
+            bytes_to_device BIGINT NOT NULL DEFAULT 0,
+            bytes_from_device BIGINT NOT NULL DEFAULT 0,
+            end_reason TEXT
+        )",
+            "CREATE INDEX IF NOT EXISTS tunnel_sessions_device ON tunnel_sessions (device, opened_at)",
+            "CREATE INDEX IF NOT EXISTS tunnel_sessions_opened ON tunnel_sessions (opened_at)",
+        ],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

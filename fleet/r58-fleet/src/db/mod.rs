@@ -10,6 +10,7 @@ mod migrations;
 mod operators;
 mod ota;
 mod telemetry;
+mod tunnel_sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use ingest::{Figures, IngestOutcome, Message};
 pub use migrations::MIGRATIONS;
 pub use operators::{Operator, Role};
 pub use ota::{phase_rank, NewRollout};
+pub use tunnel_sessions::NewTunnelSession;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
