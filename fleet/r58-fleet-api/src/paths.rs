@@ -185,3 +185,9 @@ mod tests {
         assert_eq!(RolloutAction::parse("stop"), None);
     }
 }
+
+/// `GET /api/v1/devices/<id>/port/<port>` with `Upgrade:` [`crate::tunnels::PORT_UPGRADE`]:
+/// the connection becomes a byte stream to `127.0.0.1:<port>` on the box, through its tunnel.
+pub fn device_port(id: &str, port: u16) -> String {
+    format!("{API}/devices/{}/port/{port}", encode(id))
+}

@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `Upgrade:` protocol of a port forward ([`crate::paths::device_port`]): after the
+/// fleet's `101 Switching Protocols` the connection carries the bytes of one TCP connection
+/// to the box's port, both ways, until either side closes.
+pub const PORT_UPGRADE: &str = "r58-tunnel";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelList {
     /// Device ids, sorted.
@@ -14,13 +19,14 @@ pub struct TunnelList {
 pub struct TunnelSession {
     pub id: String,
     pub device: String,
-    /// `ui` (an admin's request to the box's web UI) or `guest` (the public guest path).
+    /// `ui` (an admin's request to the box's web UI), `guest` (the public guest path) or
+    /// `port` (an admin's port forward, `r58-fleet tunnel`).
     pub kind: String,
     /// Who opened it: the operator's name, or `guest <address>`.
     pub opened_by: String,
     /// The box's local port.
     pub port: u16,
-    /// What it was for: the HTTP request line (`GET /api/status`).
+    /// What it was for: the HTTP request line (`GET /api/status`), or `port <port>`.
     pub target: String,
     /// Unix ms.
     pub opened_at: i64,

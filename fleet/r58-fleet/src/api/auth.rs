@@ -31,6 +31,9 @@ pub struct OperatorRole(pub Role);
 pub const BOX_UI_ROOT: &str = "/api/v1/devices/:id/ui/";
 pub const BOX_UI_ROUTE: &str = "/api/v1/devices/:id/ui/*path";
 
+/// The route of an admin's port forward through a box's tunnel.
+pub const DEVICE_PORT_ROUTE: &str = "/api/v1/devices/:id/port/:port";
+
 fn is_box_ui(path: &str) -> bool {
     path == BOX_UI_ROOT || path == BOX_UI_ROUTE
 }
@@ -40,7 +43,7 @@ fn is_box_ui(path: &str) -> bool {
 /// every other change
 /// (commands, desired configuration, tags) `operator`. `path` is the route's pattern.
 pub fn required_role(method: &Method, path: &str) -> Role {
-    if is_box_ui(path) {
+    if is_box_ui(path) || path == DEVICE_PORT_ROUTE {
         return Role::Admin;
     }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {

@@ -12,6 +12,7 @@ pub mod guest_path;
 mod metrics;
 mod ota;
 mod rate;
+mod tunnel_port;
 mod tunnels;
 
 use std::sync::atomic::Ordering;
@@ -102,6 +103,7 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
             "/api/v1/tunnel-sessions/:id",
             axum::routing::delete(tunnels::close_session),
         )
+        .route(auth::DEVICE_PORT_ROUTE, get(tunnel_port::port))
         .route(auth::BOX_UI_ROOT, any(tunnels::ui_root))
         .route(auth::BOX_UI_ROUTE, any(tunnels::ui))
         .route("/api/v1/commands/:id", get(commands::one))

@@ -67,6 +67,21 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Forward a local port to a port of a box through its remote-access tunnel (admin;
+    /// Ctrl-C to stop): `ssh -p <local-port> 127.0.0.1`, or a player on RTSP.
+    Tunnel {
+        device: String,
+        /// The port to listen on, on this machine.
+        local_port: u16,
+        /// The box's port (it must be in the box's `remote_access.ports`).
+        #[arg(default_value_t = 22)]
+        box_port: u16,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Follow a device's telemetry live (Ctrl-C to stop).
     Watch {
         id: String,

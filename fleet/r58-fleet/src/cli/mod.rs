@@ -9,6 +9,7 @@ mod args;
 pub mod client;
 pub mod ota_view;
 mod run;
+mod tunnel;
 
 use crate::FleetError;
 

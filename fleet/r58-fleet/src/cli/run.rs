@@ -203,6 +203,15 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                 out
             });
         }
+        Cmd::Tunnel {
+            device,
+            local_port,
+            box_port,
+            bind,
+            remote,
+        } => {
+            super::tunnel::forward(&remote, &device, (bind, local_port).into(), box_port)?;
+        }
         Cmd::Watch { id, remote, stream } => {
             let c = Client::new(&remote.server, &remote.token)?;
             let mut q = TelemetryQuery {

@@ -1,0 +1,260 @@
+//! `r58-fleet tunnel`: an admin's local port joined to a port of a box through the real
+//! fleet's relay, the box's `r58-tunnel` dialer and a TCP service on the box's side. Each
+//! connection is its own audited session; the box refuses ports it does not open; viewers
+//! are refused; an admin's close ends the connection.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use r58_testkit::{free_port, wait_until};
+use r58_tunnel::device::Policy;
+use r58_tunnel::dial::Dialer;
+use serde_json::{json, Value};
+
+/// A TCP service on the box's side that sends every line back in capitals.
+fn start_echo(port: u16) {
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { break };
+                    if writeln!(out, "{}", line.to_uppercase()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// `r58-fleet tunnel` as an operator runs it; its stderr goes to `log`.
+struct Forward(Child);
+
+impl Forward {
+    fn start(
+        f: &Fleet,
+        token: &str,
+        device: &str,
+        local: u16,
+        box_port: u16,
+        log: &std::path::Path,
+    ) -> Self {
+        let child = Command::new(fleet_bin())
+            .args(["tunnel", device, &local.to_string(), &box_port.to_string()])
+            .args(["--server", &f.url(""), "--token", token])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = wait_until(Duration::from_secs(20), "the forward's listener", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+fn ask(s: &mut TcpStream, line: &str) -> String {
+    writeln!(s, "{line}").unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while s.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+        got.push(b[0]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+#[test]
+fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let (relay_port, echo_port, shut_port) = (free_port(), free_port(), free_port());
+    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
+    let f = Fleet::start_with(
+        &dir.path().join("fleet"),
+        &pki,
+        free_port(),
+        &db,
+        "fleet-port-forward",
+        &format!(
+            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
+             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\n",
+            p = pki.display()
+        ),
+    );
+    let admin = f.operator("ada");
+    let viewer = f.operator_as("val", "viewer");
+
+    // Without an open tunnel the command stops at once and says why.
+    let out = Command::new(fleet_bin())
+        .args([
+            "tunnel",
+            "r58-0001",
+            &free_port().to_string(),
+            &echo_port.to_string(),
+        ])
+        .args(["--server", &f.url(""), "--token", &admin])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no open tunnel"), "{err}");
+
+    start_echo(echo_port);
+    // A service the box runs but does not open to the fleet.
+    start_echo(shut_port);
+    let files = device_files(dir.path(), &pki, 1, "r58-0001");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dialer = Dialer {
+        address: format!("127.0.0.1:{relay_port}"),
+        server_name: "localhost".into(),
+        path: "/relay".into(),
+        tls: r58_tls::client_config(&files.0, &files.1, &files.2).unwrap(),
+        policy: Policy {
+            ports: vec![echo_port],
+            max_streams: 16,
+        },
+        max_backoff: Duration::from_secs(1),
+    };
+    rt.spawn(async move { dialer.run(Default::default()).await });
+    wait_until(Duration::from_secs(20), "the box's tunnel", || {
+        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
+        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
+    });
+
+    let local = free_port();
+    let log = dir.path().join("forward.log");
+    let _fwd = Forward::start(&f, &admin, "r58-0001", local, echo_port, &log);
+    let mut a = connect(local);
+    let mut b = connect(local);
+    assert_eq!(ask(&mut a, "first"), "FIRST");
+    assert_eq!(ask(&mut b, "second"), "SECOND");
+    // Closing one connection leaves the other carrying.
+    drop(b);
+    assert_eq!(ask(&mut a, "still here"), "STILL HERE");
+
+    let open = |f: &Fleet| {
+        let (code, list) = call(
+            "GET",
+            &f.url("/api/v1/tunnel-sessions?device=r58-0001&open=true"),
+            Some(&viewer),
+            None,
+        );
+        assert_eq!(code, 200, "{list}");
+        list["sessions"].as_array().unwrap().clone()
+    };
+    let held = wait_until(Duration::from_secs(10), "one open session", || {
+        let s = open(&f);
+        (s.len() == 1).then_some(s)
+    });
+    let x = &held[0];
+    assert_eq!(
+        (
+            x["kind"].as_str(),
+            x["opened_by"].as_str(),
+            x["target"].as_str()
+        ),
+        (
+            Some("port"),
+            Some("ada"),
+            Some(format!("port {echo_port}").as_str())
+        )
+    );
+    assert_eq!(x["port"], echo_port);
+
+    // An admin's close ends the operator's connection.
+    let id = x["id"].as_str().unwrap();
+    let (code, body) = call(
+        "DELETE",
+        &f.url(&format!("/api/v1/tunnel-sessions/{id}")),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 204, "{body}");
+    let mut rest = Vec::new();
+    let n = a.read_to_end(&mut rest).unwrap();
+    assert_eq!(n, 0, "the closed session's connection ends");
+    let all = wait_until(Duration::from_secs(10), "both sessions closed", || {
+        let (_, list) = call(
+            "GET",
+            &f.url("/api/v1/tunnel-sessions?device=r58-0001"),
+            Some(&viewer),
+            None,
+        );
+        let s = list["sessions"].as_array().unwrap().clone();
+        (s.len() == 2 && s.iter().all(|x| !x["closed_at"].is_null())).then_some(s)
+    });
+    let mut reasons: Vec<&str> = all
+        .iter()
+        .map(|x| x["end_reason"].as_str().unwrap())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["closed", "closed_by_operator"]);
+    for x in &all {
+        // `first` / `still here` and their answers at least.
+        assert!(x["bytes_to_device"].as_i64().unwrap() >= 6, "{x}");
+        assert!(x["bytes_from_device"].as_i64().unwrap() >= 6, "{x}");
+    }
+
+    // A port the box does not open: the connection ends, the operator reads the box's reason.
+    let local2 = free_port();
+    let log2 = dir.path().join("forward2.log");
+    let _fwd2 = Forward::start(&f, &admin, "r58-0001", local2, shut_port, &log2);
+    let mut c = connect(local2);
+    let _ = writeln!(c, "hello");
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    assert!(
+        got.is_empty(),
+        "nothing of the shut port came back: {got:?}"
+    );
+    let said = wait_until(Duration::from_secs(10), "the refusal in the log", || {
+        let t = std::fs::read_to_string(&log2).unwrap_or_default();
+        t.contains("502").then_some(t)
+    });
+    assert!(said.contains("not open to the fleet"), "{said}");
+
+    // Viewers are refused, and a plain GET is not a forward.
+    let c = reqwest::blocking::Client::new();
+    let url = f.url(&format!("/api/v1/devices/r58-0001/port/{echo_port}"));
+    let up = |token: &str| {
+        c.get(&url)
+            .bearer_auth(token)
+            .header("Connection", "upgrade")
+            .header("Upgrade", "r58-tunnel")
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(up(&viewer), 403);
+    assert_eq!(up("not-a-token"), 401);
+    let plain = c.get(&url).bearer_auth(&admin).send().unwrap();
+    assert_eq!(plain.status().as_u16(), 400);
+    let body: Value = plain.json().unwrap();
+    assert!(
+        body["reason"].as_str().unwrap().contains("Upgrade"),
+        "{body}"
+    );
+    drop(rt);
+}
