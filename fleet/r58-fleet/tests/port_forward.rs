@@ -16,7 +16,7 @@ use common::*;
 use r58_testkit::{free_port, wait_until};
 use r58_tunnel::device::Policy;
 use r58_tunnel::dial::Dialer;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A TCP service on the box's side that sends every line back in capitals.
 fn start_echo(port: u16) {
@@ -96,11 +96,7 @@ fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
         free_port(),
         &db,
         "fleet-port-forward",
-        &format!(
-            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
-             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\n",
-            p = pki.display()
-        ),
+        &relay_section(&pki, relay_port, ""),
     );
     let admin = f.operator("ada");
     let viewer = f.operator_as("val", "viewer");
@@ -137,10 +133,7 @@ fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
         max_backoff: Duration::from_secs(1),
     };
     rt.spawn(async move { dialer.run(Default::default()).await });
-    wait_until(Duration::from_secs(20), "the box's tunnel", || {
-        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
-        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
-    });
+    wait_tunnel(&f, &admin, "r58-0001");
 
     let local = free_port();
     let log = dir.path().join("forward.log");

@@ -103,20 +103,13 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         free_port(),
         &db,
         "fleet-tunnels",
-        &format!(
-            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
-             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n",
-            p = pki.display()
-        ),
+        &relay_section(&pki, relay_port, &format!("ui_port = {ui_port}\n")),
     );
     let admin = f.operator("ada");
     let viewer = f.operator_as("val", "viewer");
     let files = device_files(dir.path(), &pki, 1, "r58-0001");
     let _box = start_box(relay_port, ui_port, files);
-    wait_until(Duration::from_secs(20), "the box's tunnel", || {
-        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
-        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
-    });
+    wait_tunnel(&f, &admin, "r58-0001");
 
     let session = login(&f, &admin);
     let c = reqwest::blocking::Client::new();
@@ -218,21 +211,20 @@ fn sessions_end_at_their_limits_or_when_an_admin_closes_them() {
         free_port(),
         &db,
         "fleet-tunnel-limits",
-        &format!(
-            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
-             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n\
-             session_idle_seconds = 2\nsession_max_seconds = 5\n",
-            p = pki.display()
+        &relay_section(
+            &pki,
+            relay_port,
+            &format!(
+                "ui_port = {ui_port}\n\
+             session_idle_seconds = 2\nsession_max_seconds = 5\n"
+            ),
         ),
     );
     let admin = f.operator("ada");
     let viewer = f.operator_as("val", "viewer");
     let files = device_files(dir.path(), &pki, 1, "r58-0001");
     let _box = start_box(relay_port, ui_port, files);
-    wait_until(Duration::from_secs(20), "the box's tunnel", || {
-        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
-        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
-    });
+    wait_tunnel(&f, &admin, "r58-0001");
     let session = login(&f, &admin);
     let url = f.url("/api/v1/devices/r58-0001/ui/");
     // Reads `path` through the tunnel to its end; the status (0 if none came), the bytes
@@ -356,21 +348,20 @@ fn guests_reach_only_the_guest_page_and_whip_of_a_box_and_are_rate_limited() {
         free_port(),
         &db,
         "fleet-guest-path",
-        &format!(
-            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
-             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n\
+        &relay_section(
+            &pki,
+            relay_port,
+            &format!(
+                "ui_port = {ui_port}\n\
              guest_per_address_per_minute = 12\nguest_per_device_per_minute = 15\n\
-             trust_forwarded_for = true\n",
-            p = pki.display()
+             trust_forwarded_for = true\n"
+            ),
         ),
     );
     let admin = f.operator("ada");
     let files = device_files(dir.path(), &pki, 1, "r58-0001");
     let _box = start_box(relay_port, ui_port, files);
-    wait_until(Duration::from_secs(20), "the box's tunnel", || {
-        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(&admin), None);
-        (code == 200 && list["devices"] == json!(["r58-0001"])).then_some(())
-    });
+    wait_tunnel(&f, &admin, "r58-0001");
     let session = login(&f, &admin);
     let c = reqwest::blocking::Client::new();
     let guest = |from: &str, method: &str, path: &str| {
@@ -509,11 +500,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         broker.port,
         &db,
         "fleet-tunnels-e2e",
-        &format!(
-            "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
-             cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\nui_port = {ui_port}\n",
-            p = pki.display()
-        ),
+        &relay_section(&pki, relay_port, &format!("ui_port = {ui_port}\n")),
     );
     let admin = f.operator("ada");
     let (ca, cert, key) = device_files(dir.path(), &pki, broker.port, "r58-0001");

@@ -288,3 +288,21 @@ pub fn state_doc(session: u64) -> String {
             "uptime_s": 1, "session": session, "ts": chrono::Utc::now() })
     .to_string()
 }
+
+/// The `[relay]` section of a fleet's configuration: the relay on `relay_port` with the
+/// broker's certificate of `pki`, then the lines of `extra`.
+pub fn relay_section(pki: &Path, relay_port: u16, extra: &str) -> String {
+    format!(
+        "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
+         cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\n{extra}",
+        p = pki.display()
+    )
+}
+
+/// Waits until `device`'s tunnel is the one the fleet lists as open.
+pub fn wait_tunnel(f: &Fleet, token: &str, device: &str) {
+    wait_until(Duration::from_secs(20), "the box's tunnel", || {
+        let (code, list) = call("GET", &f.url("/api/v1/tunnels"), Some(token), None);
+        (code == 200 && list["devices"] == serde_json::json!([device])).then_some(())
+    });
+}
