@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use common::*;
 use r58_testkit::{free_port, wait_until};
-use r58_tunnel::device::Policy;
-use r58_tunnel::dial::Dialer;
 use serde_json::Value;
 
 /// A TCP service on the box's side that sends every line back in capitals.
@@ -89,12 +87,9 @@ fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let (relay_port, echo_port, shut_port) = (free_port(), free_port(), free_port());
-    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let f = Fleet::start_with(
-        &dir.path().join("fleet"),
+    let f = relay_fleet(
+        dir.path(),
         &pki,
-        free_port(),
-        &db,
         "fleet-port-forward",
         &relay_section(&pki, relay_port, ""),
     );
@@ -121,17 +116,7 @@ fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
     start_echo(shut_port);
     let files = device_files(dir.path(), &pki, 1, "r58-0001");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dialer = Dialer {
-        address: format!("127.0.0.1:{relay_port}"),
-        server_name: "localhost".into(),
-        path: "/relay".into(),
-        tls: r58_tls::client_config(&files.0, &files.1, &files.2).unwrap(),
-        policy: Policy {
-            ports: vec![echo_port],
-            max_streams: 16,
-        },
-        max_backoff: Duration::from_secs(1),
-    };
+    let dialer = box_dialer(relay_port, &files, vec![echo_port]);
     rt.spawn(async move { dialer.run(Default::default()).await });
     wait_tunnel(&f, &admin, "r58-0001");
 

@@ -14,8 +14,6 @@ use axum::extract::Request;
 use axum::routing::any;
 use common::*;
 use r58_testkit::{free_port, wait_until};
-use r58_tunnel::device::Policy;
-use r58_tunnel::dial::Dialer;
 use serde_json::{json, Value};
 
 /// The box's side: an HTTP service that answers with what it was asked, on a runtime of its
@@ -65,17 +63,7 @@ fn start_box(
             .unwrap();
         axum::serve(l, app).await.unwrap();
     });
-    let dialer = Dialer {
-        address: format!("127.0.0.1:{relay_port}"),
-        server_name: "localhost".into(),
-        path: "/relay".into(),
-        tls: r58_tls::client_config(&files.0, &files.1, &files.2).unwrap(),
-        policy: Policy {
-            ports: vec![ui_port],
-            max_streams: 16,
-        },
-        max_backoff: Duration::from_secs(1),
-    };
+    let dialer = box_dialer(relay_port, &files, vec![ui_port]);
     rt.spawn(async move { dialer.run(Default::default()).await });
     rt
 }
@@ -96,12 +84,9 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let (relay_port, ui_port) = (free_port(), free_port());
-    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let f = Fleet::start_with(
-        &dir.path().join("fleet"),
+    let f = relay_fleet(
+        dir.path(),
         &pki,
-        free_port(),
-        &db,
         "fleet-tunnels",
         &relay_section(&pki, relay_port, &format!("ui_port = {ui_port}\n")),
     );
@@ -204,12 +189,9 @@ fn sessions_end_at_their_limits_or_when_an_admin_closes_them() {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let (relay_port, ui_port) = (free_port(), free_port());
-    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let f = Fleet::start_with(
-        &dir.path().join("fleet"),
+    let f = relay_fleet(
+        dir.path(),
         &pki,
-        free_port(),
-        &db,
         "fleet-tunnel-limits",
         &relay_section(
             &pki,
@@ -341,12 +323,9 @@ fn guests_reach_only_the_guest_page_and_whip_of_a_box_and_are_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
     let pki = fleet_pki(dir.path());
     let (relay_port, ui_port) = (free_port(), free_port());
-    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
-    let f = Fleet::start_with(
-        &dir.path().join("fleet"),
+    let f = relay_fleet(
+        dir.path(),
         &pki,
-        free_port(),
-        &db,
         "fleet-guest-path",
         &relay_section(
             &pki,

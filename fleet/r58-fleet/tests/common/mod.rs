@@ -306,3 +306,30 @@ pub fn wait_tunnel(f: &Fleet, token: &str, device: &str) {
         (code == 200 && list["devices"] == serde_json::json!([device])).then_some(())
     });
 }
+
+/// The box's side of a tunnel: the `r58-tunnel` dialer the agent runs, to the relay on
+/// `relay_port` with the device files `files` (CA, certificate, key), opening `ports`.
+pub fn box_dialer(
+    relay_port: u16,
+    files: &(PathBuf, PathBuf, PathBuf),
+    ports: Vec<u16>,
+) -> r58_tunnel::dial::Dialer {
+    r58_tunnel::dial::Dialer {
+        address: format!("127.0.0.1:{relay_port}"),
+        server_name: "localhost".into(),
+        path: "/relay".into(),
+        tls: r58_tls::client_config(&files.0, &files.1, &files.2).unwrap(),
+        policy: r58_tunnel::device::Policy {
+            ports,
+            max_streams: 16,
+        },
+        max_backoff: Duration::from_secs(1),
+    }
+}
+
+/// `r58-fleet serve` in `dir/fleet` on SQLite in `dir`, with no broker and the `[relay]`
+/// section `relay` ([`relay_section`]).
+pub fn relay_fleet(dir: &Path, pki: &Path, client_id: &str, relay: &str) -> Fleet {
+    let db = format!("sqlite://{}", dir.join("fleet.db").display());
+    Fleet::start_with(&dir.join("fleet"), pki, free_port(), &db, client_id, relay)
+}
