@@ -14,6 +14,8 @@ pub struct Daemon {
     env: Vec<(String, String)>,
     user: Option<(u32, u32)>,
     log: PathBuf,
+    /// Where the whole log is copied when the test that runs it fails (`R58_TEST_LOGS`).
+    failure_logs: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -27,8 +29,16 @@ impl Daemon {
             env: vec![("RUST_LOG".into(), "info".into())],
             user: None,
             log: log.into(),
+            failure_logs: std::env::var_os("R58_TEST_LOGS").map(PathBuf::from),
             child: None,
         }
+    }
+
+    /// Copies the whole log into `dir` if the test fails while this runs (instead of the
+    /// directory in `R58_TEST_LOGS`).
+    pub fn keep_log_on_failure(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.failure_logs = Some(dir.into());
+        self
     }
 
     pub fn args<I, S>(mut self, args: I) -> Self
@@ -156,8 +166,44 @@ impl Daemon {
     }
 }
 
+/// Lines of a daemon's log printed when the test that ran it fails.
+const FAILURE_TAIL_LINES: usize = 40;
+
+impl Daemon {
+    /// For a failing test: the tail of the log on stderr and, when a directory for failed
+    /// tests' logs is set, the whole log copied there (name and pid in the file name).
+    fn report_failure(&self) {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(FAILURE_TAIL_LINES)..];
+        eprintln!(
+            "--- {} ({}), last {} lines ---\n{}\n--- end of {} ---",
+            self.name,
+            self.log.display(),
+            tail.len(),
+            tail.join("\n"),
+            self.name
+        );
+        if let Some(dir) = &self.failure_logs {
+            let to = dir.join(format!(
+                "{}-{}.log",
+                self.name,
+                self.pid()
+                    .map_or_else(|| "exited".to_string(), |p| p.to_string())
+            ));
+            match std::fs::create_dir_all(dir).and_then(|_| std::fs::copy(&self.log, &to)) {
+                Ok(_) => eprintln!("{}: log kept at {}", self.name, to.display()),
+                Err(e) => eprintln!("{}: keeping the log at {}: {e}", self.name, to.display()),
+            }
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() {
+            self.report_failure();
+        }
         self.kill9();
     }
 }
@@ -213,5 +259,47 @@ mod tests {
                     .map_or(true, |s| s.contains(") Z")),
             "still running after drop"
         );
+    }
+
+    #[test]
+    fn a_failing_test_keeps_the_log_of_its_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, kept) = (dir.path().join("d.log"), dir.path().join("kept"));
+        let mut d = Daemon::new("witness", "/bin/sh", &log)
+            .args(["-c", "echo what happened; while :; do sleep 0.05; done"])
+            .keep_log_on_failure(&kept);
+        let failed = std::thread::spawn(move || {
+            d.spawn();
+            let pid = d.pid().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !d.log_text().contains("what happened") && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("the test fails while pid {pid} runs");
+        })
+        .join()
+        .unwrap_err();
+        let msg = failed.downcast_ref::<String>().unwrap();
+        let pid = msg
+            .rsplit("pid ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let copy = std::fs::read_to_string(kept.join(format!("witness-{pid}.log"))).unwrap();
+        assert_eq!(copy, "what happened\n");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map_or(true, |s| s.contains(") Z"))
+        );
+        // A test that passes keeps nothing.
+        let mut quiet = Daemon::new("quiet", "/bin/sh", dir.path().join("q.log"))
+            .args(["-c", "sleep 5"])
+            .keep_log_on_failure(&kept);
+        quiet.spawn();
+        drop(quiet);
+        assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 1);
     }
 }
