@@ -186,7 +186,14 @@ impl Fanout {
                     outcome.waiting_for_keyframe = true;
                     return true;
                 }
-                // The consumer's pipeline must be running to map timestamps into it.
+                // The consumer's pipeline must be playing to map timestamps into it. While
+                // it goes to PLAYING, its `appsrc` has the clock before it has its base
+                // time: its "running time" is then the clock's absolute time, hours ahead,
+                // and a sink that syncs (RTSP's) would hold every buffer until then.
+                if src.current_state() != gst::State::Playing {
+                    outcome.waiting_for_keyframe = true;
+                    return true;
+                }
                 let (Some(cons_rt), Some(key_rt)) = (src.current_running_time(), dts.or(pts))
                 else {
                     outcome.waiting_for_keyframe = true;
@@ -242,5 +249,93 @@ impl Fanout {
             }
         });
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An encoded H.264 key frame at `pts` of the encode pipeline's running time.
+    fn key_frame(pts: gst::ClockTime) -> gst::Sample {
+        let mut buffer = gst::Buffer::from_slice(vec![0u8, 0, 0, 1, 0x65, 0x88]);
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(pts);
+            b.set_dts(pts);
+            b.set_duration(gst::ClockTime::from_mseconds(33));
+        }
+        let caps = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build();
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        gst::Sample::builder()
+            .buffer(&buffer)
+            .caps(&caps)
+            .segment(&segment)
+            .build()
+    }
+
+    #[test]
+    fn a_consumer_starts_only_once_its_pipeline_plays_and_near_its_running_time() {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "appsrc name=v is-live=true format=time ! appsink name=out sync=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let src = pipeline
+            .by_name("v")
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap();
+        let out = pipeline
+            .by_name("out")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let fanout = Fanout::new("cam");
+        fanout.attach("rtsp:cam", &src, None);
+        // The moment inside the change to PLAYING when the element has the clock but not
+        // yet its base time: its running time reads as the clock's absolute time.
+        let clock = gst::SystemClock::obtain();
+        assert!(src.set_clock(Some(&clock)).is_ok());
+        let (reads, absolute) = (src.current_running_time().unwrap(), clock.time().unwrap());
+        assert!(absolute - reads < gst::ClockTime::from_seconds(1));
+        let outcome = fanout.push(Stream::Video, &key_frame(gst::ClockTime::from_seconds(1)));
+        assert!(
+            outcome.waiting_for_keyframe,
+            "started before its pipeline plays"
+        );
+        assert_eq!(src.current_level_buffers(), 0);
+
+        pipeline.set_state(gst::State::Playing).unwrap();
+        // A live source is playing at once; the sink completes its change with the first
+        // buffer.
+        assert_eq!(src.current_state(), gst::State::Playing);
+        let outcome = fanout.push(Stream::Video, &key_frame(gst::ClockTime::from_seconds(2)));
+        assert!(!outcome.waiting_for_keyframe);
+        let sample = out
+            .try_pull_sample(gst::ClockTime::from_seconds(5))
+            .expect("the key frame reaches the consumer");
+        let pts = sample.buffer().unwrap().pts().unwrap();
+        let now = src.current_running_time().unwrap();
+        assert!(
+            pts <= now && now - pts < gst::ClockTime::from_seconds(1),
+            "first timestamp {pts} is not at the consumer's running time {now}"
+        );
+        // The next frame keeps the same mapping.
+        fanout.push(Stream::Video, &key_frame(gst::ClockTime::from_seconds(3)));
+        let next = out
+            .try_pull_sample(gst::ClockTime::from_seconds(5))
+            .unwrap()
+            .buffer()
+            .unwrap()
+            .pts()
+            .unwrap();
+        assert_eq!(next - pts, gst::ClockTime::from_seconds(1));
+        pipeline.set_state(gst::State::Null).unwrap();
     }
 }

@@ -313,9 +313,11 @@ pub fn finish_player(mut child: Child, timeout: Duration) -> Result<(String, u64
     }
 }
 
-/// Mean luma (0-255) of the first video frame of a file or stream, scaled to 16x16.
+/// Mean luma (0-255) of the first video frame of a file or stream, scaled to 16x16. Fails
+/// the test when no frame comes within 30 s.
 pub fn mean_luma(input: &str, extra: &[&str]) -> f64 {
-    let out = Command::new("ffmpeg")
+    let timeout = Duration::from_secs(30);
+    let mut child = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error"])
         .args(extra)
         .args([
@@ -331,8 +333,23 @@ pub fn mean_luma(input: &str, extra: &[&str]) -> f64 {
             "gray",
             "-",
         ])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("ffmpeg");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().expect("ffmpeg").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("ffmpeg");
+            panic!(
+                "no frame from {input} within {timeout:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("ffmpeg");
     assert!(
         !out.stdout.is_empty(),
         "no frame from {input}: {}",
