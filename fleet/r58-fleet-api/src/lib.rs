@@ -30,4 +30,6 @@ pub use ota::{
     RolloutSummary,
 };
 pub use session::{Login, Role, Session};
-pub use tunnels::{TunnelList, TunnelSession, TunnelSessionList};
+pub use tunnels::{
+    RemoteAccessSwitch, SetRemoteAccess, TunnelList, TunnelSession, TunnelSessionList,
+};

@@ -186,6 +186,11 @@ mod tests {
     }
 }
 
+/// The fleet-wide remote-access switch.
+pub fn remote_access() -> String {
+    format!("{API}/remote-access")
+}
+
 /// `GET /api/v1/devices/<id>/port/<port>` with `Upgrade:` [`crate::tunnels::PORT_UPGRADE`]:
 /// the connection becomes a byte stream to `127.0.0.1:<port>` on the box, through its tunnel.
 pub fn device_port(id: &str, port: u16) -> String {

@@ -35,7 +35,8 @@ pub struct TunnelSession {
     pub bytes_to_device: i64,
     pub bytes_from_device: i64,
     /// Why it ended: `closed` (either end), `idle`, `max_duration`, `closed_by_operator`,
-    /// `error`, `fleet_stopped` (the fleet process that held it went away).
+    /// `error`, `fleet_stopped` (the fleet process that held it went away), `remote_access_off`
+    /// (the fleet-wide switch was turned off).
     pub end_reason: Option<String>,
 }
 
@@ -43,4 +44,23 @@ pub struct TunnelSession {
 pub struct TunnelSessionList {
     /// Newest first.
     pub sessions: Vec<TunnelSession>,
+}
+
+/// The fleet-wide remote-access switch (`GET`/`PUT /api/v1/remote-access`): while it is off,
+/// the fleet opens no stream through any box's tunnel (no box UI, no port forward, no
+/// public guest path), whatever each box allows. Off until an admin turns it on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteAccessSwitch {
+    pub enabled: bool,
+    /// The admin who last changed it; absent while it has never been changed.
+    pub changed_by: Option<String>,
+    /// When (ms since the epoch).
+    pub changed_at_ms: Option<i64>,
+}
+
+/// The body of `PUT /api/v1/remote-access`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRemoteAccess {
+    pub enabled: bool,
 }

@@ -18,7 +18,7 @@ use crate::db::{Db, DbError, NewTunnelSession};
 
 /// How often an open session's byte counts reach the database; a session not updated for
 /// [`STALE_AFTER`] belongs to a fleet process that is gone.
-const UPDATE_EVERY: Duration = Duration::from_secs(20);
+pub const UPDATE_EVERY: Duration = Duration::from_secs(20);
 pub const STALE_AFTER: Duration = Duration::from_secs(90);
 
 /// Why a session ended, as the audit records it.
@@ -28,6 +28,8 @@ pub enum EndReason {
     Idle,
     MaxDuration,
     ClosedByOperator,
+    /// The fleet-wide remote-access switch was turned off.
+    RemoteAccessOff,
     Error,
 }
 
@@ -38,6 +40,7 @@ impl EndReason {
             Self::Idle => "idle",
             Self::MaxDuration => "max_duration",
             Self::ClosedByOperator => "closed_by_operator",
+            Self::RemoteAccessOff => "remote_access_off",
             Self::Error => "error",
         }
     }
@@ -64,7 +67,32 @@ pub struct Opening {
 pub struct Sessions {
     db: Db,
     limits: Limits,
-    open: Mutex<HashMap<String, CancellationToken>>,
+    open: Mutex<HashMap<String, Stop>>,
+}
+
+/// How a session held here is ended from outside: the token, and the reason to record.
+#[derive(Clone)]
+struct Stop {
+    token: CancellationToken,
+    reason: Arc<Mutex<EndReason>>,
+}
+
+impl Stop {
+    fn new() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(EndReason::ClosedByOperator)),
+        }
+    }
+
+    fn cancel(&self, reason: EndReason) {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> EndReason {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Sessions {
@@ -76,7 +104,7 @@ impl Sessions {
         })
     }
 
-    fn open_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn open_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Stop>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -104,7 +132,7 @@ impl Sessions {
                 target: &what.target,
             })
             .await?;
-        let stop = CancellationToken::new();
+        let stop = Stop::new();
         self.open_map().insert(id.clone(), stop.clone());
         tracing::info!(session = %id, device = %what.device, kind = what.kind, by = %what.opened_by, port = what.port, target = %what.target, "tunnel session opened");
         let me = self.clone();
@@ -140,7 +168,7 @@ impl Sessions {
         mut near: A,
         mut box_side: Counted<B>,
         counts: &Counts,
-        stop: CancellationToken,
+        stop: Stop,
     ) -> EndReason
     where
         A: AsyncRead + AsyncWrite + Unpin,
@@ -164,6 +192,13 @@ impl Sessions {
                     if let Err(e) = self.db.update_tunnel_session(id, to, from, None).await {
                         tracing::warn!(session = %id, error = %r58_log::error_chain(&e), "updating a tunnel session");
                     }
+                    // Turned off on another fleet process: its sessions there ended at once,
+                    // the ones here end now.
+                    if let Ok(switch) = self.db.remote_access().await {
+                        if !switch.enabled {
+                            return EndReason::RemoteAccessOff;
+                        }
+                    }
                 }
             }
         };
@@ -176,7 +211,7 @@ impl Sessions {
                 }
             },
             reason = watch => reason,
-            () = stop.cancelled() => EndReason::ClosedByOperator,
+            () = stop.token.cancelled() => stop.reason(),
         }
     }
 
@@ -184,11 +219,20 @@ impl Sessions {
     pub fn close(&self, id: &str) -> bool {
         match self.open_map().get(id) {
             Some(stop) => {
-                stop.cancel();
+                stop.cancel(EndReason::ClosedByOperator);
                 true
             }
             None => false,
         }
+    }
+
+    /// Ends every session held here because remote access was turned off; how many.
+    pub fn close_all_remote_access_off(&self) -> usize {
+        let open = self.open_map();
+        for stop in open.values() {
+            stop.cancel(EndReason::RemoteAccessOff);
+        }
+        open.len()
     }
 }
 

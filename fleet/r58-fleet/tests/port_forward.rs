@@ -119,6 +119,7 @@ fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
     let dialer = box_dialer(relay_port, &files, vec![echo_port]);
     rt.spawn(async move { dialer.run(Default::default()).await });
     wait_tunnel(&f, &admin, "r58-0001");
+    switch_remote_access(&f, &admin, true);
 
     let local = free_port();
     let log = dir.path().join("forward.log");
@@ -233,6 +234,155 @@ fn an_admin_forwards_a_local_port_to_a_port_the_box_opens_and_nothing_else() {
     assert!(
         body["reason"].as_str().unwrap().contains("Upgrade"),
         "{body}"
+    );
+
+    // Remote access turned off for the whole fleet: the connection carrying ends at once,
+    // recorded as such, and no new one opens while it is off.
+    let mut d = connect(local);
+    assert_eq!(ask(&mut d, "before"), "BEFORE");
+    let cli = |token: &str, args: &[&str]| {
+        let out = Command::new(fleet_bin())
+            .arg("remote-access")
+            .args(args)
+            .args(["--server", &f.url(""), "--token", token])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, said) = cli(&viewer, &["off"]);
+    assert!(
+        !ok && said.contains("403"),
+        "a viewer does not switch it: {said}"
+    );
+    assert_eq!(ask(&mut d, "still on"), "STILL ON");
+    let (ok, said) = cli(&admin, &["off"]);
+    assert!(ok, "{said}");
+    assert_eq!(said, "remote access: off (set by ada)\n");
+    let mut rest = Vec::new();
+    assert_eq!(d.read_to_end(&mut rest).unwrap(), 0, "the session ends");
+    let ended = wait_until(
+        Duration::from_secs(10),
+        "the session's end recorded",
+        || {
+            let (_, list) = call(
+                "GET",
+                &f.url("/api/v1/tunnel-sessions?device=r58-0001"),
+                Some(&viewer),
+                None,
+            );
+            let newest = list["sessions"][0].clone();
+            (!newest["closed_at"].is_null()).then_some(newest)
+        },
+    );
+    assert_eq!(ended["end_reason"], "remote_access_off", "{ended}");
+    let mut e = connect(local);
+    let _ = writeln!(e, "after");
+    let mut got = Vec::new();
+    let _ = e.read_to_end(&mut got);
+    assert!(got.is_empty(), "nothing carried while off: {got:?}");
+    let said = wait_until(Duration::from_secs(10), "the refusal in the log", || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        t.contains("remote access is off").then_some(t)
+    });
+    assert!(said.contains("403"), "{said}");
+    assert_eq!(
+        cli(&viewer, &[]),
+        (true, "remote access: off (set by ada)\n".into())
+    );
+    drop(rt);
+}
+
+/// The dashboard's remote-access page in headless Chromium: an admin turns the fleet-wide
+/// switch on, sees the box's tunnel, closes an open session, and turning the switch off
+/// ends the session that is still open.
+#[test]
+fn the_remote_access_page_switches_the_fleet_and_closes_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let (relay_port, echo_port) = (free_port(), free_port());
+    let f = relay_fleet(
+        dir.path(),
+        &pki,
+        "fleet-remote-page",
+        &relay_section(&pki, relay_port, ""),
+    );
+    let admin = f.operator("ada");
+    start_echo(echo_port);
+    let files = device_files(dir.path(), &pki, 1, "r58-0001");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dialer = box_dialer(relay_port, &files, vec![echo_port]);
+    rt.spawn(async move { dialer.run(Default::default()).await });
+    wait_tunnel(&f, &admin, "r58-0001");
+
+    let mut b = r58_testkit::browser::Browser::start();
+    b.goto(&f.url("/login"));
+    b.wait_js("!!document.getElementById('token')", "the sign-in page");
+    b.eval(&format!("document.getElementById('token').value = {admin:?}; document.querySelector('#login button').click(); 1"));
+    b.wait_js("location.pathname === '/'", "signed in");
+    b.goto(&f.url("/remote"));
+    b.wait_js(
+        "document.getElementById('switch-state').dataset.enabled === 'false'",
+        "the switch, off",
+    );
+    b.wait_js(
+        "!!document.querySelector('#tunnels tr[data-device=\"r58-0001\"] a[href=\"/api/v1/devices/r58-0001/ui/\"]')",
+        "the box's tunnel with a link to its UI",
+    );
+    b.eval("document.getElementById('switch').click(); 1");
+    b.wait_js(
+        "document.getElementById('switch-state').dataset.enabled === 'true'",
+        "the switch, on",
+    );
+    let (_, switch) = call("GET", &f.url("/api/v1/remote-access"), Some(&admin), None);
+    assert_eq!(
+        (switch["enabled"].as_bool(), switch["changed_by"].as_str()),
+        (Some(true), Some("ada"))
+    );
+
+    let local = free_port();
+    let _fwd = Forward::start(
+        &f,
+        &admin,
+        "r58-0001",
+        local,
+        echo_port,
+        &dir.path().join("fwd.log"),
+    );
+    let mut a = connect(local);
+    assert_eq!(ask(&mut a, "one"), "ONE");
+    b.wait_js(
+        "!!document.querySelector('#sessions tr[data-open=\"true\"] button[data-action=\"close\"]')",
+        "the open session with its close button",
+    );
+    b.eval("document.querySelector('#sessions tr[data-open=\"true\"] button[data-action=\"close\"]').click(); 1");
+    let mut rest = Vec::new();
+    assert_eq!(a.read_to_end(&mut rest).unwrap(), 0, "closed from the page");
+    b.wait_js(
+        "!!document.querySelector('#sessions tr[data-reason=\"closed_by_operator\"]')",
+        "the session closed by the admin",
+    );
+
+    let mut c = connect(local);
+    assert_eq!(ask(&mut c, "two"), "TWO");
+    b.wait_js(
+        "!!document.querySelector('#sessions tr[data-open=\"true\"]')",
+        "the second session, open",
+    );
+    b.eval("document.getElementById('switch').click(); 1");
+    b.wait_js(
+        "document.getElementById('switch-state').dataset.enabled === 'false'",
+        "the switch, off again",
+    );
+    assert_eq!(
+        c.read_to_end(&mut rest).unwrap(),
+        0,
+        "switching off ends it"
+    );
+    b.wait_js(
+        "!!document.querySelector('#sessions tr[data-reason=\"remote_access_off\"]')",
+        "the session ended by the switch",
     );
     drop(rt);
 }

@@ -98,6 +98,43 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
 
     let session = login(&f, &admin);
     let c = reqwest::blocking::Client::new();
+    // Off for the whole fleet until an admin turns it on: the box's tunnel is open, but
+    // nothing goes through it.
+    let (code, switch) = call("GET", &f.url("/api/v1/remote-access"), Some(&viewer), None);
+    assert_eq!(code, 200);
+    assert_eq!(
+        switch,
+        serde_json::json!({"enabled": false, "changed_by": null, "changed_at_ms": null})
+    );
+    let off = c
+        .get(f.url("/api/v1/devices/r58-0001/ui/"))
+        .header("Cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(off.status().as_u16(), 403);
+    let body: Value = off.json().unwrap();
+    assert_eq!(body["error"], "remote_access_off", "{body}");
+    let (code, _) = call(
+        "PUT",
+        &f.url("/api/v1/remote-access"),
+        Some(&viewer),
+        Some(serde_json::json!({"enabled": true})),
+    );
+    assert_eq!(code, 403, "a viewer does not switch it");
+    let (code, _) = call(
+        "PUT",
+        &f.url("/api/v1/remote-access"),
+        Some(&admin),
+        Some(serde_json::json!({"enabled": "yes"})),
+    );
+    assert_eq!(code, 422, "a malformed switch is refused");
+    let on = switch_remote_access(&f, &admin, true);
+    assert_eq!(on["changed_by"], "ada");
+    assert_eq!(
+        call("GET", &f.url("/api/v1/remote-access"), Some(&viewer), None).1,
+        on,
+        "kept as switched"
+    );
     let through = |method: &str, path: &str, cookie: Option<&str>| {
         let mut r = c
             .request(
@@ -207,6 +244,7 @@ fn sessions_end_at_their_limits_or_when_an_admin_closes_them() {
     let files = device_files(dir.path(), &pki, 1, "r58-0001");
     let _box = start_box(relay_port, ui_port, files);
     wait_tunnel(&f, &admin, "r58-0001");
+    switch_remote_access(&f, &admin, true);
     let session = login(&f, &admin);
     let url = f.url("/api/v1/devices/r58-0001/ui/");
     // Reads `path` through the tunnel to its end; the status (0 if none came), the bytes
@@ -360,6 +398,15 @@ fn guests_reach_only_the_guest_page_and_whip_of_a_box_and_are_rate_limited() {
             .map(|v| v.to_str().unwrap().to_string());
         (code, resp.json::<Value>().unwrap_or(Value::Null), retry)
     };
+    // While remote access is off for the fleet, the guest path answers without the box, and
+    // the refusal does not count against the device's limit.
+    let (code, body, _) = guest("192.0.2.7", "GET", "r58-0001/guest_join?invite=abc");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (403, Some("remote_access_off")),
+        "{body}"
+    );
+    switch_remote_access(&f, &admin, true);
     let a = "198.51.100.1";
     let (code, seen, _) = guest(a, "GET", "r58-0001/guest_join?invite=abc");
     assert_eq!(code, 200, "{seen}");
@@ -518,6 +565,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     };
     set(true);
     open(true, "the tunnel the fleet turned on");
+    switch_remote_access(&f, &admin, true);
 
     let session = login(&f, &admin);
     let c = reqwest::blocking::Client::new();

@@ -39,7 +39,8 @@ fn is_box_ui(path: &str) -> bool {
 }
 
 /// The role a request needs: reading needs `viewer`; publishing bundles, starting or
-/// steering rollouts, reaching a box through its tunnel and closing a tunnel session `admin`;
+/// steering rollouts, reaching a box through its tunnel, closing a tunnel session and the
+/// fleet-wide remote-access switch `admin`;
 /// every other change
 /// (commands, desired configuration, tags) `operator`. `path` is the route's pattern.
 pub fn required_role(method: &Method, path: &str) -> Role {
@@ -53,7 +54,8 @@ pub fn required_role(method: &Method, path: &str) -> Role {
         "/api/v1/bundles"
         | "/api/v1/rollouts"
         | "/api/v1/rollouts/:id/:action"
-        | "/api/v1/tunnel-sessions/:id" => Role::Admin,
+        | "/api/v1/tunnel-sessions/:id"
+        | "/api/v1/remote-access" => Role::Admin,
         _ => Role::Operator,
     }
 }

@@ -38,6 +38,11 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("no remote-access relay configured on this server")]
     NoRelay,
+    /// The fleet-wide remote-access switch is off.
+    #[error(
+        "remote access is off for this fleet (an admin turns it on: PUT /api/v1/remote-access)"
+    )]
+    RemoteAccessOff,
     /// The box could not be reached through its tunnel.
     #[error("{0}")]
     BadGateway(String),
@@ -57,6 +62,7 @@ impl ApiError {
         match self {
             Self::NoToken | Self::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site"),
+            Self::RemoteAccessOff => (StatusCode::FORBIDDEN, "remote_access_off"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::NoDevice(_) | Self::NoCommand(_) | Self::NotFound(_) => {

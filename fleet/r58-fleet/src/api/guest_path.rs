@@ -99,6 +99,10 @@ pub async fn guest(
             req.method()
         )));
     }
+    // Refused while remote access is off, before it counts against the device's limit.
+    if !s.db.remote_access().await?.enabled {
+        return Err(ApiError::RemoteAccessOff);
+    }
     limits
         .per_device
         .take(&id, now)

@@ -98,6 +98,10 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         )
         .route("/api/v1/commands", post(commands::send_many))
         .route("/api/v1/tunnels", get(tunnels::list))
+        .route(
+            "/api/v1/remote-access",
+            get(tunnels::remote_access).put(tunnels::set_remote_access),
+        )
         .route("/api/v1/tunnel-sessions", get(tunnels::sessions))
         .route(
             "/api/v1/tunnel-sessions/:id",

@@ -33,14 +33,7 @@ pub async fn port(
             "a port forward needs `Connection: upgrade` and `Upgrade: {PORT_UPGRADE}`"
         )));
     }
-    let relay = s.relay.as_ref().ok_or(ApiError::NoRelay)?;
-    let tunnel = relay
-        .tunnel(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("open tunnel of device {id:?}")))?;
-    let stream = tunnel
-        .open(port)
-        .await
-        .map_err(|e| ApiError::BadGateway(format!("device {id}: {e}")))?;
+    let stream = super::tunnels::open_stream(&s, &id, port).await?;
     let (near, far) = tokio::io::duplex(64 * 1024);
     let session = s
         .sessions

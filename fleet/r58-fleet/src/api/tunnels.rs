@@ -8,13 +8,55 @@ use axum::response::Response;
 use axum::Extension;
 use axum::Json;
 use hyper_util::rt::TokioIo;
-use r58_fleet_api::{TunnelList, TunnelSessionList};
+use r58_fleet_api::{RemoteAccessSwitch, SetRemoteAccess, TunnelList, TunnelSessionList};
+use r58_tunnel::relay::TunnelStream;
 use serde::Deserialize;
 
 use super::auth::{without_session_cookie, Operator};
 use super::error::ApiError;
 use super::AppState;
 use crate::tunnel_sessions::Opening;
+
+/// `GET /api/v1/remote-access`: the fleet-wide switch.
+pub async fn remote_access(
+    State(s): State<AppState>,
+) -> Result<Json<RemoteAccessSwitch>, ApiError> {
+    Ok(Json(s.db.remote_access().await?))
+}
+
+/// `PUT /api/v1/remote-access` (admin): turns remote access on or off for the whole fleet.
+/// Off ends the sessions this process holds at once; other fleet processes end theirs
+/// within [`crate::tunnel_sessions::UPDATE_EVERY`].
+pub async fn set_remote_access(
+    State(s): State<AppState>,
+    Extension(op): Extension<Operator>,
+    Json(body): Json<SetRemoteAccess>,
+) -> Result<Json<RemoteAccessSwitch>, ApiError> {
+    let switch = s.db.set_remote_access(body.enabled, &op.0).await?;
+    let closed = if body.enabled {
+        0
+    } else {
+        s.sessions.close_all_remote_access_off()
+    };
+    tracing::warn!(enabled = body.enabled, by = %op.0, closed, "fleet-wide remote access switched");
+    Ok(Json(switch))
+}
+
+/// A new stream to `port` of the box `id`, if the fleet-wide switch is on and the box has a
+/// tunnel open. The one way the API reaches into a box.
+pub async fn open_stream(s: &AppState, id: &str, port: u16) -> Result<TunnelStream, ApiError> {
+    let relay = s.relay.as_ref().ok_or(ApiError::NoRelay)?;
+    if !s.db.remote_access().await?.enabled {
+        return Err(ApiError::RemoteAccessOff);
+    }
+    let tunnel = relay
+        .tunnel(id)
+        .ok_or_else(|| ApiError::NotFound(format!("open tunnel of device {id:?}")))?;
+    tunnel
+        .open(port)
+        .await
+        .map_err(|e| ApiError::BadGateway(format!("device {id}: {e}")))
+}
 
 /// `GET /api/v1/tunnels`.
 pub async fn list(State(s): State<AppState>) -> Result<Json<TunnelList>, ApiError> {
@@ -126,14 +168,7 @@ pub async fn forward(
     req: Request,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let relay = s.relay.as_ref().ok_or(ApiError::NoRelay)?;
-    let tunnel = relay
-        .tunnel(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("open tunnel of device {id:?}")))?;
-    let stream = tunnel
-        .open(s.ui_port)
-        .await
-        .map_err(|e| ApiError::BadGateway(format!("device {id}: {e}")))?;
+    let stream = open_stream(&s, &id, s.ui_port).await?;
     let (mut parts, body) = req.into_parts();
     let target = match parts.uri.query() {
         Some(q) => format!("/{path}?{q}"),

@@ -82,6 +82,14 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Show the fleet-wide remote-access switch, or turn it `on` or `off` (admin). Off: no
+    /// box's UI, port forward or public guest path, and open sessions end.
+    RemoteAccess {
+        #[arg(value_parser = ["on", "off"])]
+        set: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Follow a device's telemetry live (Ctrl-C to stop).
     Watch {
         id: String,

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use r58_fleet_api::paths::{self, DeviceQuery, RolloutAction, TelemetryQuery};
 use r58_fleet_api::{
     BundleAnswer, BundleList, CreateRollout, DesiredVersion, DeviceConfig, DeviceDetail,
-    DeviceList, RolloutDetail, RolloutList, SendCommand, SetConfig, Target, TelemetryPage,
+    DeviceList, RemoteAccessSwitch, RolloutDetail, RolloutList, SendCommand, SetConfig,
+    SetRemoteAccess, Target, TelemetryPage,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -211,6 +212,25 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
             remote,
         } => {
             super::tunnel::forward(&remote, &device, (bind, local_port).into(), box_port)?;
+        }
+        Cmd::RemoteAccess { set, remote } => {
+            let c = Client::new(&remote.server, &remote.token)?;
+            let v: RemoteAccessSwitch = match set.as_deref() {
+                Some(word) => c.put(
+                    &paths::remote_access(),
+                    &SetRemoteAccess {
+                        enabled: word == "on",
+                    },
+                )?,
+                None => c.get(&paths::remote_access())?,
+            };
+            print(&remote, &v, |v| {
+                let state = if v.enabled { "on" } else { "off" };
+                match &v.changed_by {
+                    Some(by) => format!("remote access: {state} (set by {by})\n"),
+                    None => format!("remote access: {state} (never switched)\n"),
+                }
+            });
         }
         Cmd::Watch { id, remote, stream } => {
             let c = Client::new(&remote.server, &remote.token)?;

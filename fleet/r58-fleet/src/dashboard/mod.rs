@@ -40,6 +40,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { page(include_str!("rollouts.html")) }),
         )
         .route(
+            "/remote",
+            get(|| async { page(include_str!("remote.html")) }),
+        )
+        .route(
             "/assets/app.css",
             get(|| async { asset("text/css", include_str!("app.css")) }),
         )
@@ -54,6 +58,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/device.js",
             get(|| async { asset("text/javascript", include_str!("device.js")) }),
+        )
+        .route(
+            "/assets/remote.js",
+            get(|| async { asset("text/javascript", include_str!("remote.js")) }),
         )
         .route(
             "/assets/rollouts.js",

@@ -158,6 +158,16 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS tunnel_sessions_opened ON tunnel_sessions (opened_at)",
         ],
     ),
+    (
+        6,
+        "fleet settings",
+        &["CREATE TABLE IF NOT EXISTS fleet_settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            changed_by TEXT NOT NULL,
+            changed_at BIGINT NOT NULL
+        )"],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

@@ -9,6 +9,7 @@ mod ingest;
 mod migrations;
 mod operators;
 mod ota;
+mod settings;
 mod telemetry;
 mod tunnel_sessions;
 

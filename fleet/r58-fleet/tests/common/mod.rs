@@ -299,6 +299,20 @@ pub fn relay_section(pki: &Path, relay_port: u16, extra: &str) -> String {
     )
 }
 
+/// Turns the fleet-wide remote-access switch on or off as the admin `token`; the switch as
+/// the fleet answers it.
+pub fn switch_remote_access(f: &Fleet, token: &str, on: bool) -> Value {
+    let (code, body) = call(
+        "PUT",
+        &f.url("/api/v1/remote-access"),
+        Some(token),
+        Some(serde_json::json!({ "enabled": on })),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["enabled"], on, "{body}");
+    body
+}
+
 /// Waits until `device`'s tunnel is the one the fleet lists as open.
 pub fn wait_tunnel(f: &Fleet, token: &str, device: &str) {
     wait_until(Duration::from_secs(20), "the box's tunnel", || {
