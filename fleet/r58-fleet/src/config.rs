@@ -51,6 +51,8 @@ pub struct RelayConfig {
     pub session_max_seconds: u32,
     /// A stream through a tunnel with no byte either way for this long is closed.
     pub session_idle_seconds: u32,
+    /// How long the path an admin gets when opening a box's UI (`/b/<grant>/`) leads there.
+    pub ui_grant_seconds: u32,
 }
 
 impl Default for RelayConfig {
@@ -67,6 +69,7 @@ impl Default for RelayConfig {
             trust_forwarded_for: false,
             session_max_seconds: 14_400,
             session_idle_seconds: 900,
+            ui_grant_seconds: 28_800,
         }
     }
 }

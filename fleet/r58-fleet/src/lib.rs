@@ -92,6 +92,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         withheld,
         relay,
         ui_port: cfg.relay.ui_port,
+        ui_grant: Duration::from_secs(cfg.relay.ui_grant_seconds.into()),
         guest_limits: Arc::new(api::guest_path::GuestLimits::new(&cfg.relay)),
         sessions: tunnel_sessions::Sessions::new(
             db.clone(),

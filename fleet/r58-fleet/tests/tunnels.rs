@@ -1,8 +1,8 @@
 //! Remote access through the real fleet: `r58-fleet serve` with its relay, a box dialling
 //! it with the certificate `r58-fleet pki issue-device` made (the `r58-tunnel` dialer the
 //! agent runs), and an HTTP service on the box's side standing for its web UI. An admin
-//! reaches it with the dashboard's session; the fleet's cookie stays at the fleet, the box's
-//! own token goes on; viewers and bearer-only callers are refused.
+//! opens it and gets a path of its own under /b/, sandboxed; the fleet's cookie stays at the
+//! fleet, the box's own token goes on; viewers are refused.
 
 #![allow(clippy::unwrap_used)]
 
@@ -51,12 +51,20 @@ fn start_box(
                     .collect();
                 let (parts, body) = req.into_parts();
                 let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-                axum::Json(json!({
-                    "method": parts.method.as_str(),
-                    "uri": parts.uri.to_string(),
-                    "headers": headers,
-                    "body": String::from_utf8_lossy(&body),
-                }))
+                // A box that tries to set the fleet's cookie and loosen its own policy.
+                (
+                    [
+                        ("set-cookie", "r58_fleet_token=from-the-box; Path=/"),
+                        ("content-security-policy", "default-src *"),
+                        ("access-control-allow-origin", "*"),
+                    ],
+                    axum::Json(json!({
+                        "method": parts.method.as_str(),
+                        "uri": parts.uri.to_string(),
+                        "headers": headers,
+                        "body": String::from_utf8_lossy(&body),
+                    })),
+                )
             }));
         let l = tokio::net::TcpListener::bind(("127.0.0.1", ui_port))
             .await
@@ -66,6 +74,27 @@ fn start_box(
     let dialer = box_dialer(relay_port, &files, vec![ui_port]);
     rt.spawn(async move { dialer.run(Default::default()).await });
     rt
+}
+
+/// Opens `device`'s UI as the operator with the session `cookie`: the box's path under
+/// `/b/` the fleet sends the browser to.
+fn open_ui(f: &Fleet, cookie: &str, device: &str) -> String {
+    let resp = no_redirects()
+        .get(f.url(&format!("/api/v1/devices/{device}/ui/")))
+        .header("Cookie", cookie)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "{:?}", resp.text());
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/b/") && to.ends_with('/'), "{to}");
+    to
+}
+
+fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 fn login(f: &Fleet, token: &str) -> String {
@@ -106,7 +135,7 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         switch,
         serde_json::json!({"enabled": false, "changed_by": null, "changed_at_ms": null})
     );
-    let off = c
+    let off = no_redirects()
         .get(f.url("/api/v1/devices/r58-0001/ui/"))
         .header("Cookie", &session)
         .send()
@@ -135,25 +164,36 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         on,
         "kept as switched"
     );
-    let through = |method: &str, path: &str, cookie: Option<&str>| {
-        let mut r = c
-            .request(
-                method.parse().unwrap(),
-                f.url(&format!("/api/v1/devices/r58-0001/ui/{path}")),
-            )
+    // Opening the box's UI gives a path of its own under /b/; what goes there reaches this
+    // box with the box's own token, whatever cookie the browser sends.
+    let base = open_ui(&f, &session, "r58-0001");
+    let through = |method: &str, path: &str| {
+        let resp = c
+            .request(method.parse().unwrap(), f.url(&format!("{base}{path}")))
             .bearer_auth("the-box-token")
-            .header("Sec-Fetch-Site", "same-origin")
-            .body("sent body");
-        if let Some(k) = cookie {
-            r = r.header("Cookie", format!("{k}; other=1"));
-        }
-        let resp = r.send().unwrap();
+            .header("Cookie", format!("{session}; other=1"))
+            .header("Origin", "null")
+            .body("sent body")
+            .send()
+            .unwrap();
         let code = resp.status().as_u16();
-        (code, resp.json::<Value>().unwrap_or(Value::Null))
+        let h = resp.headers().clone();
+        (code, resp.json::<Value>().unwrap_or(Value::Null), h)
     };
-    let (code, seen) = through("GET", "", Some(&session));
+    let (code, seen, h) = through("GET", "");
     assert_eq!((code, seen["uri"].as_str()), (200, Some("/")), "{seen}");
-    let (code, seen) = through("GET", "api/status?x=1", Some(&session));
+    // The box's pages run sandboxed, away from the fleet's origin, and set no cookie here.
+    let csp: Vec<_> = h.get_all("content-security-policy").iter().collect();
+    assert_eq!(csp.len(), 1, "{csp:?}");
+    let csp = csp[0].to_str().unwrap();
+    assert!(
+        csp.starts_with("sandbox") && !csp.contains("allow-same-origin"),
+        "{csp}"
+    );
+    assert!(h.get("set-cookie").is_none(), "the box set a cookie: {h:?}");
+    assert_eq!(h["access-control-allow-origin"], "null");
+    assert!(h.get("access-control-allow-credentials").is_none());
+    let (code, seen, _) = through("GET", "api/status?x=1");
     assert_eq!(code, 200, "{seen}");
     assert_eq!(seen["method"], "GET");
     assert_eq!(seen["uri"], "/api/status?x=1");
@@ -164,7 +204,7 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         "the fleet's session cookie stays at the fleet"
     );
     assert_eq!(h["host"], format!("127.0.0.1:{ui_port}"));
-    let (code, seen) = through("POST", "api/recordings/start", Some(&session));
+    let (code, seen, _) = through("POST", "api/recordings/start");
     assert_eq!(code, 200, "{seen}");
     assert_eq!(
         (seen["method"].as_str(), seen["body"].as_str()),
@@ -204,14 +244,56 @@ fn an_admin_reaches_the_box_ui_through_its_tunnel_and_others_do_not() {
         assert!(x["closed_at"].as_i64().unwrap() >= x["opened_at"].as_i64().unwrap());
     }
 
-    // The fleet's session is the cookie only: a bearer token alone is the box's, not an operator's.
-    let (code, _) = through("GET", "api/status", None);
-    assert_eq!(code, 401);
-    let (code, body) = through("GET", "api/status", Some(&login(&f, &viewer)));
-    assert_eq!(code, 403, "{body}");
-    let (code, _) = call("GET", &f.url("/api/v1/devices/r58-0002/ui/"), None, None);
-    assert_eq!(code, 401);
-    let resp = c
+    // A sandboxed page's preflight is answered by the fleet, for its origin only.
+    let pre = c
+        .request(
+            reqwest::Method::OPTIONS,
+            f.url(&format!("{base}api/status")),
+        )
+        .header("Origin", "null")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .unwrap();
+    assert_eq!(pre.status().as_u16(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "null");
+    assert!(pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+
+    // Only admins open a box's UI; a path under /b/ that the fleet did not give leads nowhere.
+    let (code, body) = call("GET", &f.url("/api/v1/devices/r58-0001/ui/"), None, None);
+    assert_eq!(code, 401, "{body}");
+    let resp = no_redirects()
+        .get(f.url("/api/v1/devices/r58-0001/ui/"))
+        .header("Cookie", login(&f, &viewer))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let by_token = no_redirects()
+        .get(f.url("/api/v1/devices/r58-0001/ui/api/status?y=2"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
+    assert_eq!(
+        by_token.status().as_u16(),
+        303,
+        "an admin's token opens it too"
+    );
+    let to = by_token.headers()["location"].to_str().unwrap();
+    assert!(
+        to.ends_with("/api/status?y=2") && !to.starts_with(&base),
+        "{to}"
+    );
+    let made_up = format!("/b/{}/api/status", "0".repeat(48));
+    let resp = c.get(f.url(&made_up)).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("sandbox"));
+    let resp = no_redirects()
         .get(f.url("/api/v1/devices/r58-0002/ui/"))
         .header("Cookie", session.clone())
         .send()
@@ -246,7 +328,7 @@ fn sessions_end_at_their_limits_or_when_an_admin_closes_them() {
     wait_tunnel(&f, &admin, "r58-0001");
     switch_remote_access(&f, &admin, true);
     let session = login(&f, &admin);
-    let url = f.url("/api/v1/devices/r58-0001/ui/");
+    let url = f.url(&open_ui(&f, &session, "r58-0001"));
     // Reads `path` through the tunnel to its end; the status (0 if none came), the bytes
     // read and the time it took.
     let read = move |path: &str| {
@@ -517,7 +599,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     let relay_port = free_port();
     let (recorder, ui_port) = r58_testkit::start_recorder(
         &dir.path().join("recorder"),
-        "[api]\ntoken = \"the-box-token-0123\"\n",
+        "[api]\ntoken = \"the-box-token-0123\"\n[hls]\nenabled = true\n",
     );
     let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
     let f = Fleet::start_with(
@@ -569,10 +651,9 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
 
     let session = login(&f, &admin);
     let c = reqwest::blocking::Client::new();
+    let base = open_ui(&f, &session, "r58-0001");
     let get = |path: &str, box_token: Option<&str>| {
-        let mut r = c
-            .get(f.url(&format!("/api/v1/devices/r58-0001/ui/{path}")))
-            .header("Cookie", &session);
+        let mut r = c.get(f.url(&format!("{base}{path}")));
         if let Some(t) = box_token {
             r = r.bearer_auth(t);
         }
@@ -591,9 +672,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     // with the invite as the credential (an invite made through the admin's UI path), and
     // nothing else of the box.
     let post = |path: &str, token: &str, body: &str| {
-        c.post(f.url(&format!("/api/v1/devices/r58-0001/ui/{path}")))
-            .header("Cookie", &session)
-            .header("Sec-Fetch-Site", "same-origin")
+        c.post(f.url(&format!("{base}{path}")))
             .bearer_auth(token)
             .header("Content-Type", "application/json")
             .body(body.to_string())
@@ -636,6 +715,49 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         "the box's reason for an offer that is not one: {body}"
     );
     assert_eq!(g("GET", "api/status", "the-box-token-0123").0, 404);
+
+    // The box's own page through the fleet in headless Chromium, signed in to the fleet as
+    // the admin: it works (sign-in with the box's token, its inputs, its live preview) in
+    // an opaque origin, where it cannot use the admin's fleet session.
+    let mut b = r58_testkit::browser::Browser::start();
+    b.goto(&f.url("/login"));
+    b.wait_js(
+        "!!document.getElementById('token')",
+        "the fleet's sign-in page",
+    );
+    b.eval(&format!("document.getElementById('token').value = {admin:?}; document.querySelector('#login button').click(); 1"));
+    b.wait_js("location.pathname === '/'", "signed in to the fleet");
+    // The fleet sends the browser on to the box's own path.
+    b.call(
+        "Page.navigate",
+        json!({ "url": f.url("/api/v1/devices/r58-0001/ui/") }),
+    );
+    b.wait_js(
+        "location.pathname.startsWith('/b/') && !!document.getElementById('signin-form')",
+        "the box's sign-in page through the fleet",
+    );
+    assert_eq!(b.eval("self.origin"), "null", "the box's page is sandboxed");
+    b.eval("document.getElementById('token').value = 'the-box-token-0123'; document.querySelector('#signin-form button').click(); 1");
+    b.wait_js(
+        "!!document.querySelector('#inputs tr[data-input=\"cam1\"][data-signal=\"true\"]')",
+        "the box's input through the fleet",
+    );
+    b.eval("document.querySelector('#inputs tr[data-input=\"cam1\"] button.preview').click(); 1");
+    b.wait_js(
+        "(() => { const v = document.getElementById('player-video');\
+           return v.videoWidth > 0 && v.currentTime > 0.5; })()",
+        "the box's live preview through the fleet",
+    );
+    // What the box's page tries against the fleet itself goes without the admin's session.
+    b.eval("window.__fleet = 'pending'; fetch('/api/v1/tunnels').then((r) => { window.__fleet = r.status; }, (e) => { window.__fleet = 'blocked'; }); 1");
+    let tried = b.wait_js(
+        "window.__fleet !== 'pending' && window.__fleet",
+        "the page's try at the fleet's API",
+    );
+    assert!(tried == json!("blocked") || tried == json!(401), "{tried}");
+    b.eval("window.__cookie = (() => { try { return document.cookie; } catch (e) { return 'no access'; } })(); 1");
+    assert_eq!(b.eval("window.__cookie"), "no access");
+    drop(b);
 
     agent.kill9();
     open(false, "the killed box's tunnel gone");

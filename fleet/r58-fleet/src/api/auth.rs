@@ -25,9 +25,8 @@ pub struct Operator(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct OperatorRole(pub Role);
 
-/// The routes of a box's web UI through its tunnel (its root, and below): `admin` only, and
-/// the fleet's session comes from the cookie (the `Authorization` header is the box's own,
-/// passed on to it).
+/// The routes that open a box's web UI through its tunnel (its root, and below): `admin`
+/// only; they answer with the box's own path under `/b/` (see `box_ui`).
 pub const BOX_UI_ROOT: &str = "/api/v1/devices/:id/ui/";
 pub const BOX_UI_ROUTE: &str = "/api/v1/devices/:id/ui/*path";
 
@@ -143,14 +142,8 @@ async fn operator(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
-    cookie_only: bool,
 ) -> Result<(String, Role), ApiError> {
-    let (t, source) = if cookie_only {
-        cookie_token(headers).map(|t| (t, Source::Cookie))
-    } else {
-        token(headers)
-    }
-    .ok_or(ApiError::NoToken)?;
+    let (t, source) = token(headers).ok_or(ApiError::NoToken)?;
     if source == Source::Cookie {
         same_site(method, headers)?;
     }
@@ -166,8 +159,7 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
-    let cookie_only = is_box_ui(&path);
-    match operator(&state, req.method(), req.headers(), cookie_only).await {
+    match operator(&state, req.method(), req.headers()).await {
         Ok((name, role)) => {
             let needed = required_role(req.method(), &path);
             if role < needed {

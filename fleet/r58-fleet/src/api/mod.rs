@@ -4,6 +4,7 @@
 //! token.
 
 pub mod auth;
+mod box_ui;
 mod commands;
 mod devices;
 pub mod error;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub relay: Option<Arc<r58_tunnel::listen::Relay>>,
     /// The port of the boxes' web UI.
     pub ui_port: u16,
+    /// How long an admin's path to a box's UI lasts (`relay.ui_grant_seconds`).
+    pub ui_grant: std::time::Duration,
     /// The rate limits of the public guest path.
     pub guest_limits: Arc<guest_path::GuestLimits>,
     /// The streams through tunnels this process holds, audited and limited.
@@ -108,8 +111,8 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
             axum::routing::delete(tunnels::close_session),
         )
         .route(auth::DEVICE_PORT_ROUTE, get(tunnel_port::port))
-        .route(auth::BOX_UI_ROOT, any(tunnels::ui_root))
-        .route(auth::BOX_UI_ROUTE, any(tunnels::ui))
+        .route(auth::BOX_UI_ROOT, get(box_ui::open_root))
+        .route(auth::BOX_UI_ROUTE, get(box_ui::open_path))
         .route("/api/v1/commands/:id", get(commands::one))
         .route("/api/v1/events", get(events::stream))
         .route(
@@ -140,6 +143,8 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
         .route("/ota/bundles/:file", get(ota::download))
         .route("/api/v1/session", post(auth::login).delete(auth::logout))
         .route("/g/:id/*path", any(guest_path::guest))
+        .route("/b/:grant/", any(box_ui::serve_root))
+        .route("/b/:grant/*path", any(box_ui::serve_path))
         .merge(crate::dashboard::routes());
     let turn = Router::new()
         .route("/turn/credentials", post(crate::turn_api::credentials))

@@ -111,28 +111,6 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// `ANY /api/v1/devices/:id/ui/*path`: the request, as `/<path>?<query>`, to the box's web
-/// UI through its tunnel, and the box's answer back. The fleet's session cookie stays
-/// here; the box's own `Authorization` goes on.
-pub async fn ui(
-    State(s): State<AppState>,
-    Extension(op): Extension<Operator>,
-    Path((id, path)): Path<(String, String)>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    forward(s, id, path, req, Caller::Operator(op.0)).await
-}
-
-/// `ANY /api/v1/devices/:id/ui/`: the box's UI root, as [`ui`].
-pub async fn ui_root(
-    State(s): State<AppState>,
-    Extension(op): Extension<Operator>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    forward(s, id, String::new(), req, Caller::Operator(op.0)).await
-}
-
 /// Who a request through a tunnel comes from: the audit's `opened_by`, and the cookies
 /// passed on.
 #[derive(Debug, Clone, PartialEq)]

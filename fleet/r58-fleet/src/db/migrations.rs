@@ -168,6 +168,20 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             changed_at BIGINT NOT NULL
         )"],
     ),
+    (
+        7,
+        "box UI grants",
+        &[
+            "CREATE TABLE IF NOT EXISTS ui_grants (
+            token_sha256 TEXT PRIMARY KEY,
+            device TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS ui_grants_expires ON ui_grants (expires_at)",
+        ],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

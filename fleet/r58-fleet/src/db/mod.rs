@@ -12,6 +12,7 @@ mod ota;
 mod settings;
 mod telemetry;
 mod tunnel_sessions;
+mod ui_grants;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use migrations::MIGRATIONS;
 pub use operators::{Operator, Role};
 pub use ota::{phase_rank, NewRollout};
 pub use tunnel_sessions::NewTunnelSession;
+pub use ui_grants::UiGrant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
