@@ -53,6 +53,10 @@ pub struct RelayConfig {
     pub session_idle_seconds: u32,
     /// How long the path an admin gets when opening a box's UI (`/b/<grant>/`) leads there.
     pub ui_grant_seconds: u32,
+    /// The fleet's address as guests on the internet reach it (`https://fleet.example.com`):
+    /// an invite made through the fleet (`guest.invite`) answers with its public link,
+    /// `<public_url>/g/<device>/guest_join?invite=…`. Empty: no public link.
+    pub public_url: String,
 }
 
 impl Default for RelayConfig {
@@ -70,6 +74,7 @@ impl Default for RelayConfig {
             session_max_seconds: 14_400,
             session_idle_seconds: 900,
             ui_grant_seconds: 28_800,
+            public_url: String::new(),
         }
     }
 }
@@ -335,6 +340,15 @@ impl Validate for FleetConfig {
             out.push((
                 "ota.public_url".into(),
                 format!("{:?} is not an http(s):// URL", self.ota.public_url),
+            ));
+        }
+        if !self.relay.public_url.is_empty()
+            && !(self.relay.public_url.starts_with("https://")
+                || self.relay.public_url.starts_with("http://"))
+        {
+            out.push((
+                "relay.public_url".into(),
+                format!("{:?} is not an http(s):// URL", self.relay.public_url),
             ));
         }
         if !(200..=60_000).contains(&self.ota.tick_ms) {

@@ -42,10 +42,12 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         )?)
     };
     let (events, _) = tokio::sync::broadcast::channel(1024);
+    let guest_base = api::guest_path::public_base(&cfg.relay);
     tokio::spawn(api::events::poll(
         db.clone(),
         events.clone(),
         Duration::from_secs(1),
+        guest_base.clone(),
     ));
     tokio::spawn(prune(db.clone(), cfg.db.telemetry_retention_hours));
     if db.backend == db::Backend::Sqlite {
@@ -93,6 +95,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         relay,
         ui_port: cfg.relay.ui_port,
         ui_grant: Duration::from_secs(cfg.relay.ui_grant_seconds.into()),
+        guest_base,
         guest_limits: Arc::new(api::guest_path::GuestLimits::new(&cfg.relay)),
         sessions: tunnel_sessions::Sessions::new(
             db.clone(),

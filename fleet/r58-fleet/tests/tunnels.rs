@@ -608,7 +608,11 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         broker.port,
         &db,
         "fleet-tunnels-e2e",
-        &relay_section(&pki, relay_port, &format!("ui_port = {ui_port}\n")),
+        &relay_section(
+            &pki,
+            relay_port,
+            &format!("ui_port = {ui_port}\npublic_url = \"https://fleet.example.test\"\n"),
+        ),
     );
     let admin = f.operator("ada");
     let (ca, cert, key) = device_files(dir.path(), &pki, broker.port, "r58-0001");
@@ -621,7 +625,8 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         "r58-0001",
         &format!(
             "[remote_access]\nrelay = \"127.0.0.1:{relay_port}\"\nserver_name = \"localhost\"\n\
-             ports = [{ui_port}]\nreconnect_max_seconds = 1\n"
+             ports = [{ui_port}]\nreconnect_max_seconds = 1\n\
+             [agent]\nrecorder_api = \"http://127.0.0.1:{ui_port}\"\n[api]\ntoken = \"the-box-token-0123\"\n"
         ),
     );
     wait_device(&f, &admin, "r58-0001", "device online", |d| {
@@ -715,6 +720,49 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         "the box's reason for an offer that is not one: {body}"
     );
     assert_eq!(g("GET", "api/status", "the-box-token-0123").0, 404);
+
+    // An invite made through the fleet's command comes back with its public link, and
+    // that link's path is the box's guest page.
+    let (code, sent) = call(
+        "POST",
+        &f.url("/api/v1/devices/r58-0001/commands"),
+        Some(&admin),
+        Some(json!({"name": "guest.invite", "args": {"name": "Bo"}})),
+    );
+    assert_eq!(code, 202, "{sent}");
+    let id = sent["command"]["id"].as_str().unwrap().to_string();
+    let done = wait_until(Duration::from_secs(20), "the invite command done", || {
+        let (_, c) = call(
+            "GET",
+            &f.url(&format!("/api/v1/commands/{id}")),
+            Some(&admin),
+            None,
+        );
+        let state = c["command"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            ["sent", "accepted", "in_progress", "succeeded"].contains(&state.as_str()),
+            "{c}"
+        );
+        (state == "succeeded").then_some(c)
+    });
+    let result = &done["command"]["result"];
+    let link = result["public_url"].as_str().expect("a public link");
+    let path = link
+        .strip_prefix("https://fleet.example.test")
+        .expect("on the fleet's public address");
+    assert_eq!(
+        path,
+        format!(
+            "/g/r58-0001/guest_join?invite={}",
+            result["token"].as_str().unwrap()
+        )
+    );
+    let page = c.get(f.url(path)).send().unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().unwrap().contains("Join as a guest"));
 
     // The box's own page through the fleet in headless Chromium, signed in to the fleet as
     // the admin: it works (sign-in with the box's token, its inputs, its live preview) in

@@ -237,10 +237,11 @@ pub async fn one(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<CommandAnswer>, ApiError> {
-    let command =
+    let mut command =
         s.db.command(&id)
             .await?
             .ok_or_else(|| ApiError::NoCommand(id.clone()))?;
+    super::guest_path::add_public_link(s.guest_base.as_deref(), &mut command);
     Ok(Json(CommandAnswer { command }))
 }
 
@@ -256,9 +257,11 @@ pub async fn of_device(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<CommandList>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    Ok(Json(CommandList {
-        commands: s.db.commands(Some(&device), None, limit).await?,
-    }))
+    let mut commands = s.db.commands(Some(&device), None, limit).await?;
+    for c in &mut commands {
+        super::guest_path::add_public_link(s.guest_base.as_deref(), c);
+    }
+    Ok(Json(CommandList { commands }))
 }
 
 #[cfg(test)]

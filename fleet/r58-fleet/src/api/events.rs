@@ -22,7 +22,12 @@ pub type Change = Event;
 /// Polls the database every `period` and broadcasts changes. Rows are compared by
 /// `updated_at`; the window overlaps by a few seconds so that clocks of other replicas and
 /// transactions committing late are not missed, and what was already sent is not repeated.
-pub async fn poll(db: Db, tx: broadcast::Sender<Change>, period: Duration) {
+pub async fn poll(
+    db: Db,
+    tx: broadcast::Sender<Change>,
+    period: Duration,
+    guest_base: Option<String>,
+) {
     let mut seen_dev: HashMap<String, i64> = HashMap::new();
     let mut seen_cmd: HashMap<String, (i64, String)> = HashMap::new();
     let mut since = now_ms();
@@ -53,7 +58,8 @@ pub async fn poll(db: Db, tx: broadcast::Sender<Change>, period: Duration) {
         }
         match db.commands(None, Some(from), 500).await {
             Ok(cmds) => {
-                for c in cmds.into_iter().rev() {
+                for mut c in cmds.into_iter().rev() {
+                    super::guest_path::add_public_link(guest_base.as_deref(), &mut c);
                     let key = (c.updated_at, c.state.clone());
                     if seen_cmd.get(&c.id) != Some(&key) {
                         seen_cmd.insert(c.id.clone(), key);

@@ -118,9 +118,81 @@ pub async fn guest(
     forward(s, id, path, req, Caller::Guest(source)).await
 }
 
+/// Where guests on the internet reach a box's guest page: `relay.public_url`, when the fleet
+/// has a relay and that address is set.
+pub fn public_base(cfg: &crate::config::RelayConfig) -> Option<String> {
+    (cfg.listen.is_some() && !cfg.public_url.is_empty())
+        .then(|| cfg.public_url.trim_end_matches('/').to_string())
+}
+
+/// Adds the public link to the answer of a `guest.invite` made through the fleet: the box
+/// answers with its guest page relative to itself (`url`), the fleet's public path to it is
+/// `public_url`.
+pub fn add_public_link(base: Option<&str>, c: &mut r58_fleet_api::Command) {
+    let Some(base) = base else { return };
+    if c.name != "guest.invite" {
+        return;
+    }
+    let Some(result) = c.result.as_mut().and_then(|r| r.as_object_mut()) else {
+        return;
+    };
+    let Some(url) = result.get("url").and_then(|u| u.as_str()) else {
+        return;
+    };
+    if !url.starts_with("/guest_join?") {
+        return;
+    }
+    let link = format!("{base}/g/{}{url}", r58_fleet_api::paths::encode(&c.device));
+    result.insert("public_url".into(), link.into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answered(name: &str, device: &str, result: serde_json::Value) -> r58_fleet_api::Command {
+        r58_fleet_api::Command {
+            id: "c1".into(),
+            device: device.into(),
+            name: name.into(),
+            args: serde_json::json!({}),
+            state: "succeeded".into(),
+            progress: 100,
+            message: None,
+            result: Some(result),
+            created_by: Some("ada".into()),
+            created_at: 1,
+            expires_at: None,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn an_invite_made_through_the_fleet_gets_its_public_link() {
+        let base = Some("https://fleet.example.com");
+        let made = serde_json::json!({"token": "abc", "url": "/guest_join?invite=abc"});
+        let mut c = answered("guest.invite", "r58 0001", made.clone());
+        add_public_link(base, &mut c);
+        assert_eq!(
+            c.result.unwrap()["public_url"],
+            "https://fleet.example.com/g/r58%200001/guest_join?invite=abc"
+        );
+        // No public address, another command, or an answer that is not a guest page: as is.
+        for (base, name, result) in [
+            (None, "guest.invite", made.clone()),
+            (base, "ping", made.clone()),
+            (
+                base,
+                "guest.invite",
+                serde_json::json!({"url": "https://elsewhere/x"}),
+            ),
+            (base, "guest.invite", serde_json::json!("done")),
+        ] {
+            let mut c = answered(name, "r58-0001", result.clone());
+            add_public_link(base, &mut c);
+            assert_eq!(c.result, Some(result));
+        }
+    }
 
     #[test]
     fn only_the_guest_page_and_whip_are_reachable() {

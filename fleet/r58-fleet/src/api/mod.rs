@@ -46,6 +46,9 @@ pub struct AppState {
     pub ui_port: u16,
     /// How long an admin's path to a box's UI lasts (`relay.ui_grant_seconds`).
     pub ui_grant: std::time::Duration,
+    /// Where guests on the internet reach a box (`relay.public_url`), for the links of
+    /// invites made through the fleet.
+    pub guest_base: Option<String>,
     /// The rate limits of the public guest path.
     pub guest_limits: Arc<guest_path::GuestLimits>,
     /// The streams through tunnels this process holds, audited and limited.
