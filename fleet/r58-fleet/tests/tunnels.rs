@@ -599,7 +599,9 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     let relay_port = free_port();
     let (recorder, ui_port) = r58_testkit::start_recorder(
         &dir.path().join("recorder"),
-        "[api]\ntoken = \"the-box-token-0123\"\n[hls]\nenabled = true\n",
+        "[api]\ntoken = \"the-box-token-0123\"\n[hls]\nenabled = true\n\
+         [guests]\nice_addresses = [\"127.0.0.1\"]\n\
+         [inputs.guest1]\nkind = \"whip\"\nwidth = 320\nheight = 240\nfps = 15\n",
     );
     let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
     let f = Fleet::start_with(
@@ -763,6 +765,63 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     let page = c.get(f.url(path)).send().unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().unwrap().contains("Join as a guest"));
+
+    // A guest in a browser, on that public link: the page loads through the fleet, its WHIP
+    // offer goes through the fleet to the box, and the guest's picture reaches the box's
+    // guest input (the media itself goes directly, here on loopback).
+    let mut guest = r58_testkit::browser::Browser::start_with(&[
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ]);
+    guest.goto(&f.url(path));
+    guest.wait_js(
+        "document.querySelector('#camera option') !== null",
+        "the guest page's camera list",
+    );
+    guest.eval("document.getElementById('join').click(); 1");
+    guest.wait_js(
+        "document.getElementById('state').dataset.state === 'connected'",
+        "the guest connected through the fleet's public path",
+    );
+    let box_status = || -> Value {
+        let resp = c
+            .get(format!("http://127.0.0.1:{ui_port}/api/status"))
+            .bearer_auth("the-box-token-0123")
+            .send()
+            .unwrap();
+        resp.json().unwrap()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the guest's picture on the box's input",
+        || {
+            let g = box_status()["inputs"]["guest1"].clone();
+            (g["source"]["state"] == "playing" && g["signal"] == true).then_some(())
+        },
+    );
+    // Its WHIP exchange went through the fleet, audited as guest sessions.
+    let (_, list) = call(
+        "GET",
+        &f.url("/api/v1/tunnel-sessions?device=r58-0001"),
+        Some(&admin),
+        None,
+    );
+    assert!(
+        list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["kind"] == "guest" && x["target"] == "POST /whip"),
+        "{list}"
+    );
+    guest.eval("document.getElementById('leave').click(); 1");
+    wait_until(
+        Duration::from_secs(30),
+        "the guest gone from the box",
+        || (box_status()["inputs"]["guest1"]["signal"] == false).then_some(()),
+    );
+    drop(guest);
 
     // The box's own page through the fleet in headless Chromium, signed in to the fleet as
     // the admin: it works (sign-in with the box's token, its inputs, its live preview) in
