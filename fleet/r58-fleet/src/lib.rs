@@ -106,6 +106,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         ),
     };
     tokio::spawn(tunnel_sessions::close_stale(db.clone()));
+    tokio::spawn(tunnel_sessions::follow_requests(state.sessions.clone()));
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

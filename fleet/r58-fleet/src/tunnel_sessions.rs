@@ -18,7 +18,7 @@ use crate::db::{Db, DbError, NewTunnelSession};
 
 /// How often an open session's byte counts reach the database; a session not updated for
 /// [`STALE_AFTER`] belongs to a fleet process that is gone.
-pub const UPDATE_EVERY: Duration = Duration::from_secs(20);
+const UPDATE_EVERY: Duration = Duration::from_secs(20);
 pub const STALE_AFTER: Duration = Duration::from_secs(90);
 
 /// Why a session ended, as the audit records it.
@@ -192,13 +192,6 @@ impl Sessions {
                     if let Err(e) = self.db.update_tunnel_session(id, to, from, None).await {
                         tracing::warn!(session = %id, error = %r58_log::error_chain(&e), "updating a tunnel session");
                     }
-                    // Turned off on another fleet process: its sessions there ended at once,
-                    // the ones here end now.
-                    if let Ok(switch) = self.db.remote_access().await {
-                        if !switch.enabled {
-                            return EndReason::RemoteAccessOff;
-                        }
-                    }
                 }
             }
         };
@@ -233,6 +226,43 @@ impl Sessions {
             stop.cancel(EndReason::RemoteAccessOff);
         }
         open.len()
+    }
+}
+
+/// How often a fleet process looks for what other processes asked of the sessions it holds.
+pub const REQUESTS_EVERY: Duration = Duration::from_secs(2);
+
+/// Ends, every [`REQUESTS_EVERY`], the sessions held here that an admin closed through another
+/// fleet process, and all of them once remote access is off (switched on another process).
+pub async fn follow_requests(sessions: Arc<Sessions>) {
+    let mut tick = tokio::time::interval(REQUESTS_EVERY);
+    loop {
+        tick.tick().await;
+        if sessions.open_map().is_empty() {
+            continue;
+        }
+        match sessions.db.remote_access().await {
+            Ok(switch) if !switch.enabled => {
+                sessions.close_all_remote_access_off();
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %r58_log::error_chain(&e), "reading the remote-access switch")
+            }
+        }
+        match sessions.db.tunnel_session_close_requests().await {
+            Ok(ids) => {
+                for id in ids {
+                    if sessions.close(&id) {
+                        tracing::info!(session = %id, "tunnel session closed on another fleet process's request");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %r58_log::error_chain(&e), "reading tunnel session close requests")
+            }
+        }
     }
 }
 

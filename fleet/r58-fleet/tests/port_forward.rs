@@ -386,3 +386,111 @@ fn the_remote_access_page_switches_the_fleet_and_closes_sessions() {
     );
     drop(rt);
 }
+
+/// Two fleet processes on one database (replicas): the box's tunnel is on one, an admin
+/// works on the other. Closing a session and switching remote access off there end the
+/// session the first one holds.
+#[test]
+fn another_fleet_process_closes_a_session_and_switches_remote_access_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fleet_pki(dir.path());
+    let (relay_port, echo_port) = (free_port(), free_port());
+    let holder = relay_fleet(
+        dir.path(),
+        &pki,
+        "fleet-replica-a",
+        &relay_section(&pki, relay_port, ""),
+    );
+    let db = format!("sqlite://{}", dir.path().join("fleet.db").display());
+    let other = Fleet::start_with(
+        &dir.path().join("fleet-b"),
+        &pki,
+        free_port(),
+        &db,
+        "fleet-replica-b",
+        "",
+    );
+    let admin = holder.operator("ada");
+    start_echo(echo_port);
+    let files = device_files(dir.path(), &pki, 1, "r58-0001");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dialer = box_dialer(relay_port, &files, vec![echo_port]);
+    rt.spawn(async move { dialer.run(Default::default()).await });
+    wait_tunnel(&holder, &admin, "r58-0001");
+    // The switch is the whole fleet's: turned on through the other process.
+    switch_remote_access(&other, &admin, true);
+
+    let local = free_port();
+    let _fwd = Forward::start(
+        &holder,
+        &admin,
+        "r58-0001",
+        local,
+        echo_port,
+        &dir.path().join("fwd.log"),
+    );
+    let open_id = |f: &Fleet| -> String {
+        wait_until(Duration::from_secs(10), "an open session", || {
+            let (_, list) = call(
+                "GET",
+                &f.url("/api/v1/tunnel-sessions?open=true"),
+                Some(&admin),
+                None,
+            );
+            list["sessions"][0]["id"].as_str().map(str::to_string)
+        })
+    };
+    let reason_of = |id: &str| -> String {
+        wait_until(
+            Duration::from_secs(10),
+            "the session's end recorded",
+            || {
+                let (_, list) = call(
+                    "GET",
+                    &other.url("/api/v1/tunnel-sessions"),
+                    Some(&admin),
+                    None,
+                );
+                list["sessions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["id"] == id)
+                    .and_then(|x| x["end_reason"].as_str().map(str::to_string))
+            },
+        )
+    };
+
+    let mut a = connect(local);
+    assert_eq!(ask(&mut a, "one"), "ONE");
+    let id = open_id(&other);
+    let (code, body) = call(
+        "DELETE",
+        &other.url(&format!("/api/v1/tunnel-sessions/{id}")),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 202, "held by the other process: {body}");
+    let mut rest = Vec::new();
+    assert_eq!(a.read_to_end(&mut rest).unwrap(), 0, "the session ends");
+    assert_eq!(reason_of(&id), "closed_by_operator");
+    let (code, _) = call(
+        "DELETE",
+        &other.url(&format!("/api/v1/tunnel-sessions/{id}")),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 404, "no longer open");
+
+    let mut b = connect(local);
+    assert_eq!(ask(&mut b, "two"), "TWO");
+    let id = open_id(&other);
+    switch_remote_access(&other, &admin, false);
+    assert_eq!(
+        b.read_to_end(&mut rest).unwrap(),
+        0,
+        "switching off ends it"
+    );
+    assert_eq!(reason_of(&id), "remote_access_off");
+    drop(rt);
+}

@@ -26,7 +26,7 @@ pub async fn remote_access(
 
 /// `PUT /api/v1/remote-access` (admin): turns remote access on or off for the whole fleet.
 /// Off ends the sessions this process holds at once; other fleet processes end theirs
-/// within [`crate::tunnel_sessions::UPDATE_EVERY`].
+/// within [`crate::tunnel_sessions::REQUESTS_EVERY`].
 pub async fn set_remote_access(
     State(s): State<AppState>,
     Extension(op): Extension<Operator>,
@@ -84,19 +84,23 @@ pub async fn sessions(
     }))
 }
 
-/// `DELETE /api/v1/tunnel-sessions/:id`: ends an open session held by this fleet process.
+/// `DELETE /api/v1/tunnel-sessions/:id`: ends an open session: at once when this fleet
+/// process holds it (`204`), else the process that holds it ends it within
+/// [`crate::tunnel_sessions::REQUESTS_EVERY`] (`202`).
 pub async fn close_session(
     State(s): State<AppState>,
     Extension(op): Extension<Operator>,
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    if !s.sessions.close(&id) {
-        return Err(ApiError::NotFound(format!(
-            "open tunnel session {id:?} on this fleet process"
-        )));
+    if s.sessions.close(&id) {
+        tracing::info!(session = %id, by = %op.0, "tunnel session closed by an operator");
+        return Ok(axum::http::StatusCode::NO_CONTENT);
     }
-    tracing::info!(session = %id, by = %op.0, "tunnel session closed by an operator");
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    if s.db.request_tunnel_session_close(&id, &op.0).await? {
+        tracing::info!(session = %id, by = %op.0, "close of a tunnel session another fleet process holds requested");
+        return Ok(axum::http::StatusCode::ACCEPTED);
+    }
+    Err(ApiError::NotFound(format!("open tunnel session {id:?}")))
 }
 
 /// Headers that belong to one hop and are not passed on.

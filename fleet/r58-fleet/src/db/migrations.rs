@@ -182,6 +182,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS ui_grants_expires ON ui_grants (expires_at)",
         ],
     ),
+    (
+        8,
+        "tunnel session close requests",
+        // An admin's close of a session another fleet process holds.
+        &["ALTER TABLE tunnel_sessions ADD COLUMN close_requested_by TEXT"],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

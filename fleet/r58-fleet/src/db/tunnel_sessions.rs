@@ -65,6 +65,30 @@ impl Db {
         Ok(())
     }
 
+    /// Asks whichever fleet process holds the open session `id` to end it; false when no
+    /// open session has that id.
+    pub async fn request_tunnel_session_close(&self, id: &str, by: &str) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE tunnel_sessions SET close_requested_by = $2 WHERE id = $1 AND closed_at IS NULL",
+        )
+        .bind(id)
+        .bind(by)
+        .execute(self.pool())
+        .await
+        .map_err(q("request a tunnel session's close"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The open sessions an admin asked to close.
+    pub async fn tunnel_session_close_requests(&self) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT id FROM tunnel_sessions WHERE closed_at IS NULL AND close_requested_by IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(q("read tunnel session close requests"))
+    }
+
     /// Closes the sessions no fleet process has updated since `before_ms` (the process that
     /// held them stopped): closed when last seen, reason `fleet_stopped`.
     pub async fn close_stale_tunnel_sessions(&self, before_ms: i64) -> Result<u64, DbError> {
