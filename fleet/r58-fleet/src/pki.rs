@@ -67,7 +67,8 @@ pub fn revoked(dir: &Path) -> Result<Vec<String>, FleetError> {
 
 /// What the running services get of the PKI folder, each in a folder of its own that is all
 /// its container mounts: the broker `ca.pem`, `broker.crt`, `broker.key` and the revocation
-/// list; the fleet service `ca.pem`, `fleet.crt`, `fleet.key`. The CA key stays in `dir`,
+/// list; the fleet service `ca.pem`, `fleet.crt`, `fleet.key` and the relay's `relay.crt`,
+/// `relay.key`. The CA key stays in `dir`,
 /// which no running service mounts. Written atomically, keys 0600.
 pub fn export(dir: &Path, broker_certs: &Path, fleet_certs: &Path) -> Result<(), FleetError> {
     let copy = |name: &str, to: &Path, private: bool| -> Result<(), FleetError> {
@@ -86,7 +87,13 @@ pub fn export(dir: &Path, broker_certs: &Path, fleet_certs: &Path) -> Result<(),
     ] {
         copy(name, broker_certs, private)?;
     }
-    for (name, private) in [("ca.pem", false), ("fleet.crt", false), ("fleet.key", true)] {
+    for (name, private) in [
+        ("ca.pem", false),
+        ("fleet.crt", false),
+        ("fleet.key", true),
+        ("relay.crt", false),
+        ("relay.key", true),
+    ] {
         copy(name, fleet_certs, private)?;
     }
     publish_revoked(dir, broker_certs)
@@ -187,6 +194,7 @@ impl Ca {
         };
         ca.issue(&dir.join("broker"), "broker", broker_names, true)?;
         ca.issue(&dir.join("fleet"), "fleet", &[], false)?;
+        ca.issue_relay(broker_names)?;
         Ok(ca)
     }
 
@@ -251,6 +259,12 @@ impl Ca {
             ),
         )?;
         Ok((c, k))
+    }
+
+    /// The remote-access relay's server certificate (`relay.crt`, `relay.key`): boxes dial
+    /// the relay on the same host names as the broker.
+    pub fn issue_relay(&self, names: &[String]) -> Result<(PathBuf, PathBuf), FleetError> {
+        self.issue(&self.dir.join("relay"), "relay", names, true)
     }
 
     /// A certificate and its key (PEM) for CN `cn`, not written anywhere (the device

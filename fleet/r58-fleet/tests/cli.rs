@@ -212,14 +212,28 @@ fn pki_deploy_keeps_the_ca_key_out_of_the_services_folders() {
         names(&broker),
         ["broker.crt", "broker.key", "ca.pem", "revoked"]
     );
-    assert_eq!(names(&fleet), ["ca.pem", "fleet.crt", "fleet.key"]);
-    for key in [broker.join("broker.key"), fleet.join("fleet.key")] {
+    assert_eq!(
+        names(&fleet),
+        ["ca.pem", "fleet.crt", "fleet.key", "relay.crt", "relay.key"]
+    );
+    for key in [
+        broker.join("broker.key"),
+        fleet.join("fleet.key"),
+        fleet.join("relay.key"),
+    ] {
         assert_eq!(
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
     }
     assert_eq!(std::fs::read(broker.join("ca.pem")).unwrap(), ca);
+    // A PKI made before the relay existed gets its certificate on the next deployment,
+    // under the same CA.
+    std::fs::remove_file(pki.join("relay.crt")).unwrap();
+    std::fs::remove_file(fleet.join("relay.crt")).unwrap();
+    deploy();
+    assert!(pki.join("relay.crt").exists() && fleet.join("relay.crt").exists());
+    assert_eq!(std::fs::read(pki.join("ca.pem")).unwrap(), ca);
     let o = Command::new(fleet_bin())
         .args(["pki", "revoke", "r58-0007", "--dir"])
         .arg(&pki)
@@ -250,8 +264,13 @@ fn pki_deploy_keeps_the_ca_key_out_of_the_services_folders() {
         }
     }
     assert_eq!(mounting_pki, ["fleet-pki"], "{compose}");
-    // Only the broker is published; the fleet's HTTP is reached through Coolify's proxy.
-    assert_eq!(publishing, ["mosquitto"], "{compose}");
+    // Only the broker and the fleet's relay (both mutual TLS, not through a proxy) are
+    // published; the fleet's HTTP is reached through Coolify's proxy.
+    assert_eq!(publishing, ["mosquitto", "fleet"], "{compose}");
+    assert!(
+        compose.contains("\"${R58_RELAY_PORT:-8443}:8443\""),
+        "{compose}"
+    );
 }
 
 #[test]

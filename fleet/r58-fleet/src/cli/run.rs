@@ -136,6 +136,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, FleetError> {
                         dir.display()
                     );
                 }
+                if !dir.join("relay.crt").exists() {
+                    // A CA made before the relay existed.
+                    crate::pki::Ca::open(&dir)?.issue_relay(&broker_names)?;
+                    println!("relay certificate made in {}", dir.display());
+                }
                 crate::pki::export(&dir, &broker_certs, &fleet_certs)?;
                 println!(
                     "broker certificates in {}, fleet certificates in {}",

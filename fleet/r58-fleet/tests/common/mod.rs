@@ -294,7 +294,7 @@ pub fn state_doc(session: u64) -> String {
 pub fn relay_section(pki: &Path, relay_port: u16, extra: &str) -> String {
     format!(
         "[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nca_file = \"{p}/ca.pem\"\n\
-         cert_file = \"{p}/broker.crt\"\nkey_file = \"{p}/broker.key\"\n{extra}",
+         cert_file = \"{p}/relay.crt\"\nkey_file = \"{p}/relay.key\"\n{extra}",
         p = pki.display()
     )
 }
