@@ -2,9 +2,12 @@
 //! (local config or the fleet's desired config), a dialer keeps a tunnel to the fleet's
 //! relay open, authenticated with the device certificate the agent uses for MQTT.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use r58_config::{R58Config, RemoteAccessConfig};
+use r58_proto::RemoteAccessState;
+use r58_tunnel::activity::Activity;
 use r58_tunnel::device::Policy;
 use r58_tunnel::dial::Dialer;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 pub struct RemoteAccess {
     running: Option<(RemoteAccessConfig, CancellationToken)>,
+    /// The running dialer's tunnel: connected, streams open.
+    activity: Option<Arc<Activity>>,
 }
 
 impl RemoteAccess {
@@ -27,6 +32,7 @@ impl RemoteAccess {
         }
         if let Some((_, stop)) = self.running.take() {
             stop.cancel();
+            self.activity = None;
             tracing::info!("remote access off");
         }
         if !want.enabled {
@@ -40,6 +46,7 @@ impl RemoteAccess {
                 return;
             }
         };
+        let activity = Arc::new(Activity::default());
         let dialer = Dialer {
             address: want.relay.clone(),
             server_name: want.relay_name().to_string(),
@@ -48,6 +55,7 @@ impl RemoteAccess {
             policy: Policy {
                 ports: want.ports.clone(),
                 max_streams: want.max_streams as usize,
+                activity: activity.clone(),
             },
             max_backoff: Duration::from_secs(u64::from(want.reconnect_max_seconds)),
         };
@@ -58,6 +66,15 @@ impl RemoteAccess {
         });
         tracing::info!(relay = %want.relay, ports = ?want.ports, "remote access on");
         self.running = Some((want.clone(), stop));
+        self.activity = Some(activity);
+    }
+
+    /// For the box's state: the tunnel while remote access is on, None while it is off.
+    pub fn state(&self) -> Option<RemoteAccessState> {
+        self.activity.as_ref().map(|a| RemoteAccessState {
+            tunnel: a.connected(),
+            open_streams: u32::try_from(a.open_streams()).unwrap_or(u32::MAX),
+        })
     }
 }
 

@@ -29,6 +29,18 @@ pub struct State {
     /// Grows by one on every connection of the agent (persisted).
     pub session: u64,
     pub ts: DateTime<Utc>,
+    /// The remote-access tunnel while remote access is on; absent while it is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_access: Option<RemoteAccessState>,
+}
+
+/// The box's remote-access tunnel as the box sees it (docs/remote-access.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteAccessState {
+    /// Connected to the fleet's relay now.
+    pub tunnel: bool,
+    /// Streams the fleet holds open to the box's ports now (sessions).
+    pub open_streams: u32,
 }
 
 /// `telemetry/{stream}`, QoS 1: one sample with its sequence number in the stream.

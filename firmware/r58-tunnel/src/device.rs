@@ -8,13 +8,16 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
+use crate::activity::Activity;
 use crate::{header, yamux_config, TunnelError};
 
-/// Which local ports of the box the fleet may reach, and how many streams at once.
+/// Which local ports of the box the fleet may reach, and how many streams at once; and
+/// where the tunnel's [`Activity`] is counted.
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub ports: Vec<u16>,
     pub max_streams: usize,
+    pub activity: Arc<Activity>,
 }
 
 impl Policy {
@@ -37,6 +40,7 @@ where
         yamux::Mode::Server,
     );
     let policy = Arc::new(policy);
+    let _up = policy.activity.connection();
     loop {
         match poll_fn(|cx| conn.poll_next_inbound(cx)).await {
             Some(Ok(stream)) => {
@@ -72,6 +76,7 @@ async fn forward(stream: yamux::Stream, policy: &Policy) -> Result<(), TunnelErr
         }
     };
     stream.write_all(b"OK\n").await?;
+    let _open = policy.activity.stream();
     let (up, down) = tokio::io::copy_bidirectional(&mut stream, &mut local).await?;
     tracing::debug!(port, up, down, "a tunnel stream ended");
     Ok(())

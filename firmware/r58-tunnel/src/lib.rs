@@ -17,6 +17,7 @@
 //! box with `OK` or `NO <reason>` ([`header`]); then it carries the bytes of one TCP
 //! connection to `127.0.0.1:<port>` on the box.
 
+pub mod activity;
 pub mod device;
 pub mod dial;
 pub mod error;

@@ -47,6 +47,7 @@ fn dialer(
         policy: Policy {
             ports: vec![port],
             max_streams: 16,
+            activity: Default::default(),
         },
         max_backoff: Duration::from_secs(2),
     }

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use r58_tunnel::activity::Activity;
 use r58_tunnel::device::{self, Policy};
 use r58_tunnel::relay::{self, Tunnel};
 use r58_tunnel::ws_io::WsIo;
@@ -15,6 +17,11 @@ use tokio::time::timeout;
 
 /// A box dialling a relay on loopback; the relay's handle to it.
 async fn tunnel(ports: Vec<u16>) -> Tunnel {
+    tunnel_counted(ports, Default::default()).await
+}
+
+/// As [`tunnel`], counting the box's activity in `activity`.
+async fn tunnel_counted(ports: Vec<u16>, activity: Arc<Activity>) -> Tunnel {
     let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = relay.local_addr().unwrap();
     let boxed = tokio::spawn(async move {
@@ -27,6 +34,7 @@ async fn tunnel(ports: Vec<u16>) -> Tunnel {
             Policy {
                 ports,
                 max_streams: 64,
+                activity,
             },
         )
         .await
@@ -174,4 +182,39 @@ async fn closing_one_stream_leaves_the_others_open() {
         .unwrap()
         .unwrap();
     assert_eq!(&back, b"b lives");
+}
+
+#[tokio::test]
+async fn the_box_counts_its_connection_and_open_streams() {
+    let port = echo().await;
+    let activity = Arc::new(Activity::default());
+    let t = tunnel_counted(vec![port, 1], activity.clone()).await;
+    let wait = |want: (bool, usize)| {
+        let activity = activity.clone();
+        async move {
+            timeout(Duration::from_secs(5), async {
+                while (activity.connected(), activity.open_streams()) != want {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("never {want:?}"));
+        }
+    };
+    wait((true, 0)).await;
+    let mut a = t.open(port).await.unwrap();
+    let b = t.open(port).await.unwrap();
+    wait((true, 2)).await;
+    // A refused stream is not counted.
+    assert!(t.open(1).await.is_err());
+    a.write_all(b"x").await.unwrap();
+    a.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    a.read_to_end(&mut rest).await.unwrap();
+    drop(a);
+    wait((true, 1)).await;
+    drop(b);
+    wait((true, 0)).await;
+    drop(t);
+    wait((false, 0)).await;
 }

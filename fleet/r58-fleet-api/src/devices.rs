@@ -30,6 +30,10 @@ pub struct Device {
     pub reported_version: Option<i64>,
     pub reported: Option<Value>,
     pub reported_errors: Option<Value>,
+    /// The box's remote-access tunnel as its last state said: connected or not, and the
+    /// streams (sessions) open through it; absent while remote access is off on the box.
+    #[serde(default)]
+    pub remote_access: Option<r58_proto::RemoteAccessState>,
     pub updated_at: i64,
 }
 

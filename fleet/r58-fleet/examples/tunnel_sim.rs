@@ -107,6 +107,7 @@ async fn main() {
                 policy: Policy {
                     ports: ports.clone(),
                     max_streams: 16,
+                    activity: Default::default(),
                 },
                 max_backoff: Duration::from_secs(5),
             }

@@ -655,6 +655,72 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     set(true);
     open(true, "the tunnel the fleet turned on");
     switch_remote_access(&f, &admin, true);
+    // The box's state says its tunnel is up, and how many streams are open through it.
+    let remote = |tunnel: bool, streams: u32| {
+        move |d: &r58_fleet_api::Device| {
+            d.remote_access
+                == Some(r58_proto::RemoteAccessState {
+                    tunnel,
+                    open_streams: streams,
+                })
+        }
+    };
+    wait_device(
+        &f,
+        &admin,
+        "r58-0001",
+        "the tunnel in the box's state",
+        remote(true, 0),
+    );
+    let held = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(
+            f.url("")
+                .trim_start_matches("http://")
+                .trim_end_matches('/'),
+        )
+        .unwrap();
+        write!(
+            s,
+            "GET /api/v1/devices/r58-0001/port/{ui_port} HTTP/1.1\r\nHost: fleet\r\n\
+             Authorization: Bearer {admin}\r\nConnection: upgrade\r\nUpgrade: r58-tunnel\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101", "a port forward held open");
+        s
+    };
+    wait_device(
+        &f,
+        &admin,
+        "r58-0001",
+        "an open stream in the box's state",
+        remote(true, 1),
+    );
+    // The device's page shows it.
+    let mut page = r58_testkit::browser::Browser::start();
+    page.goto(&f.url("/login"));
+    page.wait_js(
+        "!!document.getElementById('token')",
+        "the fleet's sign-in page",
+    );
+    page.eval(&format!("document.getElementById('token').value = {admin:?}; document.querySelector('#login button').click(); 1"));
+    page.wait_js("location.pathname === '/'", "signed in to the fleet");
+    page.goto(&f.url("/device/r58-0001"));
+    page.wait_js(
+        "(document.getElementById('card-remote-access') || {}).textContent === 'Remote accesstunnel up, 1 open'",
+        "the remote access card on the device's page",
+    );
+    drop(page);
+    drop(held);
+    wait_device(
+        &f,
+        &admin,
+        "r58-0001",
+        "the stream gone from the box's state",
+        remote(true, 0),
+    );
 
     let session = login(&f, &admin);
     let c = reqwest::blocking::Client::new();
@@ -874,5 +940,12 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
 
     set(false);
     open(false, "the tunnel the fleet turned off");
+    wait_device(
+        &f,
+        &admin,
+        "r58-0001",
+        "remote access off in the box's state",
+        |d| d.remote_access.is_none(),
+    );
     drop(recorder);
 }

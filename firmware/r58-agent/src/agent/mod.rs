@@ -94,6 +94,9 @@ pub struct Agent {
     booted_slot: Option<String>,
     /// The remote-access tunnel's dialer.
     remote: crate::remote_access::RemoteAccess,
+    /// The remote-access state last published (the state is published again when it
+    /// changes, at most once a tick).
+    remote_published: Option<r58_proto::RemoteAccessState>,
 }
 
 fn now_ms(started: Instant) -> u64 {
@@ -147,6 +150,7 @@ impl Agent {
             firmware_version: env!("CARGO_PKG_VERSION").into(),
             booted_slot: running::slot_at_start(),
             remote: Default::default(),
+            remote_published: None,
         })
     }
 
@@ -162,6 +166,7 @@ impl Agent {
 
     /// Publishes the retained `state` with the current status.
     async fn publish_state(&mut self, conn: &mut Conn) {
+        self.remote_published = self.remote.state();
         let doc = self.state_doc(self.status);
         let topic = proto::state(self.id());
         self.delivery.send_document(conn, &topic, doc, true);
@@ -191,6 +196,7 @@ impl Agent {
             uptime_s: telemetry::uptime_s(),
             session: self.persisted.session,
             ts: chrono::Utc::now(),
+            remote_access: self.remote.state(),
         };
         serde_json::to_vec(&doc).unwrap_or_default()
     }
@@ -381,6 +387,11 @@ impl Agent {
                 }
                 Woke::Task(None) => {}
                 Woke::Tick => {
+                    if self.remote.state() != self.remote_published {
+                        if let Some(c) = state.online() {
+                            self.publish_state(c).await;
+                        }
+                    }
                     if Instant::now() >= next_telemetry {
                         next_telemetry = Instant::now()
                             + Duration::from_secs(u64::from(

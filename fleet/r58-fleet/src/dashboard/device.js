@@ -15,6 +15,8 @@ function summary(d) {
     ['Disk free', d.disk_free_mib == null ? null : (d.disk_free_mib / 1024).toFixed(1) + ' / ' + (d.disk_total_mib / 1024).toFixed(1) + ' GiB'],
     ['Temperature', d.temperature_c == null ? null : d.temperature_c.toFixed(1) + ' °C'],
     ['IP', (d.ip_addresses || []).join(', ')], ['Last seen', ago(d.last_seen)], ['Tags', (d.tags || []).join(', ')],
+    ['Remote access', d.remote_access == null ? 'off'
+      : (d.remote_access.tunnel ? 'tunnel up' : 'tunnel down') + ', ' + d.remote_access.open_streams + ' open'],
   ].map(([k, v]) => el('div', { id: 'card-' + k.toLowerCase().replace(/ /g, '-') }, [el('b', {}, [k]), text(v)])));
   s.querySelector('#card-status').classList.add('status-' + d.status);
   document.getElementById('config').textContent = JSON.stringify(

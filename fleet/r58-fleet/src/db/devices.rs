@@ -17,6 +17,8 @@ pub struct StateUpdate {
     pub ip_addresses: Vec<String>,
     pub uptime_s: i64,
     pub ts: i64,
+    /// The box's remote-access tunnel, as its state says (absent: remote access off).
+    pub remote_access: Option<r58_proto::RemoteAccessState>,
     /// Delivered as the device published it (not a retained copy the broker kept): counts as
     /// hearing from the device (`last_seen`).
     pub live: bool,
@@ -44,7 +46,7 @@ pub struct DeviceFilter {
 
 const COLUMNS: &str = "id, status, session, firmware_version, booted_slot, ip_addresses, uptime_s, state_ts, \
     last_seen, recording, temperature_c, disk_free_mib, disk_total_mib, tags, desired_version, desired, \
-    reported_version, reported, reported_errors, updated_at";
+    reported_version, reported, reported_errors, remote_access, updated_at";
 
 fn json_text(s: Option<String>) -> Option<Value> {
     s.and_then(|t| serde_json::from_str(&t).ok())
@@ -76,6 +78,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Device, sqlx::Error> {
         reported_version: r.try_get("reported_version")?,
         reported: json_text(r.try_get("reported")?),
         reported_errors: json_text(r.try_get("reported_errors")?),
+        remote_access: json_text(r.try_get("remote_access")?)
+            .and_then(|v| serde_json::from_value(v).ok()),
         updated_at: r.try_get("updated_at")?,
     })
 }
@@ -91,12 +95,13 @@ pub(crate) mod write {
         let now = now_ms();
         let ips = serde_json::to_string(&s.ip_addresses).unwrap_or_else(|_| "[]".into());
         sqlx::query(
-            "INSERT INTO devices (id, status, status_rank, session, firmware_version, booted_slot, ip_addresses, uptime_s, state_ts, last_seen, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            "INSERT INTO devices (id, status, status_rank, session, firmware_version, booted_slot, ip_addresses, uptime_s, state_ts, last_seen, updated_at, remote_access)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,
                session = excluded.session, firmware_version = excluded.firmware_version,
                booted_slot = excluded.booted_slot, ip_addresses = excluded.ip_addresses,
                uptime_s = excluded.uptime_s, state_ts = excluded.state_ts,
+               remote_access = excluded.remote_access,
                last_seen = CASE WHEN devices.last_seen IS NULL OR devices.last_seen < excluded.last_seen THEN excluded.last_seen ELSE devices.last_seen END,
                updated_at = excluded.updated_at
              WHERE devices.session < excluded.session
@@ -113,6 +118,10 @@ pub(crate) mod write {
         .bind(s.ts)
         .bind(s.live.then_some(now))
         .bind(now)
+        .bind(
+            s.remote_access
+                .and_then(|r| serde_json::to_string(&r).ok()),
+        )
         .execute(&mut *conn)
         .await
         .map_err(q("apply state"))?;

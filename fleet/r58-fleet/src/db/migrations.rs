@@ -188,6 +188,11 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         // An admin's close of a session another fleet process holds.
         &["ALTER TABLE tunnel_sessions ADD COLUMN close_requested_by TEXT"],
     ),
+    (
+        9,
+        "remote access in the device's state",
+        &["ALTER TABLE devices ADD COLUMN remote_access TEXT"],
+    ),
 ];
 
 pub async fn apply(db: &Db) -> Result<(), DbError> {

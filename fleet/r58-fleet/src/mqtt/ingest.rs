@@ -161,6 +161,7 @@ pub fn parse(topic: &str, bytes: &[u8]) -> Result<Message, ParseError> {
                     ip_addresses: s.ip_addresses,
                     uptime_s: i64::try_from(s.uptime_s).unwrap_or(i64::MAX),
                     ts: s.ts.timestamp_millis(),
+                    remote_access: s.remote_access,
                     live: true,
                 },
             })

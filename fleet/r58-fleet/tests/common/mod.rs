@@ -336,6 +336,7 @@ pub fn box_dialer(
         policy: r58_tunnel::device::Policy {
             ports,
             max_streams: 16,
+            activity: Default::default(),
         },
         max_backoff: Duration::from_secs(1),
     }
