@@ -96,6 +96,7 @@ pub async fn serve(cfg: config::FleetConfig) -> Result<(), FleetError> {
         ui_port: cfg.relay.ui_port,
         ui_grant: Duration::from_secs(cfg.relay.ui_grant_seconds.into()),
         guest_base,
+        guest_host: api::guest_path::guest_host(&cfg.relay),
         guest_limits: Arc::new(api::guest_path::GuestLimits::new(&cfg.relay)),
         sessions: tunnel_sessions::Sessions::new(
             db.clone(),

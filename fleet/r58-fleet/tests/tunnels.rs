@@ -613,7 +613,8 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         &relay_section(
             &pki,
             relay_port,
-            &format!("ui_port = {ui_port}\npublic_url = \"https://fleet.example.test\"\n"),
+            // Guests on their own host name: localhost here, the fleet's API on 127.0.0.1.
+            &format!("ui_port = {ui_port}\npublic_url = \"https://localhost\"\n"),
         ),
     );
     let admin = f.operator("ada");
@@ -763,11 +764,13 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         .as_str()
         .expect("an invite token")
         .to_string();
+    // The guests' host (`relay.public_url`) is localhost, the API's 127.0.0.1.
+    let guests_url = |p: &str| f.url(p).replacen("127.0.0.1", "localhost", 1);
     let g = |method: &str, path: &str, bearer: &str| {
         let resp = c
             .request(
                 method.parse().unwrap(),
-                f.url(&format!("/g/r58-0001/{path}")),
+                guests_url(&format!("/g/r58-0001/{path}")),
             )
             .bearer_auth(bearer)
             .header("Content-Type", "application/sdp")
@@ -819,7 +822,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     let result = &done["command"]["result"];
     let link = result["public_url"].as_str().expect("a public link");
     let path = link
-        .strip_prefix("https://fleet.example.test")
+        .strip_prefix("https://localhost")
         .expect("on the fleet's public address");
     assert_eq!(
         path,
@@ -828,9 +831,31 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
             result["token"].as_str().unwrap()
         )
     );
-    let page = c.get(f.url(path)).send().unwrap();
+    let page = c.get(guests_url(path)).send().unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().unwrap().contains("Join as a guest"));
+    // Guest pages only on the guests' host, and nothing else there: no sign-in, so no
+    // operator's cookie, in the origin where a box's page runs.
+    assert_eq!(c.get(f.url(path)).send().unwrap().status().as_u16(), 404);
+    let sign_in = c
+        .post(guests_url("/api/v1/session"))
+        .json(&json!({ "token": admin }))
+        .send()
+        .unwrap();
+    assert_eq!(sign_in.status().as_u16(), 404);
+    assert!(sign_in.headers().get("set-cookie").is_none());
+    assert_eq!(
+        c.get(guests_url("/")).send().unwrap().status().as_u16(),
+        404
+    );
+    assert_eq!(
+        c.get(guests_url("/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
 
     // A guest in a browser, on that public link: the page loads through the fleet, its WHIP
     // offer goes through the fleet to the box, and the guest's picture reaches the box's
@@ -840,7 +865,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
         "--use-fake-ui-for-media-stream",
         "--disable-features=WebRtcHideLocalIpsWithMdns",
     ]);
-    guest.goto(&f.url(path));
+    guest.goto(&guests_url(path));
     guest.wait_js(
         "document.querySelector('#camera option') !== null",
         "the guest page's camera list",

@@ -9,7 +9,8 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, Method};
-use axum::response::Response;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::rate::RateLimit;
@@ -115,7 +116,62 @@ pub async fn guest(
         .await
         .map_err(|e| ApiError::TooLarge(format!("a guest's request body: {e}")))?;
     let req = Request::from_parts(parts, Body::from(body));
-    forward(s, id, path, req, Caller::Guest(source)).await
+    let mut resp = forward(s, id.clone(), path, req, Caller::Guest(source)).await?;
+    // The box sets no cookie on the guests' host and sends guests nowhere else.
+    resp.headers_mut().remove(axum::http::header::SET_COOKIE);
+    if resp.status().is_redirection() {
+        return Err(ApiError::BadGateway(format!(
+            "device {id} answered a guest with a redirect"
+        )));
+    }
+    Ok(resp)
+}
+
+/// The host name of the guests' address (`relay.public_url`), lower case, without port.
+pub fn guest_host(cfg: &crate::config::RelayConfig) -> Option<String> {
+    let base = public_base(cfg)?;
+    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    Some(host_name(authority))
+}
+
+/// `host[:port]` (or `[v6]:port`) as a bare, lower-case host name.
+pub fn host_name(authority: &str) -> String {
+    let a = authority.trim();
+    let host = if let Some(rest) = a.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        a.rsplit_once(':').map_or(a, |(h, _)| h)
+    };
+    host.to_ascii_lowercase()
+}
+
+/// The host a request was sent to (its `Host` header), as [`host_name`].
+pub fn request_host(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name)
+}
+
+/// With a guests' host set (`relay.public_url`), that host serves the guest path (and
+/// `/healthz`) only, and the guest path is served on that host only: a box's guest page
+/// then runs in an origin of its own, where no operator's session cookie is ever set.
+pub async fn separate_hosts(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(guests) = s.guest_host.as_deref() else {
+        return next.run(req).await;
+    };
+    let on_guest_host = request_host(req.headers()).as_deref() == Some(guests);
+    let path = req.uri().path();
+    let guest_path = path.starts_with("/g/");
+    if guest_path && !on_guest_host {
+        return ApiError::NotFound(format!("guest pages on this host: they are at {guests}"))
+            .into_response();
+    }
+    if on_guest_host && !guest_path && path != "/healthz" {
+        return ApiError::NotFound(format!("{path} on the guests' host")).into_response();
+    }
+    next.run(req).await
 }
 
 /// Where guests on the internet reach a box's guest page: `relay.public_url`, when the fleet
@@ -165,6 +221,21 @@ mod tests {
             expires_at: None,
             updated_at: 2,
         }
+    }
+
+    #[test]
+    fn hosts_are_compared_by_name_alone() {
+        assert_eq!(host_name("Guests.Example.com:443"), "guests.example.com");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert_eq!(host_name("[::1]:8080"), "::1");
+        let mut cfg = crate::config::RelayConfig {
+            listen: Some(([127, 0, 0, 1], 0).into()),
+            public_url: "https://guests.example.com:8443/".into(),
+            ..Default::default()
+        };
+        assert_eq!(guest_host(&cfg).as_deref(), Some("guests.example.com"));
+        cfg.public_url.clear();
+        assert_eq!(guest_host(&cfg), None);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct AppState {
     /// Where guests on the internet reach a box (`relay.public_url`), for the links of
     /// invites made through the fleet.
     pub guest_base: Option<String>,
+    /// That address's host name: it serves the guest path only (`guest_path::separate_hosts`).
+    pub guest_host: Option<String>,
     /// The rate limits of the public guest path.
     pub guest_limits: Arc<guest_path::GuestLimits>,
     /// The streams through tunnels this process holds, audited and limited.
@@ -152,5 +154,11 @@ pub fn router(state: AppState, turn: Arc<TurnApi>) -> Router {
     let turn = Router::new()
         .route("/turn/credentials", post(crate::turn_api::credentials))
         .with_state(turn);
-    api.merge(public).with_state(state).merge(turn)
+    api.merge(public)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guest_path::separate_hosts,
+        ))
+        .with_state(state)
+        .merge(turn)
 }
