@@ -5,6 +5,7 @@
 
 pub mod ota;
 pub mod ota_env;
+pub mod tunnel_box;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
