@@ -12,6 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::tunnel_box::sign_in_browser;
 use common::*;
 use r58_testkit::{free_port, wait_until};
 use serde_json::Value;
@@ -317,10 +318,7 @@ fn the_remote_access_page_switches_the_fleet_and_closes_sessions() {
     wait_tunnel(&f, &admin, "r58-0001");
 
     let mut b = r58_testkit::browser::Browser::start();
-    b.goto(&f.url("/login"));
-    b.wait_js("!!document.getElementById('token')", "the sign-in page");
-    b.eval(&format!("document.getElementById('token').value = {admin:?}; document.querySelector('#login button').click(); 1"));
-    b.wait_js("location.pathname === '/'", "signed in");
+    sign_in_browser(&mut b, &f, &admin);
     b.goto(&f.url("/remote"));
     b.wait_js(
         "document.getElementById('switch-state').dataset.enabled === 'false'",

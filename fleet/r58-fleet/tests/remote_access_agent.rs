@@ -126,13 +126,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     );
     // The device's page shows it.
     let mut page = r58_testkit::browser::Browser::start();
-    page.goto(&f.url("/login"));
-    page.wait_js(
-        "!!document.getElementById('token')",
-        "the fleet's sign-in page",
-    );
-    page.eval(&format!("document.getElementById('token').value = {admin:?}; document.querySelector('#login button').click(); 1"));
-    page.wait_js("location.pathname === '/'", "signed in to the fleet");
+    sign_in_browser(&mut page, &f, &admin);
     page.goto(&f.url("/device/r58-0001"));
     page.wait_js(
         "(document.getElementById('card-remote-access') || {}).textContent === 'Remote accesstunnel up, 1 open'",
@@ -343,13 +337,7 @@ fn a_real_agent_opens_its_tunnel_when_the_fleet_turns_remote_access_on() {
     // the admin: it works (sign-in with the box's token, its inputs, its live preview) in
     // an opaque origin, where it cannot use the admin's fleet session.
     let mut b = r58_testkit::browser::Browser::start();
-    b.goto(&f.url("/login"));
-    b.wait_js(
-        "!!document.getElementById('token')",
-        "the fleet's sign-in page",
-    );
-    b.eval(&format!("document.getElementById('token').value = {admin:?}; document.querySelector('#login button').click(); 1"));
-    b.wait_js("location.pathname === '/'", "signed in to the fleet");
+    sign_in_browser(&mut b, &f, &admin);
     // The fleet sends the browser on to the box's own path.
     b.call(
         "Page.navigate",

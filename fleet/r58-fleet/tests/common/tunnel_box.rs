@@ -101,3 +101,14 @@ pub fn login(f: &Fleet, token: &str) -> String {
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
     set.split(';').next().unwrap().to_string()
 }
+
+/// Signs `b` in to the fleet's dashboard with the operator `token` (the session cookie).
+pub fn sign_in_browser(b: &mut r58_testkit::browser::Browser, f: &Fleet, token: &str) {
+    b.goto(&f.url("/login"));
+    b.wait_js(
+        "!!document.getElementById('token')",
+        "the fleet's sign-in page",
+    );
+    b.eval(&format!("document.getElementById('token').value = {token:?}; document.querySelector('#login button').click(); 1"));
+    b.wait_js("location.pathname === '/'", "signed in to the fleet");
+}
